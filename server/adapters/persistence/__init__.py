@@ -1,0 +1,1 @@
+"""Persistence: the SQLModel tables, migrations, the writer's SQL and the read queries."""

@@ -1,0 +1,287 @@
+"""The store's tables (SQLModel). Every row below the provider carries an `organisation_id`.
+
+Schema changes go through Alembic (`migrations/`); `parley migrate` applies them. Columns that
+later issues need (consent confirmation, MMS and blocking on accounts and numbers) are here now so
+that the data model does not have to move under live data.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+__all__ = [
+    "ApiToken",
+    "Audit",
+    "BrokerAccount",
+    "Consent",
+    "DeliveryReceipt",
+    "InboundRoute",
+    "Interaction",
+    "Message",
+    "Organisation",
+    "PhoneNumber",
+    "Provider",
+    "User",
+    "UtcDateTime",
+    "Workgroup",
+    "WorkgroupMember",
+]
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """A timestamp stored as UTC and always read back timezone-aware (SQLite keeps no zone)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _when(*, nullable: bool = False, index: bool = False) -> Any:
+    return Field(sa_column=sa.Column(UtcDateTime(), nullable=nullable, index=index))
+
+
+def _json(*, default: Any) -> Any:
+    return Field(default_factory=default, sa_column=sa.Column(sa.JSON(), nullable=False))
+
+
+def _org() -> Any:
+    return Field(foreign_key="organisation.id", index=True)
+
+
+class Provider(SQLModel, table=True):
+    """A system provider: serves many customer organisations and owns broker accounts."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(unique=True, max_length=64)
+    name: str = Field(max_length=200)
+    created_at: datetime = _when()
+
+
+class Organisation(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    provider_id: int = Field(foreign_key="provider.id", index=True)
+    slug: str = Field(unique=True, max_length=64)
+    name: str = Field(max_length=200)
+    country: str = Field(default="US", max_length=2)
+    config_revision: int = 0
+    created_at: datetime = _when()
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "app_user"
+    __table_args__ = (sa.UniqueConstraint("organisation_id", "username"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = _org()
+    username: str = Field(max_length=100)
+    display_name: str = Field(max_length=200)
+    role: str = Field(default="agent", max_length=20)
+    password_hash: str | None = None
+    send_alerts: bool = False
+    created_at: datetime = _when()
+
+
+class Workgroup(SQLModel, table=True):
+    __table_args__ = (sa.UniqueConstraint("organisation_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = _org()
+    name: str = Field(max_length=100)
+    created_at: datetime = _when()
+
+
+class WorkgroupMember(SQLModel, table=True):
+    __tablename__ = "workgroup_member"
+    __table_args__ = (sa.UniqueConstraint("workgroup_id", "user_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = _org()
+    workgroup_id: int = Field(foreign_key="workgroup.id", index=True)
+    user_id: int = Field(foreign_key="app_user.id", index=True)
+
+
+class BrokerAccount(SQLModel, table=True):
+    """A broker account ("CPaaS platform"): credentials and the webhook address of one account."""
+
+    __tablename__ = "broker_account"
+
+    id: int | None = Field(default=None, primary_key=True)
+    provider_id: int = Field(foreign_key="provider.id", index=True)
+    organisation_id: int = _org()  # the organisation whose configuration declares it
+    public_id: str = Field(unique=True, max_length=64)
+    broker: str = Field(max_length=32)
+    name: str = Field(max_length=200)
+    region: str = Field(default="US", max_length=2)
+    credentials: dict[str, str] = _json(default=dict)
+    inbound_enabled: bool = True
+    outbound_enabled: bool = True
+    mms_enabled: bool = False
+    user_can_block: bool = False
+    user_confirmation_required: bool = False
+    created_at: datetime = _when()
+
+
+class PhoneNumber(SQLModel, table=True):
+    """A number (a "CPaaS number") on a broker account, assigned to one user or one workgroup."""
+
+    __tablename__ = "phone_number"
+    __table_args__ = (
+        sa.UniqueConstraint("broker_account_id", "e164"),
+        sa.CheckConstraint(
+            "(user_id IS NULL) <> (workgroup_id IS NULL)", name="number_assigned_once"
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = _org()
+    broker_account_id: int = Field(foreign_key="broker_account.id", index=True)
+    e164: str = Field(max_length=20, index=True)
+    friendly_name: str = Field(max_length=200)
+    user_id: int | None = Field(default=None, foreign_key="app_user.id")
+    workgroup_id: int | None = Field(default=None, foreign_key="workgroup.id")
+    mms_enabled: bool | None = None  # None: as the broker account says
+    user_can_block: bool | None = None  # None: as the broker account says
+    confirmation_state: str | None = Field(default=None, max_length=20)
+    confirmation_evidence: str | None = None
+    created_at: datetime = _when()
+
+
+class InboundRoute(SQLModel, table=True):
+    __tablename__ = "inbound_route"
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = _org()
+    position: int
+    name: str = Field(max_length=100)
+    field: str = Field(max_length=8)  # ANI, DNIS or BODY
+    pattern: str
+    target_kind: str = Field(max_length=16)  # workgroup, user, handler, assigned
+    target: str = Field(default="", max_length=300)  # workgroup/user name or module:function
+    is_default: bool = False
+
+
+class Interaction(SQLModel, table=True):
+    __table_args__ = (
+        sa.Index(
+            "one_open_interaction",
+            "organisation_id",
+            "local_number",
+            "remote_number",
+            unique=True,
+            sqlite_where=sa.text("state <> 'disconnected'"),
+            postgresql_where=sa.text("state <> 'disconnected'"),
+        ),
+        sa.Index("interaction_by_state", "organisation_id", "state", "enqueued_at"),
+    )
+
+    id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    organisation_id: int = _org()
+    number_id: int = Field(foreign_key="phone_number.id")
+    local_number: str = Field(max_length=20)
+    remote_number: str = Field(max_length=20)
+    state: str = Field(max_length=16)
+    queue_kind: str = Field(max_length=16)
+    queue_id: int
+    priority: int = 0
+    route_id: int | None = None
+    enqueued_at: datetime = _when()
+    created_at: datetime = _when()
+    closed_at: datetime | None = _when(nullable=True)
+
+
+class Message(SQLModel, table=True):
+    __table_args__ = (
+        sa.UniqueConstraint("broker_account_id", "direction", "broker_message_id"),
+        sa.Index("message_by_interaction", "interaction_id", "id"),
+    )
+
+    id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    organisation_id: int = _org()
+    interaction_id: int | None = Field(default=None, foreign_key="interaction.id")
+    direction: str = Field(max_length=8)  # inbound, outbound
+    broker_account_id: int = Field(foreign_key="broker_account.id")
+    broker_message_id: str | None = Field(default=None, max_length=128)
+    number_id: int = Field(foreign_key="phone_number.id")
+    local_number: str = Field(max_length=20)
+    remote_number: str = Field(max_length=20)
+    body: str
+    media: list[dict[str, str | None]] = _json(default=list)
+    keyword: str | None = Field(default=None, max_length=16)
+    status: str | None = Field(default=None, max_length=16)
+    created_at: datetime = _when()
+
+
+class DeliveryReceipt(SQLModel, table=True):
+    """A receipt as the broker sent it, kept by the broker's id of the message it reports on."""
+
+    __tablename__ = "delivery_receipt"
+    __table_args__ = (sa.UniqueConstraint("broker_account_id", "broker_message_id", "status"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = _org()
+    broker_account_id: int = Field(foreign_key="broker_account.id")
+    broker_message_id: str = Field(max_length=128)
+    status: str = Field(max_length=16)
+    broker_status: str = Field(max_length=64)
+    reason: str | None = None
+    received_at: datetime = _when()
+
+
+class Consent(SQLModel, table=True):
+    """The current opt-in/opt-out of a remote number for one local number, or for all ('*')."""
+
+    __table_args__ = (sa.UniqueConstraint("organisation_id", "remote_number", "scope"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = _org()
+    remote_number: str = Field(max_length=20)
+    scope: str = Field(max_length=20)
+    state: str = Field(max_length=16)
+    keyword: str = Field(max_length=16)
+    text: str
+    message_id: int | None = Field(default=None, foreign_key="message.id")
+    changed_at: datetime = _when()
+
+
+class Audit(SQLModel, table=True):
+    """Who changed what, when, with the values before and after."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int | None = Field(default=None, foreign_key="organisation.id", index=True)
+    actor: str = Field(max_length=200)
+    action: str = Field(max_length=64)
+    entity: str = Field(max_length=64)
+    entity_key: str = Field(max_length=200)
+    before: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON()))
+    after: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON()))
+    at: datetime = _when(index=True)
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token for the HTTP API, scoped to one organisation; only its hash is stored."""
+
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = _org()
+    name: str = Field(max_length=100)
+    token_hash: str = Field(unique=True, max_length=64)
+    created_at: datetime = _when()
+    revoked_at: datetime | None = _when(nullable=True)

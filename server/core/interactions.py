@@ -1,0 +1,94 @@
+"""Interactions: one conversation between a remote number and a local number, and its states.
+
+Everything that moves an interaction from one state to another is in the `TRANSITIONS` table;
+`Interaction.move` is the only way to change `state` and raises `IllegalTransition` otherwise.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
+from server.core.errors import CoreError
+from server.core.routing import QueueRef
+
+__all__ = ["TRANSITIONS", "IllegalTransition", "Interaction", "InteractionState", "Move"]
+
+
+class InteractionState(enum.StrEnum):
+    QUEUED = "queued"
+    OFFERED = "offered"
+    CONNECTED = "connected"
+    IDLE = "idle"
+    DISCONNECTED = "disconnected"
+
+
+OPEN_STATES = frozenset(s for s in InteractionState if s is not InteractionState.DISCONNECTED)
+
+
+class Move(enum.StrEnum):
+    OFFER = "offer"
+    OFFER_ENDED = "offer_ended"
+    ACCEPT = "accept"
+    GO_IDLE = "go_idle"
+    ACTIVITY = "activity"
+    REQUEUE = "requeue"
+    DISCONNECT = "disconnect"
+
+
+_Q, _O, _C, _I, _D = (
+    InteractionState.QUEUED,
+    InteractionState.OFFERED,
+    InteractionState.CONNECTED,
+    InteractionState.IDLE,
+    InteractionState.DISCONNECTED,
+)
+
+TRANSITIONS: dict[tuple[InteractionState, Move], InteractionState] = {
+    (_Q, Move.OFFER): _O,
+    (_O, Move.OFFER_ENDED): _Q,
+    (_O, Move.ACCEPT): _C,
+    (_C, Move.GO_IDLE): _I,
+    (_I, Move.ACTIVITY): _C,
+    (_C, Move.REQUEUE): _Q,
+    (_I, Move.REQUEUE): _Q,
+    (_Q, Move.DISCONNECT): _D,
+    (_O, Move.DISCONNECT): _D,
+    (_C, Move.DISCONNECT): _D,
+    (_I, Move.DISCONNECT): _D,
+}
+
+
+class IllegalTransition(CoreError):
+    def __init__(self, interaction_id: int, state: InteractionState, move: Move) -> None:
+        super().__init__(f"interaction {interaction_id} cannot {move.value} while {state.value}")
+        self.interaction_id = interaction_id
+        self.state = state
+        self.move = move
+
+
+@dataclass
+class Interaction:
+    id: int
+    organisation_id: int
+    number_id: int
+    local_number: str
+    remote_number: str
+    queue: QueueRef
+    state: InteractionState
+    enqueued_at: datetime
+    created_at: datetime
+    priority: int = 0
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in OPEN_STATES
+
+    def move(self, move: Move) -> InteractionState:
+        """Apply `move`; return the new state or raise `IllegalTransition`."""
+        try:
+            self.state = TRANSITIONS[(self.state, move)]
+        except KeyError:
+            raise IllegalTransition(self.id, self.state, move) from None
+        return self.state

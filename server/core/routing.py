@@ -1,0 +1,178 @@
+"""Inbound routing: which queue a new text waits in (PRODUCT.md, capability 2).
+
+A number assigned to a user is that user's direct number: its texts go straight to the user's
+queue. A number on a workgroup media stream goes through the organisation's ordered inbound
+routes: the first route whose regular expression is found in its field (ANI = the sender,
+DNIS = the number texted, both E.164; or the body) decides. The default route is always last and
+matches everything; its usual target is `assigned`, the number's own workgroup.
+A handler is a Python callable named in configuration; it returns a destination such as
+`"workgroup:Sales"` or `"user:alice"`, or None to let the next route decide.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+__all__ = [
+    "AssignedTarget",
+    "HandlerContext",
+    "HandlerTarget",
+    "InboundRoute",
+    "LocalNumber",
+    "OrganisationConfig",
+    "QueueKind",
+    "QueueRef",
+    "QueueTarget",
+    "RouteField",
+    "RoutingDecision",
+    "choose_queue",
+    "parse_destination",
+]
+
+
+class QueueKind(enum.StrEnum):
+    WORKGROUP = "workgroup"
+    USER = "user"
+
+
+@dataclass(frozen=True, order=True)
+class QueueRef:
+    kind: QueueKind
+    id: int
+
+
+class RouteField(enum.StrEnum):
+    ANI = "ANI"
+    DNIS = "DNIS"
+    BODY = "BODY"
+
+
+@dataclass(frozen=True)
+class QueueTarget:
+    queue: QueueRef
+
+
+@dataclass(frozen=True)
+class HandlerTarget:
+    name: str
+
+
+@dataclass(frozen=True)
+class AssignedTarget:
+    """The queue the number is assigned to."""
+
+
+RouteTarget = QueueTarget | HandlerTarget | AssignedTarget
+
+
+@dataclass(frozen=True)
+class InboundRoute:
+    id: int
+    field: RouteField
+    pattern: re.Pattern[str]
+    target: RouteTarget
+    is_default: bool = False
+
+
+@dataclass(frozen=True)
+class LocalNumber:
+    id: int
+    e164: str
+    queue: QueueRef
+
+    @property
+    def is_direct(self) -> bool:
+        return self.queue.kind is QueueKind.USER
+
+
+@dataclass(frozen=True)
+class HandlerContext:
+    """What a routing handler is told about the text it routes."""
+
+    organisation: str
+    ani: str
+    dnis: str
+    body: str
+
+
+Handler = Callable[[HandlerContext], "str | None"]
+
+
+@dataclass(frozen=True)
+class OrganisationConfig:
+    """One organisation's routing configuration, as loaded from the store."""
+
+    id: int
+    slug: str
+    region: str
+    routes: tuple[InboundRoute, ...]
+    workgroups: Mapping[str, int] = field(default_factory=dict)
+    users: Mapping[str, int] = field(default_factory=dict)
+    handlers: Mapping[str, Handler] = field(default_factory=dict)
+    revision: int = 0
+
+
+@dataclass(frozen=True)
+class RoutingDecision:
+    queue: QueueRef
+    route_id: int | None
+    problems: tuple[str, ...] = ()
+
+
+def parse_destination(text: str, config: OrganisationConfig) -> QueueRef | None:
+    """Read `"workgroup:NAME"` or `"user:NAME"` against `config`; None when it names nothing."""
+    kind, _, name = text.partition(":")
+    if kind == QueueKind.WORKGROUP and name in config.workgroups:
+        return QueueRef(QueueKind.WORKGROUP, config.workgroups[name])
+    if kind == QueueKind.USER and name in config.users:
+        return QueueRef(QueueKind.USER, config.users[name])
+    return None
+
+
+def choose_queue(
+    config: OrganisationConfig, *, number: LocalNumber, ani: str, body: str
+) -> RoutingDecision:
+    """Return the queue a new interaction on `number` from `ani` waits in.
+
+    Never raises: a handler that fails or names nothing is reported in `problems` and the next
+    route decides, so a text is never lost to a routing mistake.
+    """
+    if number.is_direct:
+        return RoutingDecision(number.queue, None)
+    problems: list[str] = []
+    values = {RouteField.ANI: ani, RouteField.DNIS: number.e164, RouteField.BODY: body}
+    for route in config.routes:
+        if not route.is_default and route.pattern.search(values[route.field]) is None:
+            continue
+        target = route.target
+        if isinstance(target, AssignedTarget):
+            return RoutingDecision(number.queue, route.id, tuple(problems))
+        if isinstance(target, QueueTarget):
+            return RoutingDecision(target.queue, route.id, tuple(problems))
+        queue = _run_handler(config, target.name, ani=ani, dnis=number.e164, body=body, problems=problems)
+        if queue is not None:
+            return RoutingDecision(queue, route.id, tuple(problems))
+    return RoutingDecision(number.queue, None, tuple(problems))
+
+
+def _run_handler(
+    config: OrganisationConfig, name: str, *, ani: str, dnis: str, body: str, problems: list[str]
+) -> QueueRef | None:
+    handler = config.handlers.get(name)
+    if handler is None:
+        problems.append(f"handler {name!r} is not loaded")
+        return None
+    try:
+        answer = handler(HandlerContext(organisation=config.slug, ani=ani, dnis=dnis, body=body))
+    except Exception as error:  # a handler is configuration code: its failure must not lose the text
+        problems.append(f"handler {name!r} raised {type(error).__name__}: {error}")
+        return None
+    if answer is None:
+        return None
+    queue = parse_destination(str(answer), config)
+    if queue is None:
+        problems.append(f"handler {name!r} returned {answer!r}, which names no queue")
+    return queue

@@ -1,0 +1,154 @@
+"""Settings: read once at start from the environment (then `.env`, then defaults).
+
+Every setting is named `PARLEY_<NAME>`; `docs/configuration.md` lists them all. Secrets are wrapped
+in `Secret` so that they never print. A bad value stops start-up with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["Secret", "Settings", "SettingsError", "load_settings"]
+
+
+class SettingsError(Exception):
+    """A setting is missing or has a value we cannot use; the message names the variable."""
+
+
+class Secret:
+    """A string that hides itself from `repr` and `str`, so logs and tracebacks never show it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+ENVIRONMENTS = ("production", "development", "test", "bench")
+CLOCKS = ("system", "manual")
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///var/parley.sqlite3"
+    environment: str = "development"
+    clock: str = "system"
+    admin_token: Secret = field(default_factory=lambda: Secret(""))
+    max_webhook_bytes: int = 64 * 1024
+    trust_forwarded_headers: bool = False
+    public_base_url: str = ""
+    sqlite_synchronous: str = "FULL"
+    group_commit_max: int = 512
+    log_level: str = "WARNING"
+    noop_route: bool = False
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _read_dotenv(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        name, _, value = line.partition("=")
+        values[name.strip()] = value.strip().strip("'\"")
+    return values
+
+
+def _flag(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise SettingsError(f"{name} must be true or false, not {value!r}")
+
+
+def _integer(name: str, value: str, *, minimum: int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, not {value!r}") from None
+    if number < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, not {number}")
+    return number
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, *, dotenv: Path | None = Path(".env")
+) -> Settings:
+    """Read the settings: the environment wins over `.env`, which wins over the defaults.
+
+    Raises `SettingsError` naming the variable when a value cannot be used.
+    """
+    source: dict[str, str] = _read_dotenv(dotenv) if dotenv is not None else {}
+    source.update(os.environ if environ is None else environ)
+
+    def get(name: str, default: str) -> str:
+        return source.get(f"PARLEY_{name}", default)
+
+    defaults = Settings()
+    environment = _choice("PARLEY_ENV", get("ENV", defaults.environment), ENVIRONMENTS)
+    clock = _choice("PARLEY_CLOCK", get("CLOCK", defaults.clock), CLOCKS)
+    if clock == "manual" and environment != "test":
+        raise SettingsError("PARLEY_CLOCK=manual is only allowed with PARLEY_ENV=test")
+    synchronous = get("SQLITE_SYNCHRONOUS", defaults.sqlite_synchronous).upper()
+    _choice("PARLEY_SQLITE_SYNCHRONOUS", synchronous, ("FULL", "NORMAL"))
+    database_url = get("DATABASE_URL", defaults.database_url)
+    if database_url.startswith("postgres://"):
+        database_url = "postgresql://" + database_url.removeprefix("postgres://")
+    if database_url.startswith("postgresql://"):
+        database_url = "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
+    if not database_url.startswith(("sqlite:///", "postgresql+psycopg://")):
+        raise SettingsError(
+            "PARLEY_DATABASE_URL must be sqlite:///PATH or postgresql://..., "
+            f"not {database_url.split(':', 1)[0]}:..."
+        )
+    return Settings(
+        database_url=database_url,
+        environment=environment,
+        clock=clock,
+        admin_token=Secret(get("ADMIN_TOKEN", "")),
+        max_webhook_bytes=_integer(
+            "PARLEY_MAX_WEBHOOK_BYTES",
+            get("MAX_WEBHOOK_BYTES", str(defaults.max_webhook_bytes)),
+            minimum=1024,
+        ),
+        trust_forwarded_headers=_flag(
+            "PARLEY_TRUST_FORWARDED_HEADERS", get("TRUST_FORWARDED_HEADERS", "false")
+        ),
+        public_base_url=get("PUBLIC_BASE_URL", "").rstrip("/"),
+        sqlite_synchronous=synchronous,
+        group_commit_max=_integer(
+            "PARLEY_GROUP_COMMIT_MAX",
+            get("GROUP_COMMIT_MAX", str(defaults.group_commit_max)),
+            minimum=1,
+        ),
+        log_level=get("LOG_LEVEL", defaults.log_level).upper(),
+        noop_route=_flag("PARLEY_NOOP_ROUTE", get("NOOP_ROUTE", "false")),
+    )
