@@ -162,10 +162,22 @@ class Switchboard:
     ) -> list[Effect]:
         state, everywhere = _CONSENT_CHANGES[keyword]
         scope = ALL_NUMBERS if everywhere else event.number.e164
-        current = self.consents.state_of(
-            organisation_id=event.organisation_id, remote_number=event.remote_number, scope=scope
-        )
-        if current is state:
+        if state is ConsentState.OPTED_IN:
+            unchanged = not self.consents.is_opted_out(
+                organisation_id=event.organisation_id,
+                remote_number=event.remote_number,
+                local_number=event.number.e164,
+            )
+        else:
+            unchanged = (
+                self.consents.state_of(
+                    organisation_id=event.organisation_id,
+                    remote_number=event.remote_number,
+                    scope=scope,
+                )
+                is state
+            )
+        if unchanged:
             return []
         self.consents.record(
             Consent(event.organisation_id, event.remote_number, scope, state, changed_at=now)

@@ -1,0 +1,187 @@
+"""The read side: what the HTTP API shows, always scoped to one organisation."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any, cast
+
+import sqlalchemy as sa
+
+from server.adapters.persistence.tables import (
+    ApiToken,
+    Interaction,
+    Message,
+    User,
+    Workgroup,
+)
+
+__all__ = [
+    "get_interaction",
+    "hash_token",
+    "list_interactions",
+    "list_queues",
+    "organisation_for_token",
+]
+
+_interaction = cast(sa.Table, Interaction.__table__)
+_message = cast(sa.Table, Message.__table__)
+_token = cast(sa.Table, ApiToken.__table__)
+_user = cast(sa.Table, User.__table__)
+_workgroup = cast(sa.Table, Workgroup.__table__)
+
+_QUEUE_ORDER = (_interaction.c.priority.desc(), _interaction.c.enqueued_at, _interaction.c.id)
+
+
+def hash_token(token: str) -> str:
+    """API tokens are long random strings: a SHA-256 of them is safe to store and fast to check."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def organisation_for_token(connection: sa.Connection, token: str) -> int | None:
+    row = connection.execute(
+        sa.select(_token.c.organisation_id).where(
+            _token.c.token_hash == hash_token(token), _token.c.revoked_at.is_(None)
+        )
+    ).first()
+    return None if row is None else int(row.organisation_id)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def _queue_names(connection: sa.Connection, organisation_id: int) -> dict[tuple[str, int], str]:
+    names: dict[tuple[str, int], str] = {}
+    for row in connection.execute(
+        sa.select(_workgroup.c.id, _workgroup.c.name).where(
+            _workgroup.c.organisation_id == organisation_id
+        )
+    ):
+        names[("workgroup", row.id)] = row.name
+    for row in connection.execute(
+        sa.select(_user.c.id, _user.c.username).where(_user.c.organisation_id == organisation_id)
+    ):
+        names[("user", row.id)] = row.username
+    return names
+
+
+def _interaction_json(row: Any, names: dict[tuple[str, int], str]) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "state": row.state,
+        "local_number": row.local_number,
+        "remote_number": row.remote_number,
+        "queue": {
+            "kind": row.queue_kind,
+            "id": row.queue_id,
+            "name": names.get((row.queue_kind, row.queue_id), ""),
+        },
+        "priority": row.priority,
+        "enqueued_at": _iso(row.enqueued_at),
+        "created_at": _iso(row.created_at),
+        "closed_at": _iso(row.closed_at),
+    }
+
+
+def _message_json(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "direction": row.direction,
+        "from": row.remote_number if row.direction == "inbound" else row.local_number,
+        "to": row.local_number if row.direction == "inbound" else row.remote_number,
+        "body": row.body,
+        "media": list(row.media),
+        "keyword": row.keyword,
+        "status": row.status,
+        "broker_message_id": row.broker_message_id,
+        "created_at": _iso(row.created_at),
+    }
+
+
+def list_interactions(
+    connection: sa.Connection,
+    *,
+    organisation_id: int,
+    state: str | None,
+    limit: int,
+    before_id: int | None,
+) -> dict[str, Any]:
+    """Newest first; `next_before_id` pages on (None when this is the last page)."""
+    query = sa.select(_interaction).where(_interaction.c.organisation_id == organisation_id)
+    if state is not None:
+        query = query.where(_interaction.c.state == state)
+    if before_id is not None:
+        query = query.where(_interaction.c.id < before_id)
+    rows = connection.execute(query.order_by(_interaction.c.id.desc()).limit(limit + 1)).all()
+    names = _queue_names(connection, organisation_id)
+    page = rows[:limit]
+    return {
+        "interactions": [_interaction_json(row, names) for row in page],
+        "next_before_id": page[-1].id if len(rows) > limit else None,
+    }
+
+
+def get_interaction(
+    connection: sa.Connection, *, organisation_id: int, interaction_id: int
+) -> dict[str, Any] | None:
+    row = connection.execute(
+        sa.select(_interaction).where(
+            _interaction.c.organisation_id == organisation_id, _interaction.c.id == interaction_id
+        )
+    ).first()
+    if row is None:
+        return None
+    messages = connection.execute(
+        sa.select(_message)
+        .where(
+            _message.c.organisation_id == organisation_id,
+            _message.c.interaction_id == interaction_id,
+        )
+        .order_by(_message.c.id)
+    )
+    return {
+        "interaction": _interaction_json(row, _queue_names(connection, organisation_id)),
+        "messages": [_message_json(message) for message in messages],
+    }
+
+
+def list_queues(connection: sa.Connection, *, organisation_id: int) -> dict[str, Any]:
+    """Every workgroup queue, and every user queue with work waiting, in dispatch order."""
+    names = _queue_names(connection, organisation_id)
+    waiting: dict[tuple[str, int], list[dict[str, Any]]] = {
+        key: [] for key in names if key[0] == "workgroup"
+    }
+    rows = connection.execute(
+        sa.select(_interaction)
+        .where(
+            _interaction.c.organisation_id == organisation_id,
+            _interaction.c.state == "queued",
+        )
+        .order_by(*_QUEUE_ORDER)
+    )
+    for row in rows:
+        entries = waiting.setdefault((row.queue_kind, row.queue_id), [])
+        entries.append(
+            {
+                "position": len(entries) + 1,
+                "interaction_id": row.id,
+                "remote_number": row.remote_number,
+                "local_number": row.local_number,
+                "priority": row.priority,
+                "enqueued_at": _iso(row.enqueued_at),
+            }
+        )
+    queues = [
+        {
+            "kind": kind,
+            "id": queue_id,
+            "name": names.get((kind, queue_id), ""),
+            "waiting_count": len(entries),
+            "oldest_enqueued_at": entries[0]["enqueued_at"] if entries else None,
+            "waiting": entries,
+        }
+        for (kind, queue_id), entries in waiting.items()
+    ]
+    queues.sort(key=lambda queue: (queue["kind"] != "workgroup", queue["name"]))
+    return {"queues": queues}
