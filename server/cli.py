@@ -13,13 +13,12 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import cast
 
 import sqlalchemy as sa
 
 from server.adapters.persistence.database import create_store_engine, migrate
 from server.adapters.persistence.queries import hash_token
-from server.adapters.persistence.tables import ApiToken, Audit, Organisation
+from server.adapters.persistence.tables import ApiToken, Audit, Organisation, table_of
 from server.settings import Settings, SettingsError, load_settings
 
 __all__ = ["main"]
@@ -87,9 +86,9 @@ def cmd_config_export(settings: Settings, args: argparse.Namespace) -> int:
 
 def create_token(engine: sa.Engine, *, organisation_slug: str, name: str, value: str) -> bool:
     """Store the hash of `value` as an API token of the organisation; False if it was there."""
-    organisations = cast(sa.Table, Organisation.__table__)
-    tokens = cast(sa.Table, ApiToken.__table__)
-    audit = cast(sa.Table, Audit.__table__)
+    organisations = table_of(Organisation)
+    tokens = table_of(ApiToken)
+    audit = table_of(Audit)
     now = datetime.now(UTC)
     with engine.begin() as connection:
         organisation_id = connection.execute(

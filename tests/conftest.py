@@ -4,7 +4,6 @@ so) and a real Parley server process on a free loopback port."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -45,6 +44,6 @@ def fresh_database_url(folder: Path) -> str:
 
 
 @pytest.fixture
-def database_url(tmp_path: Path) -> Iterator[str]:
+def database_url(tmp_path: Path) -> str:
     """A fresh, empty store for one test."""
-    yield fresh_database_url(tmp_path)
+    return fresh_database_url(tmp_path)

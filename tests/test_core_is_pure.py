@@ -18,9 +18,28 @@ FORBIDDEN_CALLS = {
     ("random", "random"),
 }
 FORBIDDEN_IMPORTS = {
-    "asyncio", "socket", "threading", "subprocess", "sqlalchemy", "sqlmodel", "starlette",
-    "uvicorn", "httpx2", "httpx", "websockets", "apscheduler", "time", "os", "random", "io",
-    "pathlib", "logging", "server.adapters", "server.driver", "server.app", "server.settings",
+    "asyncio",
+    "socket",
+    "threading",
+    "subprocess",
+    "sqlalchemy",
+    "sqlmodel",
+    "starlette",
+    "uvicorn",
+    "httpx2",
+    "httpx",
+    "websockets",
+    "apscheduler",
+    "time",
+    "os",
+    "random",
+    "io",
+    "pathlib",
+    "logging",
+    "server.adapters",
+    "server.driver",
+    "server.app",
+    "server.settings",
 }
 FORBIDDEN_BUILTINS = {"open", "print", "input"}
 
@@ -30,15 +49,22 @@ def _problems(path: Path) -> list[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     for node in ast.walk(tree):
         if isinstance(node, ast.Import | ast.ImportFrom):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+            )
             for name in names:
                 if any(name == bad or name.startswith(bad + ".") for bad in FORBIDDEN_IMPORTS):
                     problems.append(f"{path.name}:{node.lineno} imports {name}")
         if isinstance(node, ast.Call):
             func = node.func
-            if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
-                if (func.value.id, func.attr) in FORBIDDEN_CALLS:
-                    problems.append(f"{path.name}:{node.lineno} calls {func.value.id}.{func.attr}")
+            if (
+                isinstance(func, ast.Attribute)
+                and isinstance(func.value, ast.Name)
+                and (func.value.id, func.attr) in FORBIDDEN_CALLS
+            ):
+                problems.append(f"{path.name}:{node.lineno} calls {func.value.id}.{func.attr}")
             if isinstance(func, ast.Name) and func.id in FORBIDDEN_BUILTINS:
                 problems.append(f"{path.name}:{node.lineno} calls {func.id}")
     return problems

@@ -152,7 +152,9 @@ def choose_queue(
             return RoutingDecision(number.queue, route.id, tuple(problems))
         if isinstance(target, QueueTarget):
             return RoutingDecision(target.queue, route.id, tuple(problems))
-        queue = _run_handler(config, target.name, ani=ani, dnis=number.e164, body=body, problems=problems)
+        queue = _run_handler(
+            config, target.name, ani=ani, dnis=number.e164, body=body, problems=problems
+        )
         if queue is not None:
             return RoutingDecision(queue, route.id, tuple(problems))
     return RoutingDecision(number.queue, None, tuple(problems))
@@ -167,7 +169,9 @@ def _run_handler(
         return None
     try:
         answer = handler(HandlerContext(organisation=config.slug, ani=ani, dnis=dnis, body=body))
-    except Exception as error:  # a handler is configuration code: its failure must not lose the text
+    except (
+        Exception
+    ) as error:  # a handler is configuration code: its failure must not lose the text
         problems.append(f"handler {name!r} raised {type(error).__name__}: {error}")
         return None
     if answer is None:

@@ -43,7 +43,9 @@ def test_a_whole_life() -> None:
     assert not interaction.is_open
 
 
-@pytest.mark.parametrize("move", [m for m in Move if (InteractionState.DISCONNECTED, m) not in TRANSITIONS])
+@pytest.mark.parametrize(
+    "move", [m for m in Move if (InteractionState.DISCONNECTED, m) not in TRANSITIONS]
+)
 def test_nothing_moves_a_closed_interaction(move: Move) -> None:
     interaction = queued()
     interaction.move(Move.DISCONNECT)

@@ -91,9 +91,7 @@ def inteliquent_post(
     client: httpx2.Client, org: Organisation, body: dict[str, Any] | bytes
 ) -> httpx2.Response:
     message_id = secrets.token_hex(16)
-    token = hmac.new(
-        org.inteliquent_key.encode(), message_id.encode(), hashlib.sha256
-    ).hexdigest()
+    token = hmac.new(org.inteliquent_key.encode(), message_id.encode(), hashlib.sha256).hexdigest()
     return client.post(
         f"/webhooks/inteliquent/{org.account('inteliquent')}",
         content=body if isinstance(body, bytes) else orjson.dumps(body),

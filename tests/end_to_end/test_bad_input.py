@@ -90,7 +90,9 @@ CASES: dict[str, tuple[Case, int, str]] = {
         "unknown_number",
     ),
     "another organisation's number on our account": (
-        lambda c: sandbox_text(c, ACME, message_id="bad-4", sender=PHONE, to=GLOBEX.support, text="x"),
+        lambda c: sandbox_text(
+            c, ACME, message_id="bad-4", sender=PHONE, to=GLOBEX.support, text="x"
+        ),
         404,
         "unknown_number",
     ),
@@ -112,7 +114,11 @@ CASES: dict[str, tuple[Case, int, str]] = {
         404,
         "unknown_account",
     ),
-    "unknown broker": (lambda c: c.post("/webhooks/carrier-pigeon/acme", json={}), 404, "unknown_broker"),
+    "unknown broker": (
+        lambda c: c.post("/webhooks/carrier-pigeon/acme", json={}),
+        404,
+        "unknown_broker",
+    ),
     "wrong sandbox key": (
         lambda c: sandbox_raw(
             c,
@@ -170,7 +176,9 @@ CASES: dict[str, tuple[Case, int, str]] = {
         "authentication_failed",
     ),
     "twilio form that is not a form": (
-        lambda c: twilio_post(c, ACME, twilio_params(Body="x"), headers={"Content-Type": "application/json"}),
+        lambda c: twilio_post(
+            c, ACME, twilio_params(Body="x"), headers={"Content-Type": "application/json"}
+        ),
         401,
         "authentication_failed",
     ),
@@ -201,7 +209,11 @@ CASES: dict[str, tuple[Case, int, str]] = {
         401,
         "authentication_failed",
     ),
-    "bandwidth not an array": (lambda c: bandwidth_post(c, ACME, b'{"type": "x"}'), 400, "malformed_webhook"),
+    "bandwidth not an array": (
+        lambda c: bandwidth_post(c, ACME, b'{"type": "x"}'),
+        400,
+        "malformed_webhook",
+    ),
     "bandwidth one bad event in a batch": (
         lambda c: bandwidth_post(
             c,
@@ -210,14 +222,24 @@ CASES: dict[str, tuple[Case, int, str]] = {
                 {
                     "type": "message-received",
                     "to": ACME.bandwidth_number,
-                    "message": {"id": "ok", "from": PHONE, "to": [ACME.bandwidth_number],
-                                "text": "fine", "owner": ACME.bandwidth_number},
+                    "message": {
+                        "id": "ok",
+                        "from": PHONE,
+                        "to": [ACME.bandwidth_number],
+                        "text": "fine",
+                        "owner": ACME.bandwidth_number,
+                    },
                 },
                 {
                     "type": "message-received",
                     "to": ACME.bandwidth_number,
-                    "message": {"id": "bad", "from": "123", "to": [ACME.bandwidth_number],
-                                "text": "bad number", "owner": ACME.bandwidth_number},
+                    "message": {
+                        "id": "bad",
+                        "from": "123",
+                        "to": [ACME.bandwidth_number],
+                        "text": "bad number",
+                        "owner": ACME.bandwidth_number,
+                    },
                 },
             ],
         ),
@@ -265,5 +287,3 @@ def test_the_api_wants_a_valid_token(empty_stack: Stack) -> None:
         assert api.get("/api/interactions?state=lost").status_code == 422
         assert api.get("/api/interactions?limit=0").status_code == 422
         assert api.get("/api/interactions/999").json()["error"] == "not_found"
-
-

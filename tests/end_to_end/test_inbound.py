@@ -33,9 +33,7 @@ def queue_of(stack: Stack, interaction_id: int) -> dict[str, Any]:
 
 
 def only_interaction(stack: Stack, phone: str) -> dict[str, Any]:
-    rows = stack.rows(
-        "SELECT id FROM interaction WHERE remote_number = :phone", phone=phone
-    )
+    rows = stack.rows("SELECT id FROM interaction WHERE remote_number = :phone", phone=phone)
     assert len(rows) == 1, rows
     with stack.client(ACME) as api:
         answer = api.get(f"/api/interactions/{rows[0].id}")
@@ -129,9 +127,7 @@ def test_repeated_webhook_is_answered_and_stored_once(stack: Stack) -> None:
     assert [r.status_code for r in signed_twice] == [200, 200]
     rows = stack.rows("SELECT body FROM message WHERE remote_number = :p ORDER BY id", p=phone)
     assert [row.body for row in rows] == ["once"]
-    rows = stack.rows(
-        "SELECT body FROM message WHERE broker_message_id = :id", id="SM" + "d" * 32
-    )
+    rows = stack.rows("SELECT body FROM message WHERE broker_message_id = :id", id="SM" + "d" * 32)
     assert [row.body for row in rows] == ["twice"]
 
 
@@ -146,7 +142,12 @@ def test_a_burst_from_one_phone_makes_one_interaction(stack: Stack) -> None:
                 *(
                     client.post(
                         f"/webhooks/sandbox/{ACME.account('sandbox')}",
-                        json={"id": f"burst-{n}", "from": phone, "to": ACME.support, "text": f"{n}"},
+                        json={
+                            "id": f"burst-{n}",
+                            "from": phone,
+                            "to": ACME.support,
+                            "text": f"{n}",
+                        },
                         headers={"Authorization": f"Bearer {ACME.sandbox_key}"},
                     )
                     for n in range(50)
@@ -196,7 +197,9 @@ def test_routes_decide_the_queue(stack: Stack) -> None:
     ]
     with stack.client() as client:
         for n, (text, phone, to, _) in enumerate(cases):
-            answer = sandbox_text(client, ACME, message_id=f"route-{n}", sender=phone, to=to, text=text)
+            answer = sandbox_text(
+                client, ACME, message_id=f"route-{n}", sender=phone, to=to, text=text
+            )
             assert answer.status_code == 200, answer.text
     for text, phone, _, (kind, name) in cases:
         queue = only_interaction(stack, phone)["interaction"]["queue"]

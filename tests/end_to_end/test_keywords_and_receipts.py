@@ -129,7 +129,9 @@ def test_receipts_from_every_broker_are_stored_once(stack: Stack) -> None:
     ]
     with stack.client() as client:
         for _ in range(2):
-            assert twilio_post(client, ACME, twilio_status, path_suffix="/status").status_code == 200
+            assert (
+                twilio_post(client, ACME, twilio_status, path_suffix="/status").status_code == 200
+            )
             assert inteliquent_post(client, ACME, inteliquent_receipt).status_code == 200
             assert bandwidth_post(client, ACME, bandwidth_failed).status_code == 200
             answer = client.post(

@@ -11,7 +11,6 @@ from twilio.request_validator import RequestValidator
 
 from server.adapters.config_files import load_config_folder
 from server.adapters.persistence.config_apply import apply_config
-
 from tests.end_to_end.brokers import sandbox_text
 from tests.end_to_end.conftest import Stack, start_stack
 from tests.end_to_end.organisations import ACME, GLOBEX

@@ -53,7 +53,9 @@ class ReadApi:
     async def list_interactions(self, request: Request, organisation_id: int) -> Response:
         state = request.query_params.get("state")
         if state is not None and state not in _STATES:
-            return error_response(422, "bad_parameter", f"state must be one of {', '.join(_STATES)}")
+            return error_response(
+                422, "bad_parameter", f"state must be one of {', '.join(_STATES)}"
+            )
         limit = _integer(request, "limit", default=50, low=1, high=500)
         before = _integer(request, "before_id", default=None, low=1, high=2**62)
         if isinstance(limit, Response):
@@ -96,16 +98,16 @@ class ReadApi:
 
 def _integer(
     request: Request, name: str, *, default: int | None, low: int, high: int
-) -> int | None | Response:
+) -> int | Response | None:
     raw = request.query_params.get(name)
     if raw is None:
         return default
     if not raw.isdigit() or not low <= int(raw) <= high:
-        return error_response(422, "bad_parameter", f"{name} must be an integer from {low} to {high}")
+        return error_response(
+            422, "bad_parameter", f"{name} must be an integer from {low} to {high}"
+        )
     return int(raw)
 
 
 def read_routes(engine: sa.Engine) -> list[Route]:
     return ReadApi(engine).routes()
-
-

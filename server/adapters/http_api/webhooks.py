@@ -12,7 +12,6 @@ import time
 from urllib.parse import parse_qsl
 
 import orjson
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -172,7 +171,9 @@ class WebhookEndpoint:
     async def _our_number(self, number: str, account: AccountEntry) -> NumberEntry:
         entry = account.numbers.get(number)
         if entry is None and await self._refreshed():
-            fresh = self._driver.directory.account(broker=account.broker, public_id=account.public_id)
+            fresh = self._driver.directory.account(
+                broker=account.broker, public_id=account.public_id
+            )
             entry = None if fresh is None else fresh.numbers.get(number)
         if entry is None:
             raise _Refused(

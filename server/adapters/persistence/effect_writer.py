@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from server.adapters.persistence.tables import Audit, Consent, DeliveryReceipt, Interaction, Message
+from server.adapters.persistence.tables import (
+    Audit,
+    Consent,
+    DeliveryReceipt,
+    Interaction,
+    Message,
+    table_of,
+)
 from server.core.effects import (
     Effect,
     OpenInteraction,
@@ -23,11 +30,11 @@ __all__ = ["known_inbound_ids", "write_effects"]
 
 log = logging.getLogger("parley.writer")
 
-_interaction = cast(sa.Table, Interaction.__table__)
-_message = cast(sa.Table, Message.__table__)
-_receipt = cast(sa.Table, DeliveryReceipt.__table__)
-_consent = cast(sa.Table, Consent.__table__)
-_audit = cast(sa.Table, Audit.__table__)
+_interaction = table_of(Interaction)
+_message = table_of(Message)
+_receipt = table_of(DeliveryReceipt)
+_consent = table_of(Consent)
+_audit = table_of(Audit)
 
 
 def known_inbound_ids(

@@ -6,6 +6,7 @@ after a failed commit (everything, so memory never runs ahead of the store).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import re
 from collections import defaultdict
@@ -26,6 +27,7 @@ from server.adapters.persistence.tables import (
     PhoneNumber,
     User,
     Workgroup,
+    table_of,
 )
 from server.core import consent as core_consent
 from server.core import interactions as core_interactions
@@ -40,15 +42,15 @@ __all__ = [
     "load_switchboard",
 ]
 
-_interaction = cast(sa.Table, Interaction.__table__)
-_message = cast(sa.Table, Message.__table__)
-_consent = cast(sa.Table, Consent.__table__)
-_organisation = cast(sa.Table, Organisation.__table__)
-_route = cast(sa.Table, InboundRoute.__table__)
-_number = cast(sa.Table, PhoneNumber.__table__)
-_account = cast(sa.Table, BrokerAccount.__table__)
-_user = cast(sa.Table, User.__table__)
-_workgroup = cast(sa.Table, Workgroup.__table__)
+_interaction = table_of(Interaction)
+_message = table_of(Message)
+_consent = table_of(Consent)
+_organisation = table_of(Organisation)
+_route = table_of(InboundRoute)
+_number = table_of(PhoneNumber)
+_account = table_of(BrokerAccount)
+_user = table_of(User)
+_workgroup = table_of(Workgroup)
 
 
 def load_handler(target: str) -> Callable[[routing.HandlerContext], str | None]:
@@ -111,10 +113,9 @@ def load_organisation_configs(
                 target = routing.AssignedTarget()
             elif row.target_kind == "handler":
                 target = routing.HandlerTarget(row.target)
-                try:
+                # a handler that fails to load is reported by choose_queue as "not loaded"
+                with contextlib.suppress(ImportError, AttributeError, TypeError):
                     handlers[row.target] = load_handler(row.target)
-                except (ImportError, AttributeError, TypeError):
-                    pass  # reported by choose_queue as "not loaded"; the next route decides
             elif row.target_kind == "workgroup":
                 target = routing.QueueTarget(_queue("workgroup", workgroups[row.target]))
             else:

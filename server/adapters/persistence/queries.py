@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -14,6 +14,7 @@ from server.adapters.persistence.tables import (
     Message,
     User,
     Workgroup,
+    table_of,
 )
 
 __all__ = [
@@ -24,11 +25,11 @@ __all__ = [
     "organisation_for_token",
 ]
 
-_interaction = cast(sa.Table, Interaction.__table__)
-_message = cast(sa.Table, Message.__table__)
-_token = cast(sa.Table, ApiToken.__table__)
-_user = cast(sa.Table, User.__table__)
-_workgroup = cast(sa.Table, Workgroup.__table__)
+_interaction = table_of(Interaction)
+_message = table_of(Message)
+_token = table_of(ApiToken)
+_user = table_of(User)
+_workgroup = table_of(Workgroup)
 
 _QUEUE_ORDER = (_interaction.c.priority.desc(), _interaction.c.enqueued_at, _interaction.c.id)
 

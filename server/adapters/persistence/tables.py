@@ -8,7 +8,7 @@ that the data model does not have to move under live data.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
@@ -30,6 +30,7 @@ __all__ = [
     "UtcDateTime",
     "Workgroup",
     "WorkgroupMember",
+    "table_of",
 ]
 
 
@@ -285,3 +286,8 @@ class ApiToken(SQLModel, table=True):
     token_hash: str = Field(unique=True, max_length=64)
     created_at: datetime = _when()
     revoked_at: datetime | None = _when(nullable=True)
+
+
+def table_of(model: type[SQLModel]) -> sa.Table:
+    """Return the SQLAlchemy Core table behind a SQLModel table class, for bulk SQL."""
+    return cast(sa.Table, getattr(model, "__table__"))  # noqa: B009 - not in SQLModel's stubs

@@ -1,0 +1,1 @@
+"""Parley: a contact-center interaction server that turns SMS/MMS into routed chat."""

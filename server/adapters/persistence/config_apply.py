@@ -1,0 +1,777 @@
+"""Applying an organisation's configuration document to the store, and exporting it back.
+
+`apply_config` upserts one organisation from an `OrganisationDocument` (read by
+`server.adapters.config_files.load_config_folder`) in one transaction: its provider (created if
+missing), the organisation, users, workgroups and their members, broker accounts, numbers and
+inbound routes. Every row it creates, updates or deletes writes one `audit` row (credential values
+masked), and when anything changed the organisation's `config_revision` goes up by one so the
+running server reloads it. History is never deleted: a user or workgroup that interactions or
+numbers still refer to is kept (and reported), and removing a number or an account that messages
+or interactions refer to is refused with `ConfigConflict`, leaving the store as it was.
+`export_config` writes an organisation back as files (credentials as `${PARLEY_...}` placeholders).
+See ARCHITECTURE.md, "Decisions: Configuration, Tenancy".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlmodel import SQLModel
+
+from server.adapters.config_files import (
+    BrokerAccountSpec,
+    ConfigError,
+    Destination,
+    DestinationKind,
+    NumberSpec,
+    OrganisationDocument,
+    OrganisationSpec,
+    ProviderSpec,
+    RouteSpec,
+    UserSpec,
+    WorkgroupSpec,
+    write_config_folder,
+)
+from server.adapters.persistence.tables import (
+    Audit,
+    BrokerAccount,
+    DeliveryReceipt,
+    InboundRoute,
+    Interaction,
+    Message,
+    Organisation,
+    PhoneNumber,
+    Provider,
+    User,
+    Workgroup,
+    WorkgroupMember,
+)
+from server.core.routing import RouteField
+
+__all__ = [
+    "ApplyReport",
+    "ChangeCount",
+    "ConfigConflict",
+    "OrganisationNotFound",
+    "apply_config",
+    "export_config",
+    "read_organisation_document",
+]
+
+
+def _table(model: type[SQLModel]) -> sa.Table:
+    return cast(sa.Table, sa.inspect(model).local_table)
+
+
+_provider = _table(Provider)
+_organisation = _table(Organisation)
+_user = _table(User)
+_workgroup = _table(Workgroup)
+_member = _table(WorkgroupMember)
+_account = _table(BrokerAccount)
+_number = _table(PhoneNumber)
+_route = _table(InboundRoute)
+_interaction = _table(Interaction)
+_message = _table(Message)
+_receipt = _table(DeliveryReceipt)
+_audit = _table(Audit)
+
+# The tables an apply writes, in the order the report lists them.
+_ENTITIES = tuple(
+    table.name
+    for table in (_provider, _organisation, _user, _workgroup, _member, _account, _number, _route)
+)
+_ACCOUNT_FLAGS = (
+    "inbound_enabled",
+    "outbound_enabled",
+    "mms_enabled",
+    "user_can_block",
+    "user_confirmation_required",
+)
+# The default route's row: never compared, `is_default` makes it match everything.
+_DEFAULT_ROUTE = {"name": "default", "field": RouteField.BODY.value, "pattern": ""}
+
+
+class ConfigConflict(ConfigError):
+    """The document is valid but the store refuses it; nothing was written.
+
+    `conflicts` says why, one sentence each (an account of another provider, a number that
+    messages refer to...).
+    """
+
+    def __init__(self, conflicts: Iterable[str]) -> None:
+        self.conflicts = tuple(conflicts)
+        super().__init__("; ".join(self.conflicts))
+
+
+class OrganisationNotFound(ConfigError, LookupError):
+    """No organisation has the slug asked for."""
+
+
+@dataclass(frozen=True)
+class ChangeCount:
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.created or self.updated or self.deleted)
+
+
+@dataclass(frozen=True)
+class ApplyReport:
+    """What an apply did: rows created/updated/deleted per table, and rows kept for history."""
+
+    organisation_slug: str
+    organisation_id: int
+    revision: int
+    changes: Mapping[str, ChangeCount] = field(default_factory=dict)
+    kept: tuple[str, ...] = ()  # rows the document leaves out but history still refers to
+
+    @property
+    def changed(self) -> bool:
+        return any(self.changes.values())
+
+    def __str__(self) -> str:
+        state = "changed" if self.changed else "unchanged"
+        lines = [f"organisation {self.organisation_slug!r}: {state}, revision {self.revision}"]
+        for entity, count in self.changes.items():
+            if count:
+                lines.append(
+                    f"  {entity}: {count.created} created, {count.updated} updated, "
+                    f"{count.deleted} deleted"
+                )
+        lines += [f"  kept: {kept}" for kept in self.kept]
+        return "\n".join(lines)
+
+
+def _masked(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Return `values` fit for the audit: credential values replaced by `***`."""
+    masked = dict(values)
+    if "credentials" in masked:
+        masked["credentials"] = {key: "***" for key in sorted(masked["credentials"])}
+    return masked
+
+
+class _Changes:
+    """The rows one apply writes: each create, update and delete is counted and audited."""
+
+    def __init__(self, connection: sa.Connection, *, actor: str, now: datetime) -> None:
+        self.connection = connection
+        self._actor = actor
+        self._now = now
+        self._audits: list[dict[str, Any]] = []
+        self._counts = {entity: [0, 0, 0] for entity in _ENTITIES}
+        self.kept: list[str] = []
+
+    def _record(
+        self,
+        action: str,
+        table: sa.Table,
+        key: str,
+        *,
+        before: Mapping[str, Any] | None,
+        after: Mapping[str, Any] | None,
+    ) -> None:
+        self._counts[table.name][("create", "update", "delete").index(action)] += 1
+        self._audits.append(
+            {
+                "actor": self._actor,
+                "action": action,
+                "entity": table.name,
+                "entity_key": key[:200],
+                "before": None if before is None else _masked(before),
+                "after": None if after is None else _masked(after),
+                "at": self._now,
+            }
+        )
+
+    def create(
+        self,
+        table: sa.Table,
+        key: str,
+        values: Mapping[str, Any],
+        *,
+        scope: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Insert a row of `values` (audited) and `scope` (not audited); return its id."""
+        row = {**(scope or {}), **values}
+        if "created_at" in table.c:
+            row["created_at"] = self._now
+        result = self.connection.execute(sa.insert(table).values(**row))
+        self._record("create", table, key, before=None, after=values)
+        primary_key = result.inserted_primary_key
+        assert primary_key is not None  # every table here has an integer id
+        return int(primary_key[0])
+
+    def update(
+        self, table: sa.Table, row: sa.RowMapping, key: str, values: Mapping[str, Any]
+    ) -> None:
+        """Update the columns of `values` that differ from `row`; audit only those."""
+        changed = {column: value for column, value in values.items() if row[column] != value}
+        if not changed:
+            return
+        self.connection.execute(sa.update(table).where(table.c.id == row["id"]).values(**changed))
+        before = {column: row[column] for column in changed}
+        self._record("update", table, key, before=before, after=changed)
+
+    def delete(self, table: sa.Table, row: sa.RowMapping, key: str, columns: Iterable[str]) -> None:
+        """Delete `row`; the audit's `before` holds its `columns`."""
+        self.connection.execute(sa.delete(table).where(table.c.id == row["id"]))
+        self._record("delete", table, key, before={c: row[c] for c in columns}, after=None)
+
+    def counts(self) -> dict[str, ChangeCount]:
+        return {entity: ChangeCount(*numbers) for entity, numbers in self._counts.items()}
+
+    def write_audit(self, organisation_id: int) -> None:
+        if self._audits:
+            rows = [{**audit, "organisation_id": organisation_id} for audit in self._audits]
+            self.connection.execute(sa.insert(_audit), rows)
+
+
+def _rows(connection: sa.Connection, statement: sa.Select[Any]) -> list[sa.RowMapping]:
+    return list(connection.execute(statement).mappings())
+
+
+def _count(connection: sa.Connection, table: sa.Table, *conditions: Any) -> int:
+    count = connection.execute(sa.select(sa.func.count()).select_from(table).where(*conditions))
+    return int(count.scalar_one())
+
+
+def _references(**counts: int) -> str:
+    """Return `2 interactions, 5 messages` for the non-zero counts ("" when all are zero)."""
+    return ", ".join(f"{n} {what.replace('_', ' ')}" for what, n in counts.items() if n)
+
+
+# --- the steps of an apply, in order --------------------------------------------------------------
+
+
+def _apply_organisation(changes: _Changes, spec: OrganisationSpec) -> tuple[int, int]:
+    """Create the provider if missing, upsert the organisation; return (provider, org) ids."""
+    connection = changes.connection
+    provider = connection.execute(
+        sa.select(_provider.c.id).where(_provider.c.slug == spec.provider.slug)
+    ).scalar()
+    if provider is None:
+        values = {"slug": spec.provider.slug, "name": spec.provider.name}
+        provider = changes.create(_provider, spec.provider.slug, values)
+    rows = _rows(connection, sa.select(_organisation).where(_organisation.c.slug == spec.slug))
+    values = {"name": spec.name, "country": spec.country}
+    if not rows:
+        organisation_id = changes.create(
+            _organisation,
+            spec.slug,
+            {"slug": spec.slug, "provider_id": provider, **values},
+            scope={"config_revision": 0},
+        )
+        return provider, organisation_id
+    row = rows[0]
+    if row["provider_id"] != provider:
+        owner = connection.execute(
+            sa.select(_provider.c.slug).where(_provider.c.id == row["provider_id"])
+        ).scalar()
+        raise ConfigConflict(
+            [
+                f"organisation {spec.slug!r} belongs to provider {owner!r}; it cannot move to "
+                f"provider {spec.provider.slug!r}"
+            ]
+        )
+    changes.update(_organisation, row, spec.slug, values)
+    return provider, int(row["id"])
+
+
+def _apply_users(changes: _Changes, organisation_id: int, users: Iterable[UserSpec]) -> None:
+    existing = {
+        row["username"]: row
+        for row in _rows(
+            changes.connection, sa.select(_user).where(_user.c.organisation_id == organisation_id)
+        )
+    }
+    for user in users:
+        values = {
+            "display_name": user.display_name,
+            "role": user.role,
+            "send_alerts": user.send_alerts,
+        }
+        if user.username in existing:
+            changes.update(_user, existing[user.username], user.username, values)
+        else:
+            changes.create(
+                _user,
+                user.username,
+                {"username": user.username, **values},
+                scope={"organisation_id": organisation_id},
+            )
+
+
+def _apply_workgroups(
+    changes: _Changes, organisation_id: int, workgroups: Iterable[WorkgroupSpec]
+) -> None:
+    existing = set(
+        changes.connection.execute(
+            sa.select(_workgroup.c.name).where(_workgroup.c.organisation_id == organisation_id)
+        ).scalars()
+    )
+    for workgroup in workgroups:
+        if workgroup.name not in existing:
+            changes.create(
+                _workgroup,
+                workgroup.name,
+                {"name": workgroup.name},
+                scope={"organisation_id": organisation_id},
+            )
+
+
+def _names(connection: sa.Connection, table: sa.Table, organisation_id: int) -> dict[str, int]:
+    """Return name (username for users) → id of an organisation's users or workgroups."""
+    name = table.c.username if table is _user else table.c.name
+    rows = connection.execute(
+        sa.select(name, table.c.id).where(table.c.organisation_id == organisation_id)
+    )
+    return {row[0]: row[1] for row in rows}
+
+
+def _apply_members(
+    changes: _Changes, organisation_id: int, workgroups: Iterable[WorkgroupSpec]
+) -> None:
+    """Make every workgroup's membership exactly the document's (others lose theirs)."""
+    connection = changes.connection
+    user_ids = _names(connection, _user, organisation_id)
+    workgroup_ids = _names(connection, _workgroup, organisation_id)
+    usernames = {user_id: name for name, user_id in user_ids.items()}
+    workgroup_names = {workgroup_id: name for name, workgroup_id in workgroup_ids.items()}
+    wanted = {
+        (workgroup_ids[workgroup.name], user_ids[member])
+        for workgroup in workgroups
+        for member in workgroup.members
+    }
+    rows = _rows(connection, sa.select(_member).where(_member.c.organisation_id == organisation_id))
+    present: set[tuple[int, int]] = set()
+    for row in rows:
+        pair = (row["workgroup_id"], row["user_id"])
+        key = f"{workgroup_names[pair[0]]}:{usernames[pair[1]]}"
+        if pair in wanted and pair not in present:
+            present.add(pair)
+        else:
+            changes.delete(_member, row, key, ("workgroup_id", "user_id"))
+    for workgroup_id, user_id in sorted(wanted - present):
+        changes.create(
+            _member,
+            f"{workgroup_names[workgroup_id]}:{usernames[user_id]}",
+            {"workgroup_id": workgroup_id, "user_id": user_id},
+            scope={"organisation_id": organisation_id},
+        )
+
+
+def _account_values(account: BrokerAccountSpec) -> dict[str, Any]:
+    return {
+        "broker": account.broker,
+        "name": account.name,
+        "region": account.region,
+        "credentials": dict(account.credentials),
+        **{flag: getattr(account, flag) for flag in _ACCOUNT_FLAGS},
+    }
+
+
+def _apply_accounts(
+    changes: _Changes,
+    accounts: Iterable[BrokerAccountSpec],
+    *,
+    provider_id: int,
+    organisation_id: int,
+) -> None:
+    """Upsert the document's accounts; raise ConfigConflict for one declared elsewhere."""
+    connection = changes.connection
+    accounts = tuple(accounts)
+    rows = {
+        row["public_id"]: row
+        for row in _rows(
+            connection,
+            sa.select(_account).where(_account.c.public_id.in_([a.public_id for a in accounts])),
+        )
+    }
+    conflicts = []
+    for public_id, row in rows.items():
+        if row["provider_id"] != provider_id:
+            conflicts.append(f"broker account {public_id!r} belongs to another provider")
+        elif row["organisation_id"] != organisation_id:
+            conflicts.append(f"broker account {public_id!r} is declared by another organisation")
+    if conflicts:
+        raise ConfigConflict(conflicts)
+    for account in accounts:
+        values = _account_values(account)
+        if account.public_id in rows:
+            changes.update(_account, rows[account.public_id], account.public_id, values)
+        else:
+            changes.create(
+                _account,
+                account.public_id,
+                {"public_id": account.public_id, "provider_id": provider_id, **values},
+                scope={"organisation_id": organisation_id},
+            )
+
+
+def _apply_numbers(changes: _Changes, organisation_id: int, numbers: Iterable[NumberSpec]) -> None:
+    """Remove the numbers the document leaves out (refused if history refers to them), upsert."""
+    connection = changes.connection
+    account_ids = dict(
+        connection.execute(
+            sa.select(_account.c.public_id, _account.c.id).where(
+                _account.c.organisation_id == organisation_id
+            )
+        ).tuples()
+    )
+    user_ids = _names(connection, _user, organisation_id)
+    workgroup_ids = _names(connection, _workgroup, organisation_id)
+    wanted = {(account_ids[number.account], number.e164): number for number in numbers}
+    rows = _rows(
+        connection,
+        sa.select(_number, _account.c.public_id)
+        .join(_account, _account.c.id == _number.c.broker_account_id)
+        .where(
+            sa.or_(
+                _number.c.organisation_id == organisation_id,
+                _number.c.broker_account_id.in_(list(account_ids.values())),
+            )
+        ),
+    )
+    conflicts: list[str] = []
+    existing: dict[tuple[int, str], sa.RowMapping] = {}
+    removed: list[tuple[sa.RowMapping, str]] = []
+    for row in rows:
+        pair = (row["broker_account_id"], row["e164"])
+        key = f"{row['public_id']}/{row['e164']}"
+        if row["organisation_id"] != organisation_id:
+            if pair in wanted:
+                conflicts.append(f"number {key} belongs to another organisation")
+            continue
+        if pair in wanted:
+            existing[pair] = row
+            continue
+        references = _references(
+            interactions=_count(connection, _interaction, _interaction.c.number_id == row["id"]),
+            messages=_count(connection, _message, _message.c.number_id == row["id"]),
+        )
+        if references:
+            conflicts.append(f"number {key} cannot be removed: {references} refer to it")
+        removed.append((row, key))
+    if conflicts:
+        raise ConfigConflict(conflicts)
+    for row, key in removed:
+        changes.delete(_number, row, key, ("e164", "broker_account_id", "friendly_name"))
+    for pair, number in wanted.items():
+        values = {
+            "friendly_name": number.friendly_name,
+            "workgroup_id": None if number.workgroup is None else workgroup_ids[number.workgroup],
+            "user_id": None if number.user is None else user_ids[number.user],
+            "mms_enabled": number.mms_enabled,
+            "user_can_block": number.user_can_block,
+        }
+        key = f"{number.account}/{number.e164}"
+        if pair in existing:
+            changes.update(_number, existing[pair], key, values)
+        else:
+            changes.create(
+                _number,
+                key,
+                {"broker_account_id": pair[0], "e164": number.e164, **values},
+                scope={"organisation_id": organisation_id},
+            )
+
+
+def _apply_routes(
+    changes: _Changes,
+    organisation_id: int,
+    routes: Iterable[RouteSpec],
+    *,
+    default: Destination,
+) -> None:
+    """Make the routes the document's, in order (positions 0..n-1), the default route last.
+
+    Routes are matched by name (the default route by `is_default`), so an unchanged route keeps
+    its row and id and writes no audit.
+    """
+    wanted: list[dict[str, Any]] = [
+        {
+            "name": route.name,
+            "field": route.field.value,
+            "pattern": route.pattern,
+            "target_kind": route.destination.kind.value,
+            "target": route.destination.target,
+            "is_default": False,
+        }
+        for route in routes
+    ]
+    wanted.append(
+        {
+            **_DEFAULT_ROUTE,
+            "target_kind": default.kind.value,
+            "target": default.target,
+            "is_default": True,
+        }
+    )
+    rows = _rows(
+        changes.connection,
+        sa.select(_route)
+        .where(_route.c.organisation_id == organisation_id)
+        .order_by(_route.c.is_default, _route.c.position, _route.c.id),
+    )
+    existing: dict[tuple[bool, str], sa.RowMapping] = {}
+    for row in rows:
+        identity = (True, "") if row["is_default"] else (False, row["name"])
+        if identity in existing:  # a duplicate made elsewhere: the first one is kept
+            changes.delete(_route, row, row["name"], ("name", "position", "field", "pattern"))
+        else:
+            existing[identity] = row
+    for position, route in enumerate(wanted):
+        identity = (True, "") if route["is_default"] else (False, route["name"])
+        values = {**route, "position": position}
+        if identity in existing:
+            changes.update(_route, existing.pop(identity), route["name"], values)
+        else:
+            changes.create(
+                _route, route["name"], values, scope={"organisation_id": organisation_id}
+            )
+    for left_out in existing.values():
+        changes.delete(_route, left_out, left_out["name"], ("name", "position", "field", "pattern"))
+
+
+def _remove_accounts(changes: _Changes, organisation_id: int, keep: Iterable[str]) -> None:
+    """Delete the organisation's accounts not in `keep`; ConfigConflict if history needs them."""
+    connection = changes.connection
+    rows = _rows(
+        connection,
+        sa.select(_account).where(
+            _account.c.organisation_id == organisation_id, _account.c.public_id.not_in(list(keep))
+        ),
+    )
+    conflicts = []
+    for row in rows:
+        references = _references(
+            numbers=_count(connection, _number, _number.c.broker_account_id == row["id"]),
+            messages=_count(connection, _message, _message.c.broker_account_id == row["id"]),
+            delivery_receipts=_count(
+                connection, _receipt, _receipt.c.broker_account_id == row["id"]
+            ),
+        )
+        if references:
+            conflicts.append(
+                f"broker account {row['public_id']!r} cannot be removed: {references} refer to it"
+            )
+        else:
+            changes.delete(_account, row, row["public_id"], ("public_id", "broker", "name"))
+    if conflicts:
+        raise ConfigConflict(conflicts)
+
+
+def _remove_people(
+    changes: _Changes,
+    organisation_id: int,
+    *,
+    usernames: Iterable[str],
+    workgroups: Iterable[str],
+) -> None:
+    """Delete users and workgroups the document leaves out, unless history still refers to them."""
+    connection = changes.connection
+    for table, kind, keep in (
+        (_workgroup, "workgroup", set(workgroups)),
+        (_user, "user", set(usernames)),
+    ):
+        name_column = "username" if table is _user else "name"
+        assigned = _number.c.user_id if table is _user else _number.c.workgroup_id
+        rows = _rows(connection, sa.select(table).where(table.c.organisation_id == organisation_id))
+        for row in rows:
+            if row[name_column] in keep:
+                continue
+            references = _references(
+                interactions=_count(
+                    connection,
+                    _interaction,
+                    _interaction.c.queue_kind == kind,
+                    _interaction.c.queue_id == row["id"],
+                ),
+                numbers=_count(connection, _number, assigned == row["id"]),
+            )
+            if references:
+                changes.kept.append(f"{kind} {row[name_column]!r} ({references} refer to it)")
+            else:
+                columns = ("username", "display_name", "role") if table is _user else ("name",)
+                changes.delete(table, row, row[name_column], columns)
+
+
+def apply_config(
+    engine: sa.Engine, document: OrganisationDocument, *, actor: str, now: datetime
+) -> ApplyReport:
+    """Make the store's rows of one organisation what `document` says, in one transaction.
+
+    `actor` and `now` go into the audit rows. Returns an `ApplyReport`; applying the same
+    document twice changes nothing the second time (no audit rows, same revision). Raises
+    `ConfigConflict`, with nothing written, when the organisation belongs to another provider,
+    an account's public_id is another provider's or organisation's, or a number or account left
+    out of the document still has history.
+    """
+    with engine.begin() as connection:
+        changes = _Changes(connection, actor=actor, now=now)
+        provider_id, organisation_id = _apply_organisation(changes, document.organisation)
+        _apply_users(changes, organisation_id, document.users)
+        _apply_workgroups(changes, organisation_id, document.workgroups)
+        _apply_members(changes, organisation_id, document.workgroups)
+        _apply_accounts(
+            changes, document.accounts, provider_id=provider_id, organisation_id=organisation_id
+        )
+        _apply_numbers(changes, organisation_id, document.numbers)
+        _apply_routes(
+            changes, organisation_id, document.routes, default=document.default_destination
+        )
+        _remove_accounts(changes, organisation_id, [a.public_id for a in document.accounts])
+        _remove_people(
+            changes,
+            organisation_id,
+            usernames=[user.username for user in document.users],
+            workgroups=[workgroup.name for workgroup in document.workgroups],
+        )
+        counts = changes.counts()
+        if any(counts.values()):
+            connection.execute(
+                sa.update(_organisation)
+                .where(_organisation.c.id == organisation_id)
+                .values(config_revision=_organisation.c.config_revision + 1)
+            )
+        changes.write_audit(organisation_id)
+        revision = connection.execute(
+            sa.select(_organisation.c.config_revision).where(_organisation.c.id == organisation_id)
+        ).scalar_one()
+    return ApplyReport(
+        organisation_slug=document.organisation.slug,
+        organisation_id=organisation_id,
+        revision=int(revision),
+        changes=counts,
+        kept=tuple(changes.kept),
+    )
+
+
+# --- export -------------------------------------------------------------------------------------
+
+
+def _destination(kind: str, target: str) -> Destination:
+    return Destination(DestinationKind(kind), target)
+
+
+def read_organisation_document(
+    connection: sa.Connection, *, organisation_slug: str
+) -> OrganisationDocument:
+    """Return the organisation's configuration as a document (with its credentials).
+
+    Raises `OrganisationNotFound`. The document is what `load_config_folder` would read from an
+    exported folder with the credential variables set.
+    """
+    organisation = (
+        connection.execute(
+            sa.select(
+                _organisation,
+                _provider.c.slug.label("provider_slug"),
+                _provider.c.name.label("provider_name"),
+            )
+            .join(_provider, _provider.c.id == _organisation.c.provider_id)
+            .where(_organisation.c.slug == organisation_slug)
+        )
+        .mappings()
+        .first()
+    )
+    if organisation is None:
+        raise OrganisationNotFound(f"no organisation {organisation_slug!r}")
+    organisation_id = organisation["id"]
+    users = _rows(connection, sa.select(_user).where(_user.c.organisation_id == organisation_id))
+    usernames = {row["id"]: row["username"] for row in users}
+    workgroups = _names(connection, _workgroup, organisation_id)
+    workgroup_names = {workgroup_id: name for name, workgroup_id in workgroups.items()}
+    members: dict[int, list[str]] = {workgroup_id: [] for workgroup_id in workgroup_names}
+    for row in _rows(
+        connection, sa.select(_member).where(_member.c.organisation_id == organisation_id)
+    ):
+        members[row["workgroup_id"]].append(usernames[row["user_id"]])
+    accounts = _rows(
+        connection, sa.select(_account).where(_account.c.organisation_id == organisation_id)
+    )
+    numbers = _rows(
+        connection,
+        sa.select(_number, _account.c.public_id)
+        .join(_account, _account.c.id == _number.c.broker_account_id)
+        .where(_number.c.organisation_id == organisation_id),
+    )
+    routes = _rows(
+        connection,
+        sa.select(_route)
+        .where(_route.c.organisation_id == organisation_id)
+        .order_by(_route.c.is_default, _route.c.position, _route.c.id),
+    )
+    default = next(
+        (_destination(row["target_kind"], row["target"]) for row in routes if row["is_default"]),
+        Destination(DestinationKind.ASSIGNED),
+    )
+    return OrganisationDocument(
+        organisation=OrganisationSpec(
+            slug=organisation["slug"],
+            name=organisation["name"],
+            provider=ProviderSpec(organisation["provider_slug"], organisation["provider_name"]),
+            country=organisation["country"],
+        ),
+        users=tuple(
+            UserSpec(row["username"], row["display_name"], row["role"], row["send_alerts"])
+            for row in sorted(users, key=lambda row: row["username"])
+        ),
+        workgroups=tuple(
+            WorkgroupSpec(name, tuple(sorted(members[workgroups[name]])))
+            for name in sorted(workgroups)
+        ),
+        accounts=tuple(
+            BrokerAccountSpec(
+                public_id=row["public_id"],
+                broker=row["broker"],
+                name=row["name"],
+                region=row["region"],
+                credentials=dict(row["credentials"]),
+                **{flag: row[flag] for flag in _ACCOUNT_FLAGS},
+            )
+            for row in sorted(accounts, key=lambda row: row["public_id"])
+        ),
+        numbers=tuple(
+            NumberSpec(
+                e164=row["e164"],
+                account=row["public_id"],
+                friendly_name=row["friendly_name"],
+                workgroup=workgroup_names.get(row["workgroup_id"]),
+                user=usernames.get(row["user_id"]),
+                mms_enabled=row["mms_enabled"],
+                user_can_block=row["user_can_block"],
+            )
+            for row in sorted(numbers, key=lambda row: (row["e164"], row["public_id"]))
+        ),
+        routes=tuple(
+            RouteSpec(
+                name=row["name"],
+                field=RouteField(row["field"]),
+                pattern=row["pattern"],
+                destination=_destination(row["target_kind"], row["target"]),
+            )
+            for row in routes
+            if not row["is_default"]
+        ),
+        default_destination=default,
+    )
+
+
+def export_config(engine: sa.Engine, *, organisation_slug: str, folder: Path) -> None:
+    """Write the organisation's configuration as files in `folder` (see `write_config_folder`).
+
+    Credentials are written as `${PARLEY_<PUBLIC_ID>_<FIELD>}` placeholders, never values.
+    Raises `OrganisationNotFound`.
+    """
+    with engine.connect() as connection:
+        document = read_organisation_document(connection, organisation_slug=organisation_slug)
+    write_config_folder(document, folder)
