@@ -62,8 +62,8 @@ class ParleyServer:
             "httptools",
             "--no-access-log",
         ]
-        log = self.log_path.open("ab")
-        self._process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
         deadline = time.monotonic() + 30 * TIMEOUT_SCALE
         while time.monotonic() < deadline:
             if self._process.poll() is not None:

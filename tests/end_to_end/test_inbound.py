@@ -125,10 +125,13 @@ def test_repeated_webhook_is_answered_and_stored_once(stack: Stack) -> None:
     assert again.status_code == 200
     assert again.json() == {"status": "ok", "stored": 0, "duplicates": 1}
     assert [r.status_code for r in signed_twice] == [200, 200]
-    rows = stack.rows("SELECT body FROM message WHERE remote_number = :p ORDER BY id", p=phone)
-    assert [row.body for row in rows] == ["once"]
-    rows = stack.rows("SELECT body FROM message WHERE broker_message_id = :id", id="SM" + "d" * 32)
-    assert [row.body for row in rows] == ["twice"]
+    rows = stack.rows(
+        "SELECT broker_message_id, body FROM message WHERE remote_number = :p ORDER BY id", p=phone
+    )
+    assert [(row.broker_message_id, row.body) for row in rows] == [
+        ("dup-1", "once"),
+        ("SM" + "d" * 32, "twice"),
+    ]
 
 
 def test_a_burst_from_one_phone_makes_one_interaction(stack: Stack) -> None:

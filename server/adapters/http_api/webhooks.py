@@ -51,7 +51,7 @@ class WebhookEndpoint:
         self._settings = settings
         self._last_refresh = 0.0
 
-    async def __call__(self, request: Request) -> Response:
+    async def receive(self, request: Request) -> Response:
         broker = request.path_params["broker"]
         public_id = request.path_params["account"]
         try:
@@ -211,8 +211,13 @@ async def noop_endpoint(request: Request) -> Response:
 def webhook_routes(*, driver: Driver, settings: Settings) -> list[Route]:
     endpoint = WebhookEndpoint(driver=driver, settings=settings)
     routes = [
-        Route("/webhooks/{broker}/{account}", endpoint, methods=["POST"], name="webhook"),
-        Route("/webhooks/{broker}/{account}/status", endpoint, methods=["POST"], name="receipts"),
+        Route("/webhooks/{broker}/{account}", endpoint.receive, methods=["POST"], name="webhook"),
+        Route(
+            "/webhooks/{broker}/{account}/status",
+            endpoint.receive,
+            methods=["POST"],
+            name="receipts",
+        ),
     ]
     if settings.noop_route:
         routes.append(Route("/_bench/noop/{broker}/{account}", noop_endpoint, methods=["POST"]))

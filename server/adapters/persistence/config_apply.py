@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -94,7 +95,9 @@ _ACCOUNT_FLAGS = (
     "user_confirmation_required",
 )
 # The default route's row: never compared, `is_default` makes it match everything.
-_DEFAULT_ROUTE = {"name": "default", "field": RouteField.BODY.value, "pattern": ""}
+_DEFAULT_ROUTE = MappingProxyType(
+    {"name": "default", "field": RouteField.BODY.value, "pattern": ""}
+)
 
 
 class ConfigConflict(ConfigError):
@@ -419,13 +422,14 @@ def _apply_accounts(
 def _apply_numbers(changes: _Changes, organisation_id: int, numbers: Iterable[NumberSpec]) -> None:
     """Remove the numbers the document leaves out (refused if history refers to them), upsert."""
     connection = changes.connection
-    account_ids = dict(
-        connection.execute(
+    account_ids = {
+        row.public_id: row.id
+        for row in connection.execute(
             sa.select(_account.c.public_id, _account.c.id).where(
                 _account.c.organisation_id == organisation_id
             )
-        ).tuples()
-    )
+        )
+    }
     user_ids = _names(connection, _user, organisation_id)
     workgroup_ids = _names(connection, _workgroup, organisation_id)
     wanted = {(account_ids[number.account], number.e164): number for number in numbers}
@@ -658,8 +662,8 @@ def apply_config(
 # --- export -------------------------------------------------------------------------------------
 
 
-def _destination(kind: str, target: str) -> Destination:
-    return Destination(DestinationKind(kind), target)
+def _destination(route: sa.RowMapping) -> Destination:
+    return Destination(DestinationKind(route["target_kind"]), route["target"])
 
 
 def read_organisation_document(
@@ -711,7 +715,7 @@ def read_organisation_document(
         .order_by(_route.c.is_default, _route.c.position, _route.c.id),
     )
     default = next(
-        (_destination(row["target_kind"], row["target"]) for row in routes if row["is_default"]),
+        (_destination(row) for row in routes if row["is_default"]),
         Destination(DestinationKind.ASSIGNED),
     )
     return OrganisationDocument(
@@ -757,7 +761,7 @@ def read_organisation_document(
                 name=row["name"],
                 field=RouteField(row["field"]),
                 pattern=row["pattern"],
-                destination=_destination(row["target_kind"], row["target"]),
+                destination=_destination(row),
             )
             for row in routes
             if not row["is_default"]

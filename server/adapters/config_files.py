@@ -1,0 +1,1029 @@
+"""Organisation configuration as files: a folder of YAML read into a validated document.
+
+The folder format is described in `routing_profiles/README.md` (ARCHITECTURE.md, "Decisions:
+Configuration"). `load_config_folder(path)` reads the five files, replaces `${ENV_NAME}` and
+`${ENV_NAME:-fallback}` placeholders in every string, checks everything it can without a store
+(syntax, unknown and missing keys, types, duplicates, regular expressions, handlers, references
+between the files, broker credentials, phone numbers) and returns an `OrganisationDocument`, or
+raises `ConfigInvalid` listing every problem at once. Apply the document to the store with
+`server.adapters.persistence.config_apply.apply_config`; `write_config_folder` writes one back as
+files, credentials as placeholders.
+
+Collections whose order means nothing (users, workgroups, members, accounts, numbers) are sorted,
+so two folders that configure the same thing give equal documents; inbound routes keep their order.
+
+Exception tree:
+    ConfigError          -- an organisation's configuration cannot be used
+    ├── ConfigInvalid    -- the files are wrong; `problems` lists every `ConfigProblem`
+    └── ConfigConflict   -- (config_apply) the files are valid but the store refuses them
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import importlib
+import os
+import re
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import phonenumbers
+import yaml
+
+from server.core.phone_numbers import ImpossibleNumber, to_e164
+from server.core.routing import RouteField
+
+__all__ = [
+    "CONFIG_FILES",
+    "ROLES",
+    "BrokerAccountSpec",
+    "ConfigError",
+    "ConfigInvalid",
+    "ConfigProblem",
+    "Destination",
+    "DestinationKind",
+    "NumberSpec",
+    "OrganisationDocument",
+    "OrganisationSpec",
+    "ProviderSpec",
+    "RouteSpec",
+    "UserSpec",
+    "WorkgroupSpec",
+    "credential_variable",
+    "load_config_folder",
+    "write_config_folder",
+]
+
+CONFIG_FILES = (
+    "organisation.yaml",
+    "people.yaml",
+    "brokers.yaml",
+    "numbers.yaml",
+    "inbound_routes.yaml",
+)
+_REQUIRED_FILES = frozenset({"organisation.yaml", "inbound_routes.yaml"})
+
+ROLES = ("agent", "supervisor", "admin")
+_SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+_PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{3,64}")
+_HANDLER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
+# `${NAME}` or `${NAME:-fallback}`; a `${` that is neither leaves group 1 empty.
+_PLACEHOLDER = re.compile(r"\$\{(?:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\})?")
+_TOP = "top level"
+
+
+# --- the document -------------------------------------------------------------------------------
+
+
+class ConfigError(Exception):
+    """An organisation's configuration cannot be used."""
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One thing wrong in one file: `where` names the item (`routes[2] 'spanish'`)."""
+
+    file: str
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.where}: {self.message}"
+
+
+class ConfigInvalid(ConfigError):
+    """The folder is not a valid configuration; `problems` holds every problem found."""
+
+    def __init__(self, problems: Iterable[ConfigProblem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(problem) for problem in self.problems))
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    slug: str
+    name: str
+
+
+@dataclass(frozen=True)
+class OrganisationSpec:
+    slug: str
+    name: str
+    provider: ProviderSpec
+    country: str = "US"
+
+
+@dataclass(frozen=True)
+class UserSpec:
+    username: str
+    display_name: str
+    role: str = "agent"
+    send_alerts: bool = False
+
+
+@dataclass(frozen=True)
+class WorkgroupSpec:
+    name: str
+    members: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BrokerAccountSpec:
+    """A broker account; `credentials` never shows in `repr`."""
+
+    public_id: str
+    broker: str
+    name: str
+    region: str
+    credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
+    inbound_enabled: bool = True
+    outbound_enabled: bool = True
+    mms_enabled: bool = False
+    user_can_block: bool = False
+    user_confirmation_required: bool = False
+
+
+@dataclass(frozen=True)
+class NumberSpec:
+    """A number (E.164) on an account, assigned to exactly one of `workgroup` or `user`."""
+
+    e164: str
+    account: str
+    friendly_name: str
+    workgroup: str | None = None
+    user: str | None = None
+    mms_enabled: bool | None = None  # None: as the account says
+    user_can_block: bool | None = None  # None: as the account says
+
+
+class DestinationKind(enum.StrEnum):
+    WORKGROUP = "workgroup"
+    USER = "user"
+    HANDLER = "handler"
+    ASSIGNED = "assigned"  # the queue the number is assigned to
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where a route sends a text; `target` is a name, `module:function`, or "" for assigned."""
+
+    kind: DestinationKind
+    target: str = ""
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    name: str
+    field: RouteField
+    pattern: str
+    destination: Destination
+
+
+@dataclass(frozen=True)
+class OrganisationDocument:
+    """One organisation's whole configuration, validated; routes in order, the default last."""
+
+    organisation: OrganisationSpec
+    users: tuple[UserSpec, ...] = ()
+    workgroups: tuple[WorkgroupSpec, ...] = ()
+    accounts: tuple[BrokerAccountSpec, ...] = ()
+    numbers: tuple[NumberSpec, ...] = ()
+    routes: tuple[RouteSpec, ...] = ()
+    default_destination: Destination = Destination(DestinationKind.ASSIGNED)
+
+
+def credential_variable(*, public_id: str, field: str) -> str:
+    """Return the environment variable an exported credential is read from.
+
+    `credential_variable(public_id="demo-twilio", field="auth_token")` is
+    `PARLEY_DEMO_TWILIO_AUTH_TOKEN`.
+    """
+    return "PARLEY_" + re.sub(r"[^A-Z0-9]", "_", f"{public_id}_{field}".upper())
+
+
+# --- reading YAML -------------------------------------------------------------------------------
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """The safe loader, refusing a key written twice in one mapping (YAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, Hashable) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is written twice", key_node.start_mark
+                )
+            if isinstance(key, Hashable):
+                seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _parse_yaml(path: Path, problems: list[ConfigProblem]) -> object:
+    """Return the file's YAML value (None when empty); record a syntax error as a problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        problems.append(ConfigProblem(path.name, _TOP, f"cannot be read: {error}"))
+        return None
+    loader = _UniqueKeyLoader(text)
+    try:
+        return loader.get_single_data()
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else _TOP
+        message = error.problem or error.context or "not valid YAML"
+        problems.append(ConfigProblem(path.name, where, f"YAML syntax: {message}"))
+    except yaml.YAMLError as error:
+        problems.append(ConfigProblem(path.name, _TOP, f"YAML syntax: {error}"))
+    finally:
+        loader.dispose()
+    return None
+
+
+def _type_name(value: object) -> str:
+    if value is None:
+        return "nothing"
+    names = {dict: "a mapping", list: "a list", str: "a string", bool: "true/false"}
+    return names.get(type(value), "a number" if isinstance(value, int | float) else "a value")
+
+
+class _File:
+    """Reads one file's values, recording every problem under the file's name.
+
+    Every reader returns None for a value that has a problem (already recorded), so that the
+    caller can skip checks that would only repeat it.
+    """
+
+    def __init__(
+        self, name: str, *, problems: list[ConfigProblem], environ: Mapping[str, str]
+    ) -> None:
+        self.name = name
+        self._problems = problems
+        self._environ = environ
+
+    def report(self, where: str, message: str) -> None:
+        self._problems.append(ConfigProblem(self.name, where, message))
+
+    def mapping(
+        self,
+        value: object,
+        where: str,
+        *,
+        required: Iterable[str] = (),
+        optional: Iterable[str] = (),
+    ) -> dict[str, object] | None:
+        """Return `value` as a mapping after checking its keys, or None if it is not one."""
+        if not isinstance(value, dict):
+            self.report(where, f"expected a mapping (key: value), got {_type_name(value)}")
+            return None
+        required = tuple(required)
+        known = (*required, *optional)
+        checked: dict[str, object] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                self.report(where, f"key {key!r} is not a name")
+            elif key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = (
+                    f"did you mean {close[0]!r}?"
+                    if close
+                    else f"expected one of: {', '.join(known)}"
+                )
+                self.report(where, f"unknown key {key!r}; {hint}")
+            else:
+                checked[key] = item
+        for key in required:
+            if key not in value:
+                self.report(where, f"{key} is required")
+        return checked
+
+    def sequence(self, node: Mapping[str, object], key: str, where: str) -> list[object]:
+        """Return the list under `key` ([] when absent or not a list, the latter reported)."""
+        value = node.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.report(where, f"{key} must be a list, got {_type_name(value)}")
+            return []
+        return value
+
+    def expand(self, text: str, *, where: str, label: str) -> str | None:
+        """Replace `${NAME}` and `${NAME:-fallback}` from the environment; None if one is unset."""
+        failed = False
+
+        def substitute(match: re.Match[str]) -> str:
+            nonlocal failed
+            name, fallback = match.group(1), match.group(2)
+            if name is None:
+                self.report(where, f"{label}: '${{' must start ${{NAME}} or ${{NAME:-fallback}}")
+                failed = True
+                return ""
+            value = self._environ.get(name, fallback)
+            if value is None:
+                self.report(where, f"{label}: environment variable {name} is not set")
+                failed = True
+                return ""
+            return value
+
+        expanded = _PLACEHOLDER.sub(substitute, text)
+        return None if failed else expanded
+
+    def text(
+        self,
+        node: Mapping[str, object],
+        key: str,
+        where: str,
+        *,
+        default: str | None = None,
+        max_length: int = 200,
+        pattern: re.Pattern[str] | None = None,
+        pattern_hint: str = "",
+    ) -> str | None:
+        """Return the string under `key` with placeholders replaced (`default` when absent)."""
+        if key not in node:
+            return default
+        value = node[key]
+        if not isinstance(value, str):
+            self.report(where, f"{key} must be a string, got {_type_name(value)}")
+            return None
+        expanded = self.expand(value, where=where, label=key)
+        if expanded is None:
+            return None
+        if not expanded.strip():
+            self.report(where, f"{key} is empty")
+            return None
+        if len(expanded) > max_length:
+            self.report(where, f"{key} is longer than {max_length} characters")
+            return None
+        if pattern is not None and not pattern.fullmatch(expanded):
+            self.report(where, f"{key} {expanded!r} is not valid: {pattern_hint}")
+            return None
+        return expanded
+
+    def flag(
+        self, node: Mapping[str, object], key: str, where: str, *, default: bool
+    ) -> bool | None:
+        """Return the true/false under `key` (`default` when absent)."""
+        if key not in node:
+            return default
+        return self.optional_flag(node, key, where)
+
+    def optional_flag(self, node: Mapping[str, object], key: str, where: str) -> bool | None:
+        """Return the true/false under `key`, None when absent (or wrong, which is reported)."""
+        value = node.get(key)
+        if value is None or isinstance(value, bool):
+            return value
+        self.report(where, f"{key} must be true or false, got {_type_name(value)}")
+        return None
+
+
+def _item_where(list_key: str, index: int, item: object, *, name_key: str) -> str:
+    """Name a list item as `routes[2] 'spanish'` (just `routes[2]` when it has no name)."""
+    name = item.get(name_key) if isinstance(item, dict) else None
+    if isinstance(name, str | int) and not isinstance(name, bool):
+        return f"{list_key}[{index}] {str(name)!r}"
+    return f"{list_key}[{index}]"
+
+
+def _region(
+    file: _File, node: Mapping[str, object], key: str, where: str, *, default: str
+) -> str | None:
+    value = file.text(node, key, where, default=default, max_length=2)
+    if value is not None and value not in phonenumbers.SUPPORTED_REGIONS:
+        file.report(where, f"{key} {value!r} is not an ISO 3166 region code such as 'US'")
+        return None
+    return value
+
+
+# --- the five files -----------------------------------------------------------------------------
+
+
+def _read_organisation(file: _File, root: object) -> OrganisationSpec | None:
+    node = file.mapping(root, _TOP, required=("slug", "name", "provider"), optional=("country",))
+    if node is None:
+        return None
+    slug_hint = "lower-case letters, digits, '-' and '_', at most 64"
+    slug = file.text(node, "slug", _TOP, max_length=64, pattern=_SLUG, pattern_hint=slug_hint)
+    name = file.text(node, "name", _TOP)
+    country = _region(file, node, "country", _TOP, default="US")
+    provider: ProviderSpec | None = None
+    if "provider" in node:
+        where = "provider"
+        provider_node = file.mapping(node["provider"], where, required=("slug", "name"))
+        if provider_node is not None:
+            provider_slug = file.text(
+                provider_node, "slug", where, max_length=64, pattern=_SLUG, pattern_hint=slug_hint
+            )
+            provider_name = file.text(provider_node, "name", where)
+            if provider_slug is not None and provider_name is not None:
+                provider = ProviderSpec(provider_slug, provider_name)
+    if slug is None or name is None or country is None or provider is None:
+        return None
+    return OrganisationSpec(slug=slug, name=name, provider=provider, country=country)
+
+
+@dataclass
+class _People:
+    users: list[UserSpec] = field(default_factory=list)
+    workgroups: list[WorkgroupSpec] = field(default_factory=list)
+    usernames: set[str] | None = field(default_factory=set)  # None: unknown (file broken)
+    workgroup_names: set[str] | None = field(default_factory=set)
+    alerted: bool = False  # some user has send_alerts: true
+
+
+def _read_people(file: _File, root: object) -> _People:
+    people = _People()
+    node = file.mapping({} if root is None else root, _TOP, optional=("users", "workgroups"))
+    if node is None:
+        return _People(usernames=None, workgroup_names=None)
+    usernames: set[str] = set()
+    for index, item in enumerate(file.sequence(node, "users", _TOP)):
+        where = _item_where("users", index, item, name_key="username")
+        user = file.mapping(
+            item,
+            where,
+            required=("username",),
+            optional=("display_name", "role", "send_alerts"),
+        )
+        if user is None:
+            continue
+        username = file.text(user, "username", where, max_length=100)
+        if username is not None:
+            if username in usernames:
+                file.report(where, f"username {username!r} is listed twice")
+            usernames.add(username)
+        display_name = file.text(user, "display_name", where, default=username)
+        role = file.text(user, "role", where, default="agent", max_length=20)
+        if role is not None and role not in ROLES:
+            file.report(where, f"role {role!r} is not one of: {', '.join(ROLES)}")
+            role = None
+        send_alerts = file.flag(user, "send_alerts", where, default=False)
+        people.alerted = people.alerted or bool(send_alerts)
+        if username and display_name and role and send_alerts is not None:
+            people.users.append(UserSpec(username, display_name, role, send_alerts))
+    names: set[str] = set()
+    for index, item in enumerate(file.sequence(node, "workgroups", _TOP)):
+        where = _item_where("workgroups", index, item, name_key="name")
+        workgroup = file.mapping(item, where, required=("name",), optional=("members",))
+        if workgroup is None:
+            continue
+        name = file.text(workgroup, "name", where, max_length=100)
+        if name is not None:
+            if name in names:
+                file.report(where, f"workgroup {name!r} is listed twice")
+            names.add(name)
+        members: set[str] = set()
+        members_ok = True
+        for member in file.sequence(workgroup, "members", where):
+            if not isinstance(member, str):
+                file.report(where, f"members must be usernames, got {_type_name(member)}")
+                members_ok = False
+                continue
+            username = file.expand(member, where=where, label="members")
+            if username is None:
+                members_ok = False
+            elif username in members:
+                file.report(where, f"member {username!r} is listed twice")
+            elif username not in usernames:
+                file.report(where, f"member {username!r} is not a user in people.yaml")
+                members_ok = False
+            else:
+                members.add(username)
+        if name is not None and members_ok:
+            people.workgroups.append(WorkgroupSpec(name, tuple(sorted(members))))
+    people.usernames = usernames
+    people.workgroup_names = names
+    return people
+
+
+# An account's true/false settings and their defaults.
+_ACCOUNT_FLAGS = MappingProxyType(
+    {
+        "inbound_enabled": True,
+        "outbound_enabled": True,
+        "mms_enabled": False,
+        "user_can_block": False,
+        "user_confirmation_required": False,
+    }
+)
+
+
+def _read_credentials(file: _File, value: object, where: str) -> dict[str, str] | None:
+    """Return the credentials mapping with placeholders replaced; None if any value is wrong."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        file.report(where, f"expected a mapping (key: value), got {_type_name(value)}")
+        return None
+    credentials: dict[str, str] = {}
+    ok = True
+    for key, raw in value.items():
+        if not isinstance(key, str):
+            file.report(where, f"key {key!r} is not a name")
+            ok = False
+            continue
+        if isinstance(raw, bool) or not isinstance(raw, str | int):
+            file.report(where, f"{key} must be a string, got {_type_name(raw)}")
+            ok = False
+            continue
+        expanded = file.expand(str(raw), where=where, label=key)
+        if expanded is None:
+            ok = False
+        else:
+            credentials[key] = expanded
+    return credentials if ok else None
+
+
+def _read_brokers(
+    file: _File, root: object, *, country: str
+) -> tuple[list[BrokerAccountSpec], dict[str, str] | None]:
+    """Return the accounts and the region of every account named (None: the file is broken)."""
+    from server.adapters.brokers.registry import broker_wire
+
+    accounts: list[BrokerAccountSpec] = []
+    node = file.mapping({} if root is None else root, _TOP, optional=("accounts",))
+    if node is None:
+        return accounts, None
+    regions: dict[str, str] = {}
+    for index, item in enumerate(file.sequence(node, "accounts", _TOP)):
+        where = _item_where("accounts", index, item, name_key="public_id")
+        account = file.mapping(
+            item,
+            where,
+            required=("public_id", "broker"),
+            optional=("name", "region", *_ACCOUNT_FLAGS, "credentials"),
+        )
+        if account is None:
+            continue
+        public_id = file.text(
+            account,
+            "public_id",
+            where,
+            max_length=64,
+            pattern=_PUBLIC_ID,
+            pattern_hint="3 to 64 letters, digits, '-' or '_' (it is part of a URL)",
+        )
+        region = _region(file, account, "region", where, default=country)
+        if public_id is not None:
+            if public_id in regions:
+                file.report(where, f"public_id {public_id!r} is listed twice")
+            regions[public_id] = region or country
+        name = file.text(account, "name", where, default=public_id)
+        broker = file.text(account, "broker", where, max_length=32)
+        flags = {
+            key: file.flag(account, key, where, default=d) for key, d in _ACCOUNT_FLAGS.items()
+        }
+        credentials = _read_credentials(file, account.get("credentials"), f"{where}.credentials")
+        if broker is not None:
+            try:
+                wire = broker_wire(broker)
+            except KeyError as error:
+                file.report(where, str(error.args[0]))
+                broker = None
+            else:
+                for problem in (
+                    wire.check_credentials(credentials) if credentials is not None else ()
+                ):
+                    file.report(f"{where}.credentials", problem)
+        if (
+            public_id is None
+            or name is None
+            or broker is None
+            or region is None
+            or credentials is None
+            or None in flags.values()
+        ):
+            continue
+        accounts.append(
+            BrokerAccountSpec(
+                public_id=public_id,
+                broker=broker,
+                name=name,
+                region=region,
+                credentials=credentials,
+                inbound_enabled=bool(flags["inbound_enabled"]),
+                outbound_enabled=bool(flags["outbound_enabled"]),
+                mms_enabled=bool(flags["mms_enabled"]),
+                user_can_block=bool(flags["user_can_block"]),
+                user_confirmation_required=bool(flags["user_confirmation_required"]),
+            )
+        )
+    return accounts, regions
+
+
+def _check_name(
+    file: _File, where: str, *, kind: str, name: str, known: set[str] | None, source: str
+) -> bool:
+    """Report `name` unless it is in `known` (None: the other file is broken, so say nothing)."""
+    if known is None or name in known:
+        return True
+    file.report(where, f"{kind} {name!r} is not in {source}")
+    return False
+
+
+def _read_numbers(
+    file: _File,
+    root: object,
+    *,
+    country: str,
+    people: _People,
+    account_regions: dict[str, str] | None,
+) -> list[NumberSpec]:
+    numbers: list[NumberSpec] = []
+    node = file.mapping({} if root is None else root, _TOP, optional=("numbers",))
+    if node is None:
+        return numbers
+    seen: dict[str, str] = {}
+    for index, item in enumerate(file.sequence(node, "numbers", _TOP)):
+        where = _item_where("numbers", index, item, name_key="number")
+        entry = file.mapping(
+            item,
+            where,
+            required=("number", "account"),
+            optional=("friendly_name", "workgroup", "user", "mms_enabled", "user_can_block"),
+        )
+        if entry is None:
+            continue
+        account = file.text(entry, "account", where, max_length=64)
+        if account is not None and not _check_name(
+            file,
+            where,
+            kind="account",
+            name=account,
+            known=None if account_regions is None else set(account_regions),
+            source="brokers.yaml",
+        ):
+            account = None
+        region = (account_regions or {}).get(account or "", country)
+        e164: str | None = None
+        raw = entry.get("number")
+        if isinstance(raw, str):
+            raw = file.expand(raw, where=where, label="number")
+        if raw is not None:
+            try:
+                e164 = to_e164(raw, region=region)
+            except ImpossibleNumber as error:
+                file.report(where, f"number: {error}")
+        if e164 is not None:
+            if e164 in seen:
+                file.report(where, f"number {e164} is listed twice (also {seen[e164]})")
+            seen.setdefault(e164, where)
+        friendly_name = file.text(entry, "friendly_name", where, default=e164)
+        workgroup = file.text(entry, "workgroup", where, max_length=100)
+        user = file.text(entry, "user", where, max_length=100)
+        assigned = ("workgroup" in entry) + ("user" in entry)
+        if assigned != 1:
+            file.report(where, "name exactly one of workgroup or user")
+        if workgroup is not None and not _check_name(
+            file,
+            where,
+            kind="workgroup",
+            name=workgroup,
+            known=people.workgroup_names,
+            source="people.yaml",
+        ):
+            workgroup = None
+        if user is not None and not _check_name(
+            file, where, kind="user", name=user, known=people.usernames, source="people.yaml"
+        ):
+            user = None
+        mms_enabled = file.optional_flag(entry, "mms_enabled", where)
+        user_can_block = file.optional_flag(entry, "user_can_block", where)
+        if (
+            e164 is None
+            or account is None
+            or friendly_name is None
+            or (workgroup is None) == (user is None)
+            or (mms_enabled is None and entry.get("mms_enabled") is not None)
+            or (user_can_block is None and entry.get("user_can_block") is not None)
+        ):
+            continue
+        numbers.append(
+            NumberSpec(
+                e164=e164,
+                account=account,
+                friendly_name=friendly_name,
+                workgroup=workgroup,
+                user=user,
+                mms_enabled=mms_enabled,
+                user_can_block=user_can_block,
+            )
+        )
+    return numbers
+
+
+def _handler_problem(target: str) -> str | None:
+    """Return why `module:function` cannot be used as a handler, or None when it can."""
+    if not _HANDLER.fullmatch(target):
+        return f"handler {target!r} must be written 'package.module:function'"
+    module_name, _, attribute = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        return f"handler {target!r}: cannot import {module_name}: {error}"
+    except Exception as error:  # importing runs the module's code; report, never crash
+        return f"handler {target!r}: importing {module_name} raised {type(error).__name__}: {error}"
+    function = getattr(module, attribute, None)
+    if function is None:
+        return f"handler {target!r}: {module_name} has no {attribute}"
+    if not callable(function):
+        return f"handler {target!r}: {module_name}.{attribute} is not callable"
+    return None
+
+
+def _read_destination(
+    file: _File, value: object, where: str, *, people: _People, allow_assigned: bool
+) -> Destination | None:
+    kinds = [DestinationKind.WORKGROUP, DestinationKind.USER, DestinationKind.HANDLER]
+    if allow_assigned:
+        kinds.append(DestinationKind.ASSIGNED)
+    node = file.mapping(value, where, optional=kinds)
+    if node is None:
+        return None
+    present = [kind for kind in kinds if kind in node]
+    if len(present) != 1:
+        file.report(where, f"name exactly one of: {', '.join(kinds)}")
+        return None
+    kind = present[0]
+    if kind is DestinationKind.ASSIGNED:
+        if node[kind] is not True:
+            file.report(where, "assigned must be true")
+            return None
+        return Destination(kind)
+    target = file.text(
+        node, kind, where, max_length=300 if kind is DestinationKind.HANDLER else 100
+    )
+    if target is None:
+        return None
+    if kind is DestinationKind.HANDLER:
+        problem = _handler_problem(target)
+        if problem is not None:
+            file.report(where, problem)
+            return None
+    elif not _check_name(
+        file,
+        where,
+        kind=kind.value,
+        name=target,
+        known=people.workgroup_names if kind is DestinationKind.WORKGROUP else people.usernames,
+        source="people.yaml",
+    ):
+        return None
+    return Destination(kind, target)
+
+
+def _read_routes(
+    file: _File, root: object, *, people: _People
+) -> tuple[list[RouteSpec], Destination | None]:
+    routes: list[RouteSpec] = []
+    node = file.mapping(root, _TOP, required=("default",), optional=("routes",))
+    if node is None:
+        return routes, None
+    names: set[str] = set()
+    field_names = ", ".join(item.value for item in RouteField)
+    for index, item in enumerate(file.sequence(node, "routes", _TOP)):
+        where = _item_where("routes", index, item, name_key="name")
+        route = file.mapping(item, where, required=("name", "type", "pattern", "destination"))
+        if route is None:
+            continue
+        name = file.text(route, "name", where, max_length=100)
+        if name == "default":
+            file.report(where, "the name 'default' is kept for the default route")
+            name = None
+        elif name is not None:
+            if name in names:
+                file.report(where, f"route {name!r} is listed twice")
+            names.add(name)
+        route_type = file.text(route, "type", where, max_length=8)
+        route_field: RouteField | None = None
+        if route_type is not None:
+            try:
+                route_field = RouteField(route_type)
+            except ValueError:
+                file.report(where, f"type {route_type!r} is not one of: {field_names}")
+        pattern = route.get("pattern")
+        if "pattern" in route and not isinstance(pattern, str):
+            file.report(where, f"pattern must be a string, got {_type_name(pattern)}")
+            pattern = None
+        if isinstance(pattern, str):
+            pattern = file.expand(pattern, where=where, label="pattern")
+        if isinstance(pattern, str):
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                file.report(where, f"pattern does not compile: {error}")
+                pattern = None
+        destination = None
+        if "destination" in route:
+            destination = _read_destination(
+                file,
+                route["destination"],
+                f"{where}.destination",
+                people=people,
+                allow_assigned=False,
+            )
+        if name and route_field and isinstance(pattern, str) and destination:
+            routes.append(RouteSpec(name, route_field, pattern, destination))
+    default: Destination | None = None
+    if "default" in node:
+        default_node = file.mapping(node["default"], "default", required=("destination",))
+        if default_node is not None and "destination" in default_node:
+            default = _read_destination(
+                file,
+                default_node["destination"],
+                "default.destination",
+                people=people,
+                allow_assigned=True,
+            )
+    return routes, default
+
+
+def load_config_folder(
+    path: Path, *, environ: Mapping[str, str] | None = None
+) -> OrganisationDocument:
+    """Read and check the configuration folder at `path`; return its `OrganisationDocument`.
+
+    `${NAME}` and `${NAME:-fallback}` in any string are read from `environ` (default
+    `os.environ`). Handlers named by routes are imported to check that they exist. Raises
+    `ConfigInvalid` with every problem found (nothing is half-read). Apply the result with
+    `config_apply.apply_config`.
+    """
+    environment: Mapping[str, str] = os.environ if environ is None else environ
+    problems: list[ConfigProblem] = []
+    if not path.is_dir():
+        raise ConfigInvalid([ConfigProblem(str(path), _TOP, "is not a folder")])
+    roots: dict[str, object] = {}
+    for name in CONFIG_FILES:
+        file_path = path / name
+        if file_path.is_file():
+            roots[name] = _parse_yaml(file_path, problems)
+        elif name in _REQUIRED_FILES:
+            problems.append(ConfigProblem(name, _TOP, "the file is missing"))
+    syntax_failed = {problem.file for problem in problems}
+    for extra in sorted(path.iterdir()):
+        if extra.suffix in (".yaml", ".yml") and extra.name not in CONFIG_FILES:
+            problems.append(
+                ConfigProblem(
+                    extra.name, _TOP, f"unknown file; expected some of: {', '.join(CONFIG_FILES)}"
+                )
+            )
+
+    def reader(name: str) -> _File:
+        return _File(name, problems=problems, environ=environment)
+
+    organisation = None
+    if "organisation.yaml" in roots and "organisation.yaml" not in syntax_failed:
+        organisation = _read_organisation(reader("organisation.yaml"), roots["organisation.yaml"])
+    country = organisation.country if organisation else "US"
+    if "people.yaml" in syntax_failed:
+        people = _People(usernames=None, workgroup_names=None)
+    else:
+        people = _read_people(reader("people.yaml"), roots.get("people.yaml"))
+    accounts: list[BrokerAccountSpec] = []
+    account_regions: dict[str, str] | None = None
+    if "brokers.yaml" not in syntax_failed:
+        accounts, account_regions = _read_brokers(
+            reader("brokers.yaml"), roots.get("brokers.yaml"), country=country
+        )
+    if account_regions and people.usernames is not None and not people.alerted:
+        problems.append(
+            ConfigProblem(
+                "people.yaml",
+                "users",
+                "no user has send_alerts: true; brokers.yaml has accounts, and opt-out alerts "
+                "need someone to receive them",
+            )
+        )
+    numbers: list[NumberSpec] = []
+    if "numbers.yaml" not in syntax_failed:
+        numbers = _read_numbers(
+            reader("numbers.yaml"),
+            roots.get("numbers.yaml"),
+            country=country,
+            people=people,
+            account_regions=account_regions,
+        )
+    routes: list[RouteSpec] = []
+    default: Destination | None = None
+    if "inbound_routes.yaml" in roots and "inbound_routes.yaml" not in syntax_failed:
+        routes, default = _read_routes(
+            reader("inbound_routes.yaml"), roots["inbound_routes.yaml"], people=people
+        )
+    if problems:
+        raise ConfigInvalid(problems)
+    assert organisation is not None  # else a problem was recorded
+    assert default is not None
+    return OrganisationDocument(
+        organisation=organisation,
+        users=tuple(sorted(people.users, key=lambda user: user.username)),
+        workgroups=tuple(sorted(people.workgroups, key=lambda workgroup: workgroup.name)),
+        accounts=tuple(sorted(accounts, key=lambda account: account.public_id)),
+        numbers=tuple(sorted(numbers, key=lambda number: (number.e164, number.account))),
+        routes=tuple(routes),
+        default_destination=default,
+    )
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+_HEADER = (
+    "# Written by `parley config export`. Credentials are read from the environment:\n"
+    "# set each ${PARLEY_...} variable before `parley config apply`.\n"
+)
+
+
+def _destination_node(destination: Destination) -> dict[str, object]:
+    if destination.kind is DestinationKind.ASSIGNED:
+        return {"assigned": True}
+    return {destination.kind.value: destination.target}
+
+
+def _document_files(document: OrganisationDocument) -> dict[str, dict[str, object]]:
+    """Return each file's content, credentials replaced by `${PARLEY_...}` placeholders."""
+    organisation = document.organisation
+    accounts = []
+    for account in document.accounts:
+        accounts.append(
+            {
+                "public_id": account.public_id,
+                "broker": account.broker,
+                "name": account.name,
+                "region": account.region,
+                **{key: getattr(account, key) for key in _ACCOUNT_FLAGS},
+                "credentials": {
+                    key: "${" + credential_variable(public_id=account.public_id, field=key) + "}"
+                    for key in sorted(account.credentials)
+                },
+            }
+        )
+    numbers = []
+    for number in document.numbers:
+        entry: dict[str, object] = {
+            "number": number.e164,
+            "account": number.account,
+            "friendly_name": number.friendly_name,
+        }
+        if number.workgroup is not None:
+            entry["workgroup"] = number.workgroup
+        if number.user is not None:
+            entry["user"] = number.user
+        if number.mms_enabled is not None:
+            entry["mms_enabled"] = number.mms_enabled
+        if number.user_can_block is not None:
+            entry["user_can_block"] = number.user_can_block
+        numbers.append(entry)
+    return {
+        "organisation.yaml": {
+            "slug": organisation.slug,
+            "name": organisation.name,
+            "provider": {"slug": organisation.provider.slug, "name": organisation.provider.name},
+            "country": organisation.country,
+        },
+        "people.yaml": {
+            "users": [
+                {
+                    "username": user.username,
+                    "display_name": user.display_name,
+                    "role": user.role,
+                    "send_alerts": user.send_alerts,
+                }
+                for user in document.users
+            ],
+            "workgroups": [
+                {"name": workgroup.name, "members": list(workgroup.members)}
+                for workgroup in document.workgroups
+            ],
+        },
+        "brokers.yaml": {"accounts": accounts},
+        "numbers.yaml": {"numbers": numbers},
+        "inbound_routes.yaml": {
+            "routes": [
+                {
+                    "name": route.name,
+                    "type": route.field.value,
+                    "pattern": route.pattern,
+                    "destination": _destination_node(route.destination),
+                }
+                for route in document.routes
+            ],
+            "default": {"destination": _destination_node(document.default_destination)},
+        },
+    }
+
+
+def write_config_folder(document: OrganisationDocument, folder: Path) -> None:
+    """Write `document` as the five files in `folder` (created if needed; files replaced).
+
+    Credentials are never written: each becomes `${PARLEY_<PUBLIC_ID>_<FIELD>}` (see
+    `credential_variable`), so `load_config_folder` reads them back from the environment.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, content in _document_files(document).items():
+        text = yaml.safe_dump(content, sort_keys=False, allow_unicode=True, width=100)
+        (folder / name).write_text(_HEADER + text, encoding="utf-8")

@@ -1,0 +1,449 @@
+"""Tests for server/adapters/persistence/config_apply.py, against a real store (see conftest)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import SQLModel
+
+from server.adapters.config_files import (
+    OrganisationDocument,
+    OrganisationSpec,
+    ProviderSpec,
+    credential_variable,
+    load_config_folder,
+)
+from server.adapters.persistence.config_apply import (
+    ConfigConflict,
+    OrganisationNotFound,
+    apply_config,
+    export_config,
+    read_organisation_document,
+)
+from server.adapters.persistence.tables import (
+    Audit,
+    InboundRoute,
+    Interaction,
+    Message,
+    Organisation,
+    PhoneNumber,
+    User,
+)
+
+DEMO = Path(__file__).resolve().parents[3] / "routing_profiles" / "demo"
+NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+
+_audit = cast(sa.Table, sa.inspect(Audit).local_table)
+_organisation = cast(sa.Table, sa.inspect(Organisation).local_table)
+_user = cast(sa.Table, sa.inspect(User).local_table)
+_number = cast(sa.Table, sa.inspect(PhoneNumber).local_table)
+_route = cast(sa.Table, sa.inspect(InboundRoute).local_table)
+_interaction = cast(sa.Table, sa.inspect(Interaction).local_table)
+_message = cast(sa.Table, sa.inspect(Message).local_table)
+
+
+@pytest.fixture
+def demo() -> OrganisationDocument:
+    return load_config_folder(DEMO, environ={})
+
+
+def other_organisation(document: OrganisationDocument) -> OrganisationDocument:
+    """The demo again as organisation 'acme' of provider 'acme-provider', with its own accounts."""
+    return replace(
+        document,
+        organisation=OrganisationSpec("acme", "Acme", ProviderSpec("acme-provider", "Acme P")),
+        accounts=tuple(
+            replace(account, public_id=account.public_id.replace("demo", "acme"))
+            for account in document.accounts
+        ),
+        numbers=tuple(
+            replace(number, account=number.account.replace("demo", "acme"))
+            for number in document.numbers
+        ),
+    )
+
+
+def snapshot(engine: sa.Engine) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table, to show that a refused apply wrote nothing."""
+    with engine.connect() as connection:
+        return {
+            table.name: [
+                tuple(row)
+                for row in connection.execute(sa.select(table).order_by(*table.primary_key.columns))
+            ]
+            for table in SQLModel.metadata.sorted_tables
+        }
+
+
+def organisation_rows(engine: sa.Engine, organisation: int) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row that carries `organisation_id == organisation`, table by table."""
+    with engine.connect() as connection:
+        return {
+            table.name: [
+                tuple(row)
+                for row in connection.execute(
+                    sa.select(table)
+                    .where(table.c.organisation_id == organisation)
+                    .order_by(*table.primary_key.columns)
+                )
+            ]
+            for table in SQLModel.metadata.sorted_tables
+            if "organisation_id" in table.c
+        }
+
+
+def rows(engine: sa.Engine, statement: sa.Select[Any]) -> list[sa.RowMapping]:
+    with engine.connect() as connection:
+        return list(connection.execute(statement).mappings())
+
+
+def audit_rows(engine: sa.Engine) -> list[sa.RowMapping]:
+    return rows(engine, sa.select(_audit).order_by(_audit.c.id))
+
+
+def organisation_id(engine: sa.Engine, slug: str) -> int:
+    with engine.connect() as connection:
+        found = connection.execute(
+            sa.select(_organisation.c.id).where(_organisation.c.slug == slug)
+        ).scalar_one()
+    return int(found)
+
+
+def add_history(engine: sa.Engine, *, e164: str, queue_kind: str, queue_id: int) -> None:
+    """Store an interaction and a message on the number `e164`, queued as given."""
+    [number] = rows(engine, sa.select(_number).where(_number.c.e164 == e164))
+    common = {
+        "organisation_id": number["organisation_id"],
+        "number_id": number["id"],
+        "local_number": e164,
+        "remote_number": "+13125550199",
+    }
+    with engine.begin() as connection:
+        connection.execute(
+            sa.insert(_interaction).values(
+                id=1,
+                state="queued",
+                queue_kind=queue_kind,
+                queue_id=queue_id,
+                enqueued_at=NOW,
+                created_at=NOW,
+                **common,
+            )
+        )
+        connection.execute(
+            sa.insert(_message).values(
+                id=1,
+                interaction_id=1,
+                direction="inbound",
+                broker_account_id=number["broker_account_id"],
+                broker_message_id="m-1",
+                body="hello",
+                media=[],
+                created_at=NOW,
+                **common,
+            )
+        )
+
+
+# --- applying -------------------------------------------------------------------------------------
+
+
+def test_applying_the_demo_creates_its_rows(store: sa.Engine, demo: OrganisationDocument) -> None:
+    report = apply_config(store, demo, actor="tester", now=NOW)
+
+    assert report.changed
+    assert report.revision == 1
+    assert {entity: count.created for entity, count in report.changes.items()} == {
+        "provider": 1,
+        "organisation": 1,
+        "app_user": 4,
+        "workgroup": 3,
+        "workgroup_member": 4,
+        "broker_account": 4,
+        "phone_number": 5,
+        "inbound_route": 3,
+    }
+    with store.connect() as connection:
+        assert read_organisation_document(connection, organisation_slug="demo") == demo
+    routes = rows(store, sa.select(_route).order_by(_route.c.position))
+    assert [(r["position"], r["name"], r["is_default"]) for r in routes] == [
+        (0, "spanish", False),
+        (1, "chicago-sales", False),
+        (2, "default", True),
+    ]
+    [direct] = rows(store, sa.select(_number).where(_number.c.e164 == "+19205550101"))
+    assert direct["user_id"] is not None
+    assert direct["workgroup_id"] is None
+    audits = audit_rows(store)
+    assert len(audits) == sum(count.created for count in report.changes.values())
+    assert {(a["actor"], a["action"], a["at"]) for a in audits} == {("tester", "create", NOW)}
+    assert {a["organisation_id"] for a in audits} == {report.organisation_id}
+
+
+def test_audit_rows_never_hold_credentials(store: sa.Engine, demo: OrganisationDocument) -> None:
+    apply_config(store, demo, actor="tester", now=NOW)
+    changed = replace(
+        demo,
+        accounts=tuple(
+            replace(account, credentials={**account.credentials, "webhook_key": "new-secret"})
+            if account.broker == "sandbox"
+            else account
+            for account in demo.accounts
+        ),
+    )
+    apply_config(store, changed, actor="tester", now=NOW)
+
+    audits = audit_rows(store)
+    text = json.dumps([[a["before"], a["after"]] for a in audits])
+    for account in changed.accounts + demo.accounts:
+        for value in account.credentials.values():
+            assert value not in text
+    [update] = [a for a in audits if a["action"] == "update"]
+    assert (update["entity"], update["entity_key"]) == ("broker_account", "demo-sandbox")
+    assert update["before"] == {"credentials": {"webhook_key": "***"}}
+    assert update["after"] == {"credentials": {"webhook_key": "***"}}
+
+
+def test_applying_the_same_document_again_changes_nothing(
+    store: sa.Engine, demo: OrganisationDocument
+) -> None:
+    apply_config(store, demo, actor="tester", now=NOW)
+    before = snapshot(store)
+
+    report = apply_config(store, demo, actor="tester", now=NOW + timedelta(hours=1))
+
+    assert not report.changed
+    assert report.revision == 1
+    assert snapshot(store) == before
+    assert "unchanged, revision 1" in str(report)
+
+
+def test_changing_a_route_moves_the_revision_and_is_audited(
+    store: sa.Engine, demo: OrganisationDocument
+) -> None:
+    apply_config(store, demo, actor="tester", now=NOW)
+    route_ids = [r["id"] for r in rows(store, sa.select(_route).order_by(_route.c.position))]
+    audits_before = len(audit_rows(store))
+    spanish, chicago = demo.routes
+    changed = replace(demo, routes=(spanish, replace(chicago, pattern=r"^\+1(312|773)")))
+
+    report = apply_config(store, changed, actor="admin", now=NOW)
+
+    assert report.revision == 2
+    assert report.changes["inbound_route"].updated == 1
+    [audit] = audit_rows(store)[audits_before:]
+    assert (audit["actor"], audit["action"], audit["entity"], audit["entity_key"]) == (
+        "admin",
+        "update",
+        "inbound_route",
+        "chicago-sales",
+    )
+    assert audit["before"] == {"pattern": r"^\+1312"}
+    assert audit["after"] == {"pattern": r"^\+1(312|773)"}
+    assert [r["id"] for r in rows(store, sa.select(_route).order_by(_route.c.position))] == (
+        route_ids
+    )
+
+
+def test_routes_are_reordered_added_and_removed_in_place(
+    store: sa.Engine, demo: OrganisationDocument
+) -> None:
+    apply_config(store, demo, actor="tester", now=NOW)
+    spanish, chicago = demo.routes
+    vip = replace(spanish, name="vip", pattern="VIP")
+
+    report = apply_config(store, replace(demo, routes=(vip, chicago)), actor="t", now=NOW)
+
+    routes = rows(store, sa.select(_route).order_by(_route.c.position))
+    assert [(r["position"], r["name"]) for r in routes] == [
+        (0, "vip"),
+        (1, "chicago-sales"),
+        (2, "default"),
+    ]
+    counts = report.changes["inbound_route"]
+    assert (counts.created, counts.updated, counts.deleted) == (1, 0, 1)
+    assert report.revision == 2
+
+
+def test_two_organisations_never_touch_each_others_rows(
+    store: sa.Engine, demo: OrganisationDocument
+) -> None:
+    acme = other_organisation(demo)
+    apply_config(store, demo, actor="tester", now=NOW)
+    apply_config(store, acme, actor="tester", now=NOW)
+    acme_id = organisation_id(store, "acme")
+    with store.connect() as connection:
+        acme_before = read_organisation_document(connection, organisation_slug="acme")
+    acme_rows_before = organisation_rows(store, acme_id)
+    carol_less = replace(
+        demo,
+        users=tuple(user for user in demo.users if user.username != "carol"),
+        routes=demo.routes[:1],
+    )
+
+    report = apply_config(store, carol_less, actor="tester", now=NOW)
+
+    assert report.changes["app_user"].deleted == 1
+    with store.connect() as connection:
+        assert read_organisation_document(connection, organisation_slug="acme") == acme_before
+        revisions = {
+            row.slug: row.config_revision
+            for row in connection.execute(
+                sa.select(_organisation.c.slug, _organisation.c.config_revision)
+            )
+        }
+    assert revisions == {"demo": 2, "acme": 1}
+    assert organisation_rows(store, acme_id) == acme_rows_before
+    usernames = rows(store, sa.select(_user.c.organisation_id, _user.c.username))
+    assert sum(1 for row in usernames if row["username"] == "carol") == 1
+
+
+def test_an_account_of_another_provider_is_refused_and_nothing_written(
+    store: sa.Engine, demo: OrganisationDocument
+) -> None:
+    apply_config(store, demo, actor="tester", now=NOW)
+    thief = replace(other_organisation(demo), accounts=demo.accounts, numbers=demo.numbers)
+    before = snapshot(store)
+
+    with pytest.raises(ConfigConflict) as caught:
+        apply_config(store, thief, actor="tester", now=NOW)
+
+    assert "broker account 'demo-sandbox' belongs to another provider" in caught.value.conflicts
+    assert snapshot(store) == before
+
+
+def test_an_account_of_another_organisation_is_refused(
+    store: sa.Engine, demo: OrganisationDocument
+) -> None:
+    apply_config(store, demo, actor="tester", now=NOW)
+    sibling = replace(demo, organisation=replace(demo.organisation, slug="sibling", name="Sibling"))
+    before = snapshot(store)
+
+    with pytest.raises(ConfigConflict, match="declared by another organisation"):
+        apply_config(store, sibling, actor="tester", now=NOW)
+
+    assert snapshot(store) == before
+
+
+def test_an_organisation_cannot_move_to_another_provider(
+    store: sa.Engine, demo: OrganisationDocument
+) -> None:
+    apply_config(store, demo, actor="tester", now=NOW)
+    moved = replace(
+        demo, organisation=replace(demo.organisation, provider=ProviderSpec("other", "Other"))
+    )
+    before = snapshot(store)
+
+    with pytest.raises(ConfigConflict, match="belongs to provider 'demo-provider'"):
+        apply_config(store, moved, actor="tester", now=NOW)
+
+    assert snapshot(store) == before
+
+
+def test_a_number_with_history_cannot_be_removed(
+    store: sa.Engine, demo: OrganisationDocument
+) -> None:
+    apply_config(store, demo, actor="tester", now=NOW)
+    support_id = rows(store, sa.select(_number).where(_number.c.e164 == "+19205550100"))[0][
+        "workgroup_id"
+    ]
+    add_history(store, e164="+19205550100", queue_kind="workgroup", queue_id=support_id)
+    without = replace(
+        demo, numbers=tuple(number for number in demo.numbers if number.e164 != "+19205550100")
+    )
+    before = snapshot(store)
+
+    with pytest.raises(ConfigConflict) as caught:
+        apply_config(store, without, actor="tester", now=NOW)
+
+    assert caught.value.conflicts == (
+        "number demo-sandbox/+19205550100 cannot be removed: "
+        "1 interactions, 1 messages refer to it",
+    )
+    assert snapshot(store) == before
+
+
+def test_a_number_without_history_is_removed(store: sa.Engine, demo: OrganisationDocument) -> None:
+    apply_config(store, demo, actor="tester", now=NOW)
+    without = replace(demo, numbers=demo.numbers[1:])
+
+    report = apply_config(store, without, actor="tester", now=NOW)
+
+    assert report.changes["phone_number"].deleted == 1
+    [audit] = [a for a in audit_rows(store) if a["action"] == "delete"]
+    assert (audit["entity"], audit["entity_key"]) == ("phone_number", "demo-sandbox/+19205550100")
+    assert audit["after"] is None
+
+
+def test_a_user_that_history_refers_to_is_kept_and_reported(
+    store: sa.Engine, demo: OrganisationDocument
+) -> None:
+    apply_config(store, demo, actor="tester", now=NOW)
+    [dave] = rows(store, sa.select(_user).where(_user.c.username == "dave"))
+    add_history(store, e164="+19205550100", queue_kind="user", queue_id=dave["id"])
+    without = replace(
+        demo, users=tuple(user for user in demo.users if user.username not in ("dave", "carol"))
+    )
+
+    report = apply_config(store, without, actor="tester", now=NOW)
+
+    assert report.kept == ("user 'dave' (1 interactions refer to it)",)
+    assert report.changes["app_user"].deleted == 1  # carol
+    names = {row["username"] for row in rows(store, sa.select(_user.c.username))}
+    assert names == {"alice", "bob", "dave"}
+    assert "kept: user 'dave'" in str(report)
+
+
+def test_membership_is_replaced(store: sa.Engine, demo: OrganisationDocument) -> None:
+    apply_config(store, demo, actor="tester", now=NOW)
+    sales, spanish, support = demo.workgroups
+    changed = replace(
+        demo,
+        workgroups=(
+            replace(sales, members=("alice", "bob")),
+            spanish,
+            replace(support, members=("bob",)),
+        ),
+    )
+
+    report = apply_config(store, changed, actor="tester", now=NOW)
+
+    counts = report.changes["workgroup_member"]
+    assert (counts.created, counts.deleted) == (1, 1)
+    with store.connect() as connection:
+        assert read_organisation_document(connection, organisation_slug="demo") == changed
+
+
+# --- export ---------------------------------------------------------------------------------------
+
+
+def test_export_round_trip(store: sa.Engine, demo: OrganisationDocument, tmp_path: Path) -> None:
+    apply_config(store, demo, actor="tester", now=NOW)
+
+    export_config(store, organisation_slug="demo", folder=tmp_path / "exported")
+
+    written = "".join(path.read_text() for path in (tmp_path / "exported").iterdir())
+    for account in demo.accounts:
+        for value in account.credentials.values():
+            assert value not in written
+    environ = {
+        credential_variable(public_id=account.public_id, field=key): value
+        for account in demo.accounts
+        for key, value in account.credentials.items()
+    }
+    assert load_config_folder(tmp_path / "exported", environ=environ) == demo
+    report = apply_config(
+        store, load_config_folder(tmp_path / "exported", environ=environ), actor="t", now=NOW
+    )
+    assert not report.changed
+
+
+def test_export_of_an_unknown_organisation(store: sa.Engine, tmp_path: Path) -> None:
+    with pytest.raises(OrganisationNotFound):
+        export_config(store, organisation_slug="nobody", folder=tmp_path)
