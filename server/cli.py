@@ -168,7 +168,7 @@ Text the demo business (+1 920 555 0100, Support) from a phone, through the sand
 
   curl -s {base}/webhooks/sandbox/demo-sandbox \\
        -H 'Authorization: Bearer demo-sandbox-key' -H 'Content-Type: application/json' \\
-       -d '{{"id": "first-text", "from": "+13125550147", "to": "+19205550100", "text": "Hi!"}}'
+       -d '{{"id": "first-text", "from": "+14145550147", "to": "+19205550100", "text": "Hi!"}}'
 
   curl -s {base}/api/queues -H 'Authorization: Bearer {DEMO_TOKEN}'
 """,
