@@ -182,6 +182,24 @@ CASES: dict[str, tuple[Case, int, str]] = {
         401,
         "authentication_failed",
     ),
+    "malformed form": (
+        lambda c: c.post(
+            f"/webhooks/twilio/{ACME.account('twilio')}",
+            content=b"MessageSid=SM1&From",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        ),
+        400,
+        "malformed_webhook",
+    ),
+    "body not UTF-8": (
+        lambda c: c.post(
+            f"/webhooks/twilio/{ACME.account('twilio')}",
+            content=b"Body=\xff\xfe",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        ),
+        400,
+        "malformed_webhook",
+    ),
     "inteliquent without headers": (
         lambda c: c.post(
             f"/webhooks/inteliquent/{ACME.account('inteliquent')}",
