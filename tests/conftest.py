@@ -3,7 +3,10 @@ so) and a real Parley server process on a free loopback port."""
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
+import secrets
 from pathlib import Path
 
 import pytest
@@ -16,9 +19,26 @@ from server.adapters.persistence.tables import SQLModel
 TIMEOUT_SCALE = float(os.environ.get("PARLEY_TEST_TIMEOUT_SCALE", "1"))
 
 
+@functools.cache
 def _postgres_url() -> str | None:
-    url = os.environ.get("PARLEY_TEST_DATABASE_URL", "")
-    return url or None
+    """A database of this test run's own on the PostgreSQL server that
+    PARLEY_TEST_DATABASE_URL names (so that two runs on one server never meet), dropped at exit."""
+    given = os.environ.get("PARLEY_TEST_DATABASE_URL", "")
+    if not given:
+        return None
+    server_url = sa.make_url(given.replace("postgresql://", "postgresql+psycopg://", 1))
+    name = f"parley_test_{os.getpid()}_{secrets.token_hex(4)}"
+    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    atexit.register(drop)
+    return server_url.set(database=name).render_as_string(hide_password=False)
 
 
 def reset_database(url: str) -> None:
@@ -38,9 +58,8 @@ def fresh_database_url(folder: Path) -> str:
     postgres = _postgres_url()
     if postgres is None:
         return f"sqlite:///{folder / 'parley.sqlite3'}"
-    url = postgres.replace("postgresql://", "postgresql+psycopg://", 1)
-    reset_database(url)
-    return url
+    reset_database(postgres)
+    return postgres
 
 
 @pytest.fixture

@@ -15,6 +15,8 @@ from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
 __all__ = [
+    "AgentEvent",
+    "AgentPresence",
     "ApiToken",
     "Audit",
     "BrokerAccount",
@@ -24,8 +26,10 @@ __all__ = [
     "Interaction",
     "Message",
     "Organisation",
+    "Outbox",
     "PhoneNumber",
     "Provider",
+    "RoutingProfile",
     "User",
     "UtcDateTime",
     "Workgroup",
@@ -96,15 +100,68 @@ class User(SQLModel, table=True):
     role: str = Field(default="agent", max_length=20)
     password_hash: str | None = None
     send_alerts: bool = False
+    routing_profile_id: int | None = Field(default=None, foreign_key="routing_profile.id")
+    skills: dict[str, int] = _json(default=dict)  # skill: level, on top of the profile's
     created_at: datetime = _when()
 
 
 class Workgroup(SQLModel, table=True):
+    """A team and its ACD queue, with how the queue offers its work."""
+
     __table_args__ = (sa.UniqueConstraint("organisation_id", "name"),)
 
     id: int | None = Field(default=None, primary_key=True)
     organisation_id: int = _org()
     name: str = Field(max_length=100)
+    strategy: str = Field(default="longest_idle", max_length=20)
+    offer_timeout_s: int = 30
+    wrap_up_timeout_s: int = 60
+    transfer_priority_boost: int = 10
+    required_skills: dict[str, int] = _json(default=dict)
+    escalation: list[dict[str, Any]] = _json(default=list)
+    created_at: datetime = _when()
+
+
+class RoutingProfile(SQLModel, table=True):
+    """The agent side of routing: queues with priority and delay, capacity, skills."""
+
+    __tablename__ = "routing_profile"
+    __table_args__ = (sa.UniqueConstraint("organisation_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = _org()
+    name: str = Field(max_length=100)
+    sms_capacity: int = 3
+    skills: dict[str, int] = _json(default=dict)
+    # [{"workgroup": name, "priority": 1, "delay_s": 0}], ordered
+    queues: list[dict[str, Any]] = _json(default=list)
+    created_at: datetime = _when()
+
+
+class AgentPresence(SQLModel, table=True):
+    """An agent's chosen state (available, away with a reason, offline), persisted with its time."""
+
+    __tablename__ = "agent_presence"
+
+    user_id: int = Field(primary_key=True, foreign_key="app_user.id")
+    organisation_id: int = _org()
+    state: str = Field(default="offline", max_length=16)
+    reason: str | None = Field(default=None, max_length=100)
+    state_since: datetime = _when()
+    idle_since: datetime = _when()
+
+
+class AgentEvent(SQLModel, table=True):
+    """An event pushed to one agent, kept with its sequence number so a client can resume."""
+
+    __tablename__ = "agent_event"
+    __table_args__ = (sa.UniqueConstraint("user_id", "seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = _org()
+    user_id: int = Field(foreign_key="app_user.id")
+    seq: int
+    body: dict[str, Any] = _json(default=dict)
     created_at: datetime = _when()
 
 
@@ -202,6 +259,12 @@ class Interaction(SQLModel, table=True):
     queue_id: int
     priority: int = 0
     route_id: int | None = None
+    agent_id: int | None = Field(default=None, foreign_key="app_user.id")
+    offered_to: int | None = Field(default=None, foreign_key="app_user.id")
+    offer_expires_at: datetime | None = _when(nullable=True)
+    offer_delivered: bool = False
+    wrap_up_by: int | None = Field(default=None, foreign_key="app_user.id")
+    wrap_up_until: datetime | None = _when(nullable=True)
     enqueued_at: datetime = _when()
     created_at: datetime = _when()
     closed_at: datetime | None = _when(nullable=True)
@@ -226,7 +289,25 @@ class Message(SQLModel, table=True):
     media: list[dict[str, str | None]] = _json(default=list)
     keyword: str | None = Field(default=None, max_length=16)
     status: str | None = Field(default=None, max_length=16)
+    status_reason: str | None = None
+    author_id: int | None = Field(default=None, foreign_key="app_user.id")
     created_at: datetime = _when()
+
+
+class Outbox(SQLModel, table=True):
+    """A text waiting to be sent, or sent: the sender works these rows (at-least-once)."""
+
+    __table_args__ = (sa.Index("outbox_pending", "status", "next_attempt_at"),)
+
+    id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    organisation_id: int = _org()
+    message_id: int = Field(foreign_key="message.id", unique=True)
+    broker_account_id: int = Field(foreign_key="broker_account.id")
+    status: str = Field(default="pending", max_length=16)  # pending, in_flight, sent, failed
+    attempts: int = 0
+    next_attempt_at: datetime = _when()
+    last_error: str | None = None
+    sent_at: datetime | None = _when(nullable=True)
 
 
 class DeliveryReceipt(SQLModel, table=True):
