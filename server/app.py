@@ -1,12 +1,14 @@
 """The composition root: `create_app(settings)` builds Parley's ASGI application.
 
-Nothing opens a connection at import time: the store, the migrations and the driver's writer
-thread start in the lifespan and stop with it. `uvicorn --factory server.app:create_app` calls
-`create_app()` with no arguments, which reads the settings from the environment.
+Nothing opens a connection at import time: the store, the migrations, the driver's writer
+thread, the outbound sender and the sandbox broker start in the lifespan and stop with it.
+`uvicorn --factory server.app:create_app` calls `create_app()` with no arguments, which reads
+the settings from the environment.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -14,18 +16,24 @@ from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
+import httpx2
 import yaml
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 
+from server.adapters.agent_protocol.gateway import AgentHub, GatewaySettings, agent_routes
 from server.adapters.clock import Clock, ManualClock, SystemClock
-from server.adapters.http_api.errors import http_exception_handler
+from server.adapters.http_api.auth import auth_routes
+from server.adapters.http_api.errors import error_response, http_exception_handler
 from server.adapters.http_api.read_api import read_routes
 from server.adapters.http_api.webhooks import webhook_routes
+from server.adapters.outbound_sender import OutboundSender
 from server.adapters.persistence.database import create_store_engine, migrate
+from server.adapters.sandbox_broker.routes import sandbox_routes
+from server.adapters.sandbox_broker.service import SandboxBroker
 from server.driver import Driver
 from server.settings import Settings, load_settings
 
@@ -45,30 +53,50 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     clock: Clock = ManualClock() if settings.clock == "manual" else SystemClock()
     driver = Driver(engine=engine, clock=clock, group_commit_max=settings.group_commit_max)
+    hub = AgentHub()
+    driver.on_commit = hub.publish
+    sandbox = SandboxBroker(engine=engine, clock=clock)
     openapi: dict[str, Any] = yaml.safe_load(OPENAPI_FILE.read_text(encoding="utf-8"))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(migrate, engine)
-        await anyio.to_thread.run_sync(driver.start)
-        try:
-            yield
-        finally:
-            await anyio.to_thread.run_sync(driver.stop)
-            engine.dispose()
+        loop = asyncio.get_running_loop()
+        await anyio.to_thread.run_sync(lambda: driver.start(loop))
+        async with httpx2.AsyncClient() as http:
+            sender = OutboundSender(driver=driver, sandbox_url=settings.sandbox_url, http=http)
+            driver.on_send = sender.enqueue
+            await sender.start()
+            try:
+                yield
+            finally:
+                await sender.stop()
+                await sandbox.aclose()
+                await anyio.to_thread.run_sync(driver.stop)
+                engine.dispose()
 
     async def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "leader": True})
+        return JSONResponse({"status": "ok", "leader": driver.running})
 
     async def openapi_document(request: Request) -> Response:
         return JSONResponse(openapi)
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/health", health, methods=["GET"]),
         Route("/openapi.json", openapi_document, methods=["GET"]),
         *webhook_routes(driver=driver, settings=settings),
         *read_routes(engine),
+        *auth_routes(engine, clock=clock),
+        *agent_routes(
+            driver=driver,
+            hub=hub,
+            clock=clock,
+            settings=GatewaySettings(heartbeat_s=settings.heartbeat_s),
+        ),
+        Mount("/sandbox", routes=sandbox_routes(engine, clock=clock, broker=sandbox)),
     ]
+    if isinstance(clock, ManualClock):
+        routes.append(_test_clock_route(clock, driver))
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
@@ -78,3 +106,19 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.driver = driver
     app.state.clock = clock
     return app
+
+
+def _test_clock_route(clock: ManualClock, driver: Driver) -> Route:
+    """`POST /_test/clock {"advance_s": N}`: move the manual clock and fire what is due before
+    answering. Only with PARLEY_ENV=test and PARLEY_CLOCK=manual (settings refuse it otherwise)."""
+
+    async def advance(request: Request) -> Response:
+        body = await request.json()
+        seconds = body.get("advance_s") if isinstance(body, dict) else None
+        if not isinstance(seconds, int | float) or seconds < 0:
+            return error_response(422, "bad_parameter", "advance_s must be a number >= 0")
+        now = clock.advance(float(seconds))
+        await driver.tick()
+        return JSONResponse({"now": now.isoformat()})
+
+    return Route("/_test/clock", advance, methods=["POST"])

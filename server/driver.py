@@ -1,14 +1,20 @@
 """The driver: the one caller of the core, and the store's single writer.
 
-Every input goes through `submit`. A writer thread takes whatever inputs are waiting (a group),
-feeds them one by one to the `Switchboard` with `now` from the clock, writes all the effects in
-one transaction, commits, and only then answers each caller: a webhook is acknowledged after what
-it carried is durable. One writer means two inputs never race, so the core needs no lock; the
-group commit is what makes that fast (see docs/architecture.md).
+Every input goes through the writer thread. It takes whatever submissions are waiting (a group),
+feeds their events one by one to the `Switchboard` with `now` from the clock, writes all the
+effects in one transaction, commits, and only then answers each caller and hands on what the
+commit released: events to agents' sockets (`on_commit`) and replies to the sender (`on_send`).
+A webhook is therefore acknowledged only after what it carried is durable. One writer means two
+inputs never race, so the core needs no lock; the group commit is what makes that fast.
+
+Timers: after every group the driver asks the switchboard for `next_deadline()` and arms one
+timer for that instant (APScheduler with the system clock; with the manual clock of the tests
+nothing fires until `tick()` is called after the clock was advanced). When it fires the driver
+feeds `DeadlineReached`.
 
 If a group's transaction fails, the driver reloads its memory from the store and retries each
-input of the group alone, so one bad input cannot sink the others and memory never runs ahead
-of the store.
+submission alone, so one bad input cannot sink the others and memory never runs ahead of the
+store.
 """
 
 from __future__ import annotations
@@ -17,24 +23,34 @@ import asyncio
 import logging
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from apscheduler.schedulers.background import BackgroundScheduler
 
 from server.adapters.broker_directory import BrokerDirectory
-from server.adapters.clock import Clock
-from server.adapters.persistence.effect_writer import known_inbound_ids, write_effects
+from server.adapters.clock import Clock, ManualClock
+from server.adapters.persistence.effect_writer import (
+    AfterCommit,
+    AgentPush,
+    AgentSequences,
+    OutboundJob,
+    known_inbound_ids,
+    write_effects,
+)
 from server.adapters.persistence.live_state import (
     config_revisions,
     load_directory,
     load_organisation_configs,
     load_switchboard,
 )
-from server.core.effects import Effect
-from server.core.events import Event, SmsReceived
-from server.core.switchboard import Switchboard
+from server.core.effects import CommandResult, Effect
+from server.core.errors import CommandRefused
+from server.core.events import DeadlineReached, Event, SmsReceived
+from server.core.switchboard import QueueFigures, Switchboard
 
 __all__ = ["Driver", "DriverStopped", "Submitted"]
 
@@ -47,40 +63,66 @@ class DriverStopped(Exception):
 
 @dataclass(frozen=True)
 class Submitted:
-    """What became of a submission: `stored` inputs were new, `duplicates` were seen before."""
+    """What became of a submission: `stored` inputs were new, `duplicates` were seen before;
+    `result` is what an agent's command answered."""
 
     stored: int
     duplicates: int
+    result: Mapping[str, object] | None = None
+
+
+Query = Callable[[Switchboard, sa.Connection], Any]
 
 
 @dataclass
 class _Job:
     events: Sequence[Event]
-    loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[Submitted]
-    result: Submitted = field(default_factory=lambda: Submitted(0, 0))
+    loop: asyncio.AbstractEventLoop | None
+    future: asyncio.Future[Any] | None
+    query: Query | None = None
+    result: Any = None
+    refused: CommandRefused | None = None
+    effects: list[Effect] = field(default_factory=list)
 
 
 _STOP = object()
+
+OnCommit = Callable[[list[AgentPush], list[QueueFigures]], None]
+OnSend = Callable[[list[OutboundJob]], None]
 
 
 class Driver:
     def __init__(self, *, engine: sa.Engine, clock: Clock, group_commit_max: int = 512) -> None:
         self._engine = engine
+        self.engine = engine
         self._clock = clock
         self._group_commit_max = group_commit_max
         self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._switchboard: Switchboard | None = None
+        self._sequences = AgentSequences({})
+        self._scheduler: BackgroundScheduler | None = None
+        self._armed: datetime | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.directory = BrokerDirectory()
+        self.on_commit: OnCommit = lambda pushes, figures: None
+        self.on_send: OnSend = lambda jobs: None
 
     # -- life cycle (called from the app's lifespan) -----------------------------------------
 
-    def start(self) -> None:
-        """Load memory from the store and start the writer thread. Blocking: run in a thread."""
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Load memory from the store and start the writer thread. Blocking: run in a thread.
+
+        `loop` is the event loop that `on_commit` and `on_send` are called on.
+        """
+        self._loop = loop
         self._reload()
+        if not isinstance(self._clock, ManualClock):
+            self._scheduler = BackgroundScheduler(timezone="UTC")
+            self._scheduler.start()
         self._thread = threading.Thread(target=self._run, name="parley-writer", daemon=True)
         self._thread.start()
+        self._inbox.put(_Job(events=(DeadlineReached(),), loop=None, future=None))
 
     def stop(self) -> None:
         """Finish what is queued, then stop the writer thread. Blocking: run in a thread."""
@@ -89,8 +131,27 @@ class Driver:
         self._inbox.put(_STOP)
         self._thread.join()
         self._thread = None
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
 
     # -- inputs (called from the event loop) --------------------------------------------------
+
+    async def _put(self, job: _Job) -> _Job:
+        if self._thread is None:
+            raise DriverStopped("the driver is not running")
+        self._inbox.put(job)
+        assert job.future is not None
+        await job.future
+        return job
+
+    def _job(self, events: Sequence[Event], query: Query | None = None) -> _Job:
+        loop = asyncio.get_running_loop()
+        return _Job(events=events, loop=loop, future=loop.create_future(), query=query)
 
     async def submit(self, events: Sequence[Event]) -> Submitted:
         """Store `events` and what the core decides about them; return once committed.
@@ -98,12 +159,30 @@ class Driver:
         Raises `DriverStopped` when the driver is not running, and the store's error when the
         events could not be committed even alone.
         """
-        if self._thread is None:
-            raise DriverStopped("the driver is not running")
-        loop = asyncio.get_running_loop()
-        job = _Job(events=events, loop=loop, future=loop.create_future())
-        self._inbox.put(job)
-        return await job.future
+        job = await self._put(self._job(events))
+        result: Submitted = job.result
+        return result
+
+    async def command(self, event: Event) -> Mapping[str, object]:
+        """Carry out an agent's command; return its result once committed.
+
+        Raises `CommandRefused` (nothing was changed) or the errors of `submit`.
+        """
+        job = await self._put(self._job((event,)))
+        if job.refused is not None:
+            raise job.refused
+        submitted: Submitted = job.result
+        return submitted.result or {}
+
+    async def query(self, query: Query) -> Any:
+        """Run `query(switchboard, connection)` in the writer, between two groups: what it reads
+        is consistent with the events sent so far."""
+        job = await self._put(self._job((), query))
+        return job.result
+
+    async def tick(self) -> None:
+        """Fire what is due now (tests advance the manual clock, then call this)."""
+        await self.submit((DeadlineReached(),))
 
     async def refresh_configuration(self) -> None:
         """Reload the configuration of organisations whose revision moved; return when done."""
@@ -116,6 +195,7 @@ class Driver:
             configs = load_organisation_configs(connection)
             self.directory = load_directory(connection)
             self._switchboard = load_switchboard(connection, configs)
+            self._sequences = AgentSequences.load(connection)
 
     def _run(self) -> None:
         while True:
@@ -136,27 +216,41 @@ class Driver:
                 group.append(job)
                 size += len(job.events)
             self._commit_group(group)
+            self._arm_timer()
             if stopping:
                 return
 
     def _commit_group(self, group: list[_Job]) -> None:
         try:
-            self._write(group)
+            after = self._write(group)
         except Exception:
             log.exception("a group of %d submissions failed; retrying each alone", len(group))
             self._reload_after_failure()
             for job in group:
                 try:
-                    self._write([job])
+                    after = self._write([job])
                 except Exception as error:
                     log.exception("a submission failed alone; it was not stored")
                     self._reload_after_failure()
                     _answer(job, error=error)
                 else:
+                    self._release(after)
                     _answer(job)
         else:
+            self._release(after)
             for job in group:
                 _answer(job)
+
+    def _release(self, after: AfterCommit) -> None:
+        assert self._switchboard is not None
+        figures = self._switchboard.take_queue_figures()
+        loop = self._loop
+        if loop is None:
+            return
+        if after.pushes or figures:
+            _call_soon(loop, lambda: self.on_commit(after.pushes, figures))
+        if after.sends:
+            _call_soon(loop, lambda: self.on_send(after.sends))
 
     def _reload_after_failure(self) -> None:
         try:
@@ -164,7 +258,7 @@ class Driver:
         except Exception:
             log.exception("reloading from the store failed; keeping the previous memory")
 
-    def _write(self, group: list[_Job]) -> None:
+    def _write(self, group: list[_Job]) -> AfterCommit:
         switchboard = self._switchboard
         assert switchboard is not None, "start() loads the switchboard"
         with self._engine.begin() as connection:
@@ -177,19 +271,45 @@ class Driver:
             ]
             seen = known_inbound_ids(connection, wanted) if wanted else set()
             effects: list[Effect] = []
+            now = self._clock.now()
             for job in group:
-                stored = duplicates = 0
-                for event in job.events:
-                    if isinstance(event, SmsReceived):
-                        key = (event.broker_account_id, event.broker_message_id)
-                        if key in seen:
-                            duplicates += 1
-                            continue
-                        seen.add(key)
-                    effects.extend(switchboard.handle(event, now=self._clock.now()))
-                    stored += 1
-                job.result = Submitted(stored=stored, duplicates=duplicates)
-            write_effects(connection, effects)
+                effects.extend(self._feed(job, switchboard, seen, now))
+            after = write_effects(connection, effects, sequences=self._sequences, now=now)
+            for job in group:  # queries see the group's effects, in memory and in the store
+                if job.query is not None:
+                    job.result = job.query(switchboard, connection)
+            return after
+
+    def _feed(
+        self,
+        job: _Job,
+        switchboard: Switchboard,
+        seen: set[tuple[int, str]],
+        now: datetime,
+    ) -> list[Effect]:
+        stored = duplicates = 0
+        effects: list[Effect] = []
+        result: Mapping[str, object] | None = None
+        for event in job.events:
+            if isinstance(event, SmsReceived):
+                key = (event.broker_account_id, event.broker_message_id)
+                if key in seen:
+                    duplicates += 1
+                    continue
+                seen.add(key)
+            try:
+                decided = switchboard.handle(event, now=now)
+            except CommandRefused as refused:
+                job.refused = refused
+                continue
+            for effect in decided:
+                if isinstance(effect, CommandResult):
+                    result = effect.result
+            effects.extend(decided)
+            stored += 1
+        if job.query is None:
+            job.result = Submitted(stored=stored, duplicates=duplicates, result=result)
+        return effects
 
     def _follow_configuration(self, connection: sa.Connection, switchboard: Switchboard) -> None:
         current = config_revisions(connection)
@@ -202,17 +322,50 @@ class Driver:
         self.directory = load_directory(connection)
         log.info("configuration reloaded for organisations %s", changed)
 
+    def _arm_timer(self) -> None:
+        """Arm the one timer for the switchboard's next deadline (fire at once when due)."""
+        switchboard = self._switchboard
+        if switchboard is None:
+            return
+        deadline = switchboard.next_deadline()
+        if deadline is None or deadline == self._armed:
+            return
+        if deadline <= self._clock.now():
+            self._armed = None
+            self._inbox.put(_Job(events=(DeadlineReached(),), loop=None, future=None))
+            return
+        self._armed = deadline
+        if self._scheduler is not None:
+            self._scheduler.add_job(
+                self._fire,
+                "date",
+                run_date=deadline,
+                id="parley-deadline",
+                replace_existing=True,
+                misfire_grace_time=None,
+            )
+
+    def _fire(self) -> None:
+        self._armed = None
+        self._inbox.put(_Job(events=(DeadlineReached(),), loop=None, future=None))
+
 
 def _answer(job: _Job, *, error: BaseException | None = None) -> None:
+    future, loop = job.future, job.loop
+    if future is None or loop is None:
+        if error is not None:
+            log.error("an internal submission failed: %s", error)
+        return
+
     def resolve() -> None:
-        if job.future.done():
+        if future.done():
             return
         if error is None:
-            job.future.set_result(job.result)
+            future.set_result(job)
         else:
-            job.future.set_exception(error)
+            future.set_exception(error)
 
-    _call_soon(job.loop, resolve)
+    _call_soon(loop, resolve)
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:

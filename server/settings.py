@@ -55,6 +55,8 @@ class Settings:
     group_commit_max: int = 512
     log_level: str = "WARNING"
     noop_route: bool = False
+    heartbeat_s: float = 15.0
+    sandbox_url: str = "http://127.0.0.1:8000/sandbox"
 
     @property
     def is_sqlite(self) -> bool:
@@ -151,4 +153,8 @@ def load_settings(
         ),
         log_level=get("LOG_LEVEL", defaults.log_level).upper(),
         noop_route=_flag("PARLEY_NOOP_ROUTE", get("NOOP_ROUTE", "false")),
+        heartbeat_s=float(_integer("PARLEY_HEARTBEAT_S", get("HEARTBEAT_S", "15"), minimum=1)),
+        sandbox_url=get(
+            "SANDBOX_URL", f"http://127.0.0.1:{source.get('PORT', '8000')}/sandbox"
+        ).rstrip("/"),
     )

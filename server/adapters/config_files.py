@@ -1,16 +1,18 @@
 """Organisation configuration as files: a folder of YAML read into a validated document.
 
 The folder format is described in `routing_profiles/README.md` (ARCHITECTURE.md, "Decisions:
-Configuration"). `load_config_folder(path)` reads the five files, replaces `${ENV_NAME}` and
+Configuration"). `load_config_folder(path)` reads the six files, replaces `${ENV_NAME}` and
 `${ENV_NAME:-fallback}` placeholders in every string, checks everything it can without a store
-(syntax, unknown and missing keys, types, duplicates, regular expressions, handlers, references
-between the files, broker credentials, phone numbers) and returns an `OrganisationDocument`, or
+(syntax, unknown and missing keys, types, ranges, duplicates, regular expressions, handlers,
+references between the files, broker credentials, phone numbers, routing profiles and escalation
+steps) and returns an `OrganisationDocument`, or
 raises `ConfigInvalid` listing every problem at once. Apply the document to the store with
 `server.adapters.persistence.config_apply.apply_config`; `write_config_folder` writes one back as
 files, credentials as placeholders.
 
-Collections whose order means nothing (users, workgroups, members, accounts, numbers) are sorted,
-so two folders that configure the same thing give equal documents; inbound routes keep their order.
+Collections whose order means nothing (users, workgroups, members, profiles, accounts, numbers,
+skills) are sorted, and a profile's queues by (priority, workgroup), so two folders that configure
+the same thing give equal documents; inbound routes and escalation steps keep their order.
 
 Exception tree:
     ConfigError          -- an organisation's configuration cannot be used
@@ -40,17 +42,21 @@ from server.core.routing import RouteField
 __all__ = [
     "CONFIG_FILES",
     "ROLES",
+    "STRATEGIES",
     "BrokerAccountSpec",
     "ConfigError",
     "ConfigInvalid",
     "ConfigProblem",
     "Destination",
     "DestinationKind",
+    "EscalationStep",
     "NumberSpec",
     "OrganisationDocument",
     "OrganisationSpec",
+    "ProfileQueueSpec",
     "ProviderSpec",
     "RouteSpec",
+    "RoutingProfileSpec",
     "UserSpec",
     "WorkgroupSpec",
     "credential_variable",
@@ -61,6 +67,7 @@ __all__ = [
 CONFIG_FILES = (
     "organisation.yaml",
     "people.yaml",
+    "profiles.yaml",
     "brokers.yaml",
     "numbers.yaml",
     "inbound_routes.yaml",
@@ -68,12 +75,15 @@ CONFIG_FILES = (
 _REQUIRED_FILES = frozenset({"organisation.yaml", "inbound_routes.yaml"})
 
 ROLES = ("agent", "supervisor", "admin")
+# How a workgroup picks among the agents who could take an interaction; the first is the default.
+STRATEGIES = ("longest_idle", "least_busy", "round_robin")
 _SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{3,64}")
 _HANDLER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
 # `${NAME}` or `${NAME:-fallback}`; a `${` that is neither leaves group 1 empty.
 _PLACEHOLDER = re.compile(r"\$\{(?:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\})?")
 _TOP = "top level"
+_SKILL_HINT = "lower-case letters, digits, '-' and '_', at most 64"
 
 
 # --- the document -------------------------------------------------------------------------------
@@ -119,16 +129,67 @@ class OrganisationSpec:
 
 @dataclass(frozen=True)
 class UserSpec:
+    """A user; `routing_profile` names a `RoutingProfileSpec` (None: only the user's own queue).
+
+    `skills` (skill: level 1..10) count on top of the profile's; for a skill in both, the user's
+    level wins.
+    """
+
     username: str
     display_name: str
     role: str = "agent"
     send_alerts: bool = False
+    routing_profile: str | None = None
+    skills: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EscalationStep:
+    """After `after_s` seconds in queue: drop the skills requirement, or overflow to a workgroup.
+
+    Exactly one of `drop_skills` (True) or `overflow_to` (a workgroup name) is set.
+    """
+
+    after_s: int
+    drop_skills: bool = False
+    overflow_to: str | None = None
 
 
 @dataclass(frozen=True)
 class WorkgroupSpec:
+    """A workgroup (a team and its queue) and how its queue offers work.
+
+    `strategy` is one of `STRATEGIES`; `required_skills` (skill: minimum level) must all be met by
+    an agent; `escalation` steps are in order of strictly increasing `after_s`.
+    """
+
     name: str
     members: tuple[str, ...] = ()
+    strategy: str = "longest_idle"
+    offer_timeout_s: int = 30
+    wrap_up_timeout_s: int = 60
+    transfer_priority_boost: int = 10
+    required_skills: Mapping[str, int] = field(default_factory=dict)
+    escalation: tuple[EscalationStep, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProfileQueueSpec:
+    """A queue a profile takes work from: lower `priority` is served first, after `delay_s`."""
+
+    workgroup: str
+    priority: int
+    delay_s: int = 0
+
+
+@dataclass(frozen=True)
+class RoutingProfileSpec:
+    """The agent side of routing: queues (sorted by priority, then workgroup), capacity, skills."""
+
+    name: str
+    sms_capacity: int = 3
+    skills: Mapping[str, int] = field(default_factory=dict)
+    queues: tuple[ProfileQueueSpec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -194,6 +255,7 @@ class OrganisationDocument:
     numbers: tuple[NumberSpec, ...] = ()
     routes: tuple[RouteSpec, ...] = ()
     default_destination: Destination = Destination(DestinationKind.ASSIGNED)
+    profiles: tuple[RoutingProfileSpec, ...] = ()
 
 
 def credential_variable(*, public_id: str, field: str) -> str:
@@ -382,6 +444,57 @@ class _File:
         self.report(where, f"{key} must be true or false, got {_type_name(value)}")
         return None
 
+    def integer(
+        self,
+        node: Mapping[str, object],
+        key: str,
+        where: str,
+        *,
+        default: int | None,
+        minimum: int,
+        maximum: int | None = None,
+    ) -> int | None:
+        """Return the whole number under `key` within the bounds (`default` when absent)."""
+        if key not in node:
+            return default
+        value = node[key]
+        if isinstance(value, bool) or not isinstance(value, int):
+            got = repr(value) if isinstance(value, float) else _type_name(value)
+            self.report(where, f"{key} must be a whole number, got {got}")
+            return None
+        if value < minimum or (maximum is not None and value > maximum):
+            bounds = f"at least {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+            self.report(where, f"{key} must be {bounds}, got {value}")
+            return None
+        return value
+
+    def skills(self, node: Mapping[str, object], key: str, where: str) -> dict[str, int] | None:
+        """Return the `skill: level` mapping under `key`, sorted ({} when absent).
+
+        Problems are reported at `where.key`; None when any entry is wrong.
+        """
+        value = node.get(key)
+        if value is None:
+            return {}
+        where = f"{where}.{key}"
+        if not isinstance(value, dict):
+            self.report(where, f"expected a mapping (skill: level), got {_type_name(value)}")
+            return None
+        skills: dict[str, int] = {}
+        ok = True
+        for skill, level in value.items():
+            if not isinstance(skill, str) or not _SLUG.fullmatch(skill):
+                self.report(where, f"skill {skill!r} is not valid: {_SKILL_HINT}")
+                ok = False
+            elif isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 10:
+                self.report(
+                    where, f"{skill}: level must be a whole number from 1 to 10, got {level!r}"
+                )
+                ok = False
+            else:
+                skills[skill] = level
+        return dict(sorted(skills.items())) if ok else None
+
 
 def _item_where(list_key: str, index: int, item: object, *, name_key: str) -> str:
     """Name a list item as `routes[2] 'spanish'` (just `routes[2]` when it has no name)."""
@@ -435,6 +548,170 @@ class _People:
     usernames: set[str] | None = field(default_factory=set)  # None: unknown (file broken)
     workgroup_names: set[str] | None = field(default_factory=set)
     alerted: bool = False  # some user has send_alerts: true
+    # (where, profile name) of every user naming a routing profile, checked once profiles are read
+    profile_references: list[tuple[str, str]] = field(default_factory=list)
+
+
+# A workgroup's numeric settings: (default, minimum, maximum).
+_WORKGROUP_NUMBERS = MappingProxyType(
+    {
+        "offer_timeout_s": (30, 5, 600),
+        "wrap_up_timeout_s": (60, 0, 3600),
+        "transfer_priority_boost": (10, 0, 1000),
+    }
+)
+_ESCALATION_AFTER_MAX = 86_400  # a day
+
+
+def _read_user(file: _File, item: object, where: str, people: _People) -> str | None:
+    """Read one user into `people.users`; return its username (None when it has none)."""
+    user = file.mapping(
+        item,
+        where,
+        required=("username",),
+        optional=("display_name", "role", "send_alerts", "routing_profile", "skills"),
+    )
+    if user is None:
+        return None
+    username = file.text(user, "username", where, max_length=100)
+    display_name = file.text(user, "display_name", where, default=username)
+    role = file.text(user, "role", where, default="agent", max_length=20)
+    if role is not None and role not in ROLES:
+        file.report(where, f"role {role!r} is not one of: {', '.join(ROLES)}")
+        role = None
+    send_alerts = file.flag(user, "send_alerts", where, default=False)
+    people.alerted = people.alerted or bool(send_alerts)
+    profile = file.text(user, "routing_profile", where, max_length=100)
+    if profile is not None:
+        people.profile_references.append((where, profile))
+    skills = file.skills(user, "skills", where)
+    if (
+        username
+        and display_name
+        and role
+        and send_alerts is not None
+        and skills is not None
+        and (profile is not None or "routing_profile" not in user)
+    ):
+        people.users.append(
+            UserSpec(
+                username,
+                display_name,
+                role,
+                send_alerts,
+                routing_profile=profile,
+                skills=skills,
+            )
+        )
+    return username
+
+
+def _read_escalation(
+    file: _File, node: Mapping[str, object], where: str
+) -> tuple[list[tuple[str, EscalationStep]], bool]:
+    """Return a workgroup's good escalation steps, each with its `where`, and whether all are."""
+    ok = isinstance(node.get("escalation", []) or [], list)
+    steps: list[tuple[str, EscalationStep]] = []
+    previous: int | None = None
+    for index, item in enumerate(file.sequence(node, "escalation", where)):
+        step_where = f"{where}.escalation[{index}]"
+        step = file.mapping(
+            item, step_where, required=("after_s",), optional=("drop_skills", "overflow_to")
+        )
+        if step is None:
+            ok = False
+            continue
+        after_s = file.integer(
+            step, "after_s", step_where, default=None, minimum=1, maximum=_ESCALATION_AFTER_MAX
+        )
+        if after_s is not None and previous is not None and after_s <= previous:
+            file.report(step_where, f"after_s must be greater than the step before's ({previous})")
+            after_s = None
+        elif after_s is not None:
+            previous = after_s
+        step_ok = after_s is not None
+        if ("drop_skills" in step) == ("overflow_to" in step):
+            file.report(step_where, "name exactly one of drop_skills or overflow_to")
+            step_ok = False
+        if "drop_skills" in step and step["drop_skills"] is not True:
+            file.report(step_where, "drop_skills must be true")
+            step_ok = False
+        target = file.text(step, "overflow_to", step_where, max_length=100)
+        if "overflow_to" in step and target is None:
+            step_ok = False
+        if not step_ok or after_s is None:
+            ok = False
+            continue
+        step_spec = EscalationStep(after_s, drop_skills=target is None, overflow_to=target)
+        steps.append((step_where, step_spec))
+    return steps, ok
+
+
+def _read_workgroup(
+    file: _File, item: object, where: str, usernames: set[str]
+) -> tuple[str | None, WorkgroupSpec | None, list[tuple[str, EscalationStep]]]:
+    """Read one workgroup: (its name, its spec or None when wrong, its escalation steps)."""
+    workgroup = file.mapping(
+        item,
+        where,
+        required=("name",),
+        optional=("members", "strategy", *_WORKGROUP_NUMBERS, "required_skills", "escalation"),
+    )
+    if workgroup is None:
+        return None, None, []
+    name = file.text(workgroup, "name", where, max_length=100)
+    members: set[str] = set()
+    members_ok = True
+    for member in file.sequence(workgroup, "members", where):
+        if not isinstance(member, str):
+            file.report(where, f"members must be usernames, got {_type_name(member)}")
+            members_ok = False
+            continue
+        username = file.expand(member, where=where, label="members")
+        if username is None:
+            members_ok = False
+        elif username in members:
+            file.report(where, f"member {username!r} is listed twice")
+        elif username not in usernames:
+            file.report(where, f"member {username!r} is not a user in people.yaml")
+            members_ok = False
+        else:
+            members.add(username)
+    strategy = file.text(workgroup, "strategy", where, default=STRATEGIES[0], max_length=20)
+    if strategy is not None and strategy not in STRATEGIES:
+        file.report(where, f"strategy {strategy!r} is not one of: {', '.join(STRATEGIES)}")
+        strategy = None
+    numbers = {
+        key: file.integer(workgroup, key, where, default=default, minimum=low, maximum=high)
+        for key, (default, low, high) in _WORKGROUP_NUMBERS.items()
+    }
+    required_skills = file.skills(workgroup, "required_skills", where)
+    escalation, escalation_ok = _read_escalation(file, workgroup, where)
+    offer_timeout_s = numbers["offer_timeout_s"]
+    wrap_up_timeout_s = numbers["wrap_up_timeout_s"]
+    transfer_priority_boost = numbers["transfer_priority_boost"]
+    if (
+        name is None
+        or not members_ok
+        or strategy is None
+        or offer_timeout_s is None
+        or wrap_up_timeout_s is None
+        or transfer_priority_boost is None
+        or required_skills is None
+        or not escalation_ok
+    ):
+        return name, None, escalation
+    spec = WorkgroupSpec(
+        name,
+        tuple(sorted(members)),
+        strategy=strategy,
+        offer_timeout_s=offer_timeout_s,
+        wrap_up_timeout_s=wrap_up_timeout_s,
+        transfer_priority_boost=transfer_priority_boost,
+        required_skills=required_skills,
+        escalation=tuple(step for _, step in escalation),
+    )
+    return name, spec, escalation
 
 
 def _read_people(file: _File, root: object) -> _People:
@@ -445,61 +722,107 @@ def _read_people(file: _File, root: object) -> _People:
     usernames: set[str] = set()
     for index, item in enumerate(file.sequence(node, "users", _TOP)):
         where = _item_where("users", index, item, name_key="username")
-        user = file.mapping(
-            item,
-            where,
-            required=("username",),
-            optional=("display_name", "role", "send_alerts"),
-        )
-        if user is None:
-            continue
-        username = file.text(user, "username", where, max_length=100)
+        username = _read_user(file, item, where, people)
         if username is not None:
             if username in usernames:
                 file.report(where, f"username {username!r} is listed twice")
             usernames.add(username)
-        display_name = file.text(user, "display_name", where, default=username)
-        role = file.text(user, "role", where, default="agent", max_length=20)
-        if role is not None and role not in ROLES:
-            file.report(where, f"role {role!r} is not one of: {', '.join(ROLES)}")
-            role = None
-        send_alerts = file.flag(user, "send_alerts", where, default=False)
-        people.alerted = people.alerted or bool(send_alerts)
-        if username and display_name and role and send_alerts is not None:
-            people.users.append(UserSpec(username, display_name, role, send_alerts))
     names: set[str] = set()
+    overflows: list[tuple[str, str, str]] = []  # (where, workgroup, target)
     for index, item in enumerate(file.sequence(node, "workgroups", _TOP)):
         where = _item_where("workgroups", index, item, name_key="name")
-        workgroup = file.mapping(item, where, required=("name",), optional=("members",))
-        if workgroup is None:
-            continue
-        name = file.text(workgroup, "name", where, max_length=100)
+        name, workgroup, escalation = _read_workgroup(file, item, where, usernames)
         if name is not None:
             if name in names:
                 file.report(where, f"workgroup {name!r} is listed twice")
             names.add(name)
-        members: set[str] = set()
-        members_ok = True
-        for member in file.sequence(workgroup, "members", where):
-            if not isinstance(member, str):
-                file.report(where, f"members must be usernames, got {_type_name(member)}")
-                members_ok = False
-                continue
-            username = file.expand(member, where=where, label="members")
-            if username is None:
-                members_ok = False
-            elif username in members:
-                file.report(where, f"member {username!r} is listed twice")
-            elif username not in usernames:
-                file.report(where, f"member {username!r} is not a user in people.yaml")
-                members_ok = False
-            else:
-                members.add(username)
-        if name is not None and members_ok:
-            people.workgroups.append(WorkgroupSpec(name, tuple(sorted(members))))
+            overflows += [
+                (step_where, name, step.overflow_to)
+                for step_where, step in escalation
+                if step.overflow_to is not None
+            ]
+        if workgroup is not None:
+            people.workgroups.append(workgroup)
+    for where, name, target in overflows:
+        if target == name:
+            file.report(where, f"overflow_to {target!r} is the workgroup itself")
+        elif target not in names:
+            file.report(where, f"overflow_to {target!r} is not a workgroup in people.yaml")
     people.usernames = usernames
     people.workgroup_names = names
     return people
+
+
+def _read_profile_queues(
+    file: _File, profile: Mapping[str, object], where: str, *, people: _People
+) -> list[ProfileQueueSpec] | None:
+    """Return a profile's queues sorted by (priority, workgroup); None when one is wrong."""
+    queues: list[ProfileQueueSpec] = []
+    ok = isinstance(profile.get("queues", []) or [], list)
+    seen: set[str] = set()
+    for index, item in enumerate(file.sequence(profile, "queues", where)):
+        queue_where = f"{where}.{_item_where('queues', index, item, name_key='workgroup')}"
+        queue = file.mapping(
+            item, queue_where, required=("workgroup", "priority"), optional=("delay_s",)
+        )
+        if queue is None:
+            ok = False
+            continue
+        workgroup = file.text(queue, "workgroup", queue_where, max_length=100)
+        if workgroup is not None:
+            if workgroup in seen:
+                file.report(queue_where, f"workgroup {workgroup!r} is listed twice")
+                workgroup = None
+            else:
+                seen.add(workgroup)
+                if not _check_name(
+                    file,
+                    queue_where,
+                    kind="workgroup",
+                    name=workgroup,
+                    known=people.workgroup_names,
+                    source="people.yaml",
+                ):
+                    workgroup = None
+        priority = file.integer(queue, "priority", queue_where, default=None, minimum=1)
+        delay_s = file.integer(queue, "delay_s", queue_where, default=0, minimum=0)
+        if workgroup is None or priority is None or delay_s is None:
+            ok = False
+            continue
+        queues.append(ProfileQueueSpec(workgroup, priority, delay_s))
+    return sorted(queues, key=lambda queue: (queue.priority, queue.workgroup)) if ok else None
+
+
+def _read_profiles(
+    file: _File, root: object, *, people: _People
+) -> tuple[list[RoutingProfileSpec], set[str] | None]:
+    """Return the routing profiles and their names (None: the file is broken)."""
+    profiles: list[RoutingProfileSpec] = []
+    node = file.mapping({} if root is None else root, _TOP, optional=("profiles",))
+    if node is None:
+        return profiles, None
+    names: set[str] = set()
+    for index, item in enumerate(file.sequence(node, "profiles", _TOP)):
+        where = _item_where("profiles", index, item, name_key="name")
+        profile = file.mapping(
+            item, where, required=("name",), optional=("sms_capacity", "skills", "queues")
+        )
+        if profile is None:
+            continue
+        name = file.text(profile, "name", where, max_length=100)
+        if name is not None:
+            if name in names:
+                file.report(where, f"profile {name!r} is listed twice")
+            names.add(name)
+        sms_capacity = file.integer(
+            profile, "sms_capacity", where, default=3, minimum=1, maximum=20
+        )
+        skills = file.skills(profile, "skills", where)
+        queues = _read_profile_queues(file, profile, where, people=people)
+        if name is None or sms_capacity is None or skills is None or queues is None:
+            continue
+        profiles.append(RoutingProfileSpec(name, sms_capacity, skills, tuple(queues)))
+    return profiles, names
 
 
 # An account's true/false settings and their defaults.
@@ -885,6 +1208,22 @@ def load_config_folder(
         people = _People(usernames=None, workgroup_names=None)
     else:
         people = _read_people(reader("people.yaml"), roots.get("people.yaml"))
+    profiles: list[RoutingProfileSpec] = []
+    profile_names: set[str] | None = None
+    if "profiles.yaml" not in syntax_failed:
+        profiles, profile_names = _read_profiles(
+            reader("profiles.yaml"), roots.get("profiles.yaml"), people=people
+        )
+    people_file = reader("people.yaml")
+    for where, profile in people.profile_references:
+        _check_name(
+            people_file,
+            where,
+            kind="routing_profile",
+            name=profile,
+            known=profile_names,
+            source="profiles.yaml",
+        )
     accounts: list[BrokerAccountSpec] = []
     account_regions: dict[str, str] | None = None
     if "brokers.yaml" not in syntax_failed:
@@ -927,6 +1266,7 @@ def load_config_folder(
         numbers=tuple(sorted(numbers, key=lambda number: (number.e164, number.account))),
         routes=tuple(routes),
         default_destination=default,
+        profiles=tuple(sorted(profiles, key=lambda profile: profile.name)),
     )
 
 
@@ -942,6 +1282,50 @@ def _destination_node(destination: Destination) -> dict[str, object]:
     if destination.kind is DestinationKind.ASSIGNED:
         return {"assigned": True}
     return {destination.kind.value: destination.target}
+
+
+def _user_node(user: UserSpec) -> dict[str, object]:
+    node: dict[str, object] = {
+        "username": user.username,
+        "display_name": user.display_name,
+        "role": user.role,
+        "send_alerts": user.send_alerts,
+    }
+    if user.routing_profile is not None:
+        node["routing_profile"] = user.routing_profile
+    if user.skills:
+        node["skills"] = dict(user.skills)
+    return node
+
+
+def _workgroup_node(workgroup: WorkgroupSpec) -> dict[str, object]:
+    node: dict[str, object] = {
+        "name": workgroup.name,
+        "members": list(workgroup.members),
+        "strategy": workgroup.strategy,
+        **{key: getattr(workgroup, key) for key in _WORKGROUP_NUMBERS},
+    }
+    if workgroup.required_skills:
+        node["required_skills"] = dict(workgroup.required_skills)
+    if workgroup.escalation:
+        node["escalation"] = [
+            {"after_s": step.after_s, "overflow_to": step.overflow_to}
+            if step.overflow_to is not None
+            else {"after_s": step.after_s, "drop_skills": True}
+            for step in workgroup.escalation
+        ]
+    return node
+
+
+def _profile_node(profile: RoutingProfileSpec) -> dict[str, object]:
+    node: dict[str, object] = {"name": profile.name, "sms_capacity": profile.sms_capacity}
+    if profile.skills:
+        node["skills"] = dict(profile.skills)
+    node["queues"] = [
+        {"workgroup": queue.workgroup, "priority": queue.priority, "delay_s": queue.delay_s}
+        for queue in profile.queues
+    ]
+    return node
 
 
 def _document_files(document: OrganisationDocument) -> dict[str, dict[str, object]]:
@@ -986,20 +1370,10 @@ def _document_files(document: OrganisationDocument) -> dict[str, dict[str, objec
             "country": organisation.country,
         },
         "people.yaml": {
-            "users": [
-                {
-                    "username": user.username,
-                    "display_name": user.display_name,
-                    "role": user.role,
-                    "send_alerts": user.send_alerts,
-                }
-                for user in document.users
-            ],
-            "workgroups": [
-                {"name": workgroup.name, "members": list(workgroup.members)}
-                for workgroup in document.workgroups
-            ],
+            "users": [_user_node(user) for user in document.users],
+            "workgroups": [_workgroup_node(workgroup) for workgroup in document.workgroups],
         },
+        "profiles.yaml": {"profiles": [_profile_node(profile) for profile in document.profiles]},
         "brokers.yaml": {"accounts": accounts},
         "numbers.yaml": {"numbers": numbers},
         "inbound_routes.yaml": {
@@ -1018,7 +1392,7 @@ def _document_files(document: OrganisationDocument) -> dict[str, dict[str, objec
 
 
 def write_config_folder(document: OrganisationDocument, folder: Path) -> None:
-    """Write `document` as the five files in `folder` (created if needed; files replaced).
+    """Write `document` as the six files in `folder` (created if needed; files replaced).
 
     Credentials are never written: each becomes `${PARLEY_<PUBLIC_ID>_<FIELD>}` (see
     `credential_variable`), so `load_config_folder` reads them back from the environment.

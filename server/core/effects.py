@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -13,12 +14,18 @@ from server.core.keywords import Keyword
 from server.core.routing import QueueRef
 
 __all__ = [
+    "CommandResult",
     "Effect",
+    "MarkSent",
     "OpenInteraction",
+    "PushToAgent",
     "RecordConsent",
     "ReportRoutingProblem",
+    "SaveAgent",
+    "SaveInteraction",
     "StoreDeliveryReceipt",
     "StoreInboundMessage",
+    "StoreOutboundMessage",
 ]
 
 
@@ -81,10 +88,84 @@ class ReportRoutingProblem:
     problems: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class SaveInteraction:
+    """Write the interaction's current state (after its row was opened)."""
+
+    id: int
+    state: InteractionState
+    queue: QueueRef
+    priority: int
+    agent_id: int | None
+    offered_to: int | None
+    offer_expires_at: datetime | None
+    offer_delivered: bool
+    wrap_up_by: int | None
+    wrap_up_until: datetime | None
+    closed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class SaveAgent:
+    organisation_id: int
+    user_id: int
+    presence: str
+    reason: str | None
+    since: datetime
+    idle_since: datetime
+
+
+@dataclass(frozen=True)
+class PushToAgent:
+    """Tell one agent something: the driver numbers it, stores it and sends it after commit."""
+
+    organisation_id: int
+    user_id: int
+    event: Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class StoreOutboundMessage:
+    """An agent's reply: a message row and its outbox row, sent after commit."""
+
+    id: int
+    organisation_id: int
+    interaction_id: int
+    broker_account_id: int
+    number_id: int
+    local_number: str
+    remote_number: str
+    body: str
+    author_id: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class MarkSent:
+    message_id: int
+    broker_message_id: str | None
+    status: DeliveryStatus
+    reason: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What an agent's command answers with (the driver hands it back to the caller)."""
+
+    result: Mapping[str, object]
+
+
 Effect = (
     OpenInteraction
     | StoreInboundMessage
     | RecordConsent
     | StoreDeliveryReceipt
     | ReportRoutingProblem
+    | SaveInteraction
+    | SaveAgent
+    | PushToAgent
+    | StoreOutboundMessage
+    | MarkSent
+    | CommandResult
 )

@@ -7,7 +7,7 @@ Everything that moves an interaction from one state to another is in the `TRANSI
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from server.core.errors import CoreError
@@ -80,6 +80,16 @@ class Interaction:
     enqueued_at: datetime
     created_at: datetime
     priority: int = 0
+    broker_account_id: int = 0
+    agent_id: int | None = None  # the agent it is connected to
+    offered_to: int | None = None
+    offer_expires_at: datetime | None = None
+    offer_delivered: bool = False
+    closed_at: datetime | None = None
+    wrap_up_by: int | None = None  # after a wrap-up, the agent whose slot it holds
+    wrap_up_until: datetime | None = None
+    # agents not to offer it to again before a time (after a decline, a miss, a transfer)
+    excluded_until: dict[int, datetime] = field(default_factory=dict)
 
     @property
     def is_open(self) -> bool:

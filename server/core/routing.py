@@ -16,6 +16,8 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from server.core.profiles import AgentProfile, WorkgroupSettings
+
 __all__ = [
     "AssignedTarget",
     "HandlerContext",
@@ -82,6 +84,7 @@ class LocalNumber:
     id: int
     e164: str
     queue: QueueRef
+    broker_account_id: int = 0
 
     @property
     def is_direct(self) -> bool:
@@ -113,6 +116,25 @@ class OrganisationConfig:
     users: Mapping[str, int] = field(default_factory=dict)
     handlers: Mapping[str, Handler] = field(default_factory=dict)
     revision: int = 0
+    workgroup_settings: Mapping[int, WorkgroupSettings] = field(default_factory=dict)
+    profiles: Mapping[int, AgentProfile] = field(default_factory=dict)  # by user id
+
+    def settings_of(self, workgroup_id: int) -> WorkgroupSettings:
+        """The workgroup's queue settings (defaults when it has none configured)."""
+        found = self.workgroup_settings.get(workgroup_id)
+        return found if found is not None else WorkgroupSettings(id=workgroup_id, name="")
+
+    def profile_of(self, user_id: int) -> AgentProfile:
+        """The user's routing profile; a user without one takes only their own queue."""
+        found = self.profiles.get(user_id)
+        return found if found is not None else AgentProfile(user_id=user_id, username="")
+
+    def queue_name(self, queue: QueueRef) -> str:
+        names = self.workgroups if queue.kind is QueueKind.WORKGROUP else self.users
+        for name, queue_id in names.items():
+            if queue_id == queue.id:
+                return name
+        return ""
 
 
 @dataclass(frozen=True)

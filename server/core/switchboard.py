@@ -1,39 +1,88 @@
 """The switchboard: the live state of every organisation, and the decisions on each input.
 
 The driver owns one `Switchboard`, feeds it one event at a time with `handle(event, now=...)`
-and persists the effects it returns, in order, in one transaction. The switchboard never does
-I/O and never reads the clock. Before the first event the driver loads it with the open
-interactions, the consents and the next free ids from the store; after a failed commit the
-driver throws it away and loads a fresh one, so memory never runs ahead of the store.
+and persists the effects it returns, in order, in one transaction; after each group it re-arms
+its one timer for `next_deadline()` and feeds `DeadlineReached` when that instant comes. The
+switchboard never does I/O and never reads the clock. Before the first event the driver loads it
+with the open interactions, the agents, the consents and the next free ids from the store; after
+a failed commit the driver throws it away and loads a fresh one, so memory never runs ahead of
+the store.
+
+An agent's command that cannot be carried out raises `CommandRefused` before anything changes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from server.core.acd import (
+    Agent,
+    Floor,
+    Presence,
+    eligible,
+    pick_agent,
+    profile_queues,
+)
 from server.core.consent import ALL_NUMBERS, Consent, ConsentBook, ConsentState
+from server.core.delivery import DeliveryStatus
 from server.core.effects import (
+    CommandResult,
     Effect,
+    MarkSent,
     OpenInteraction,
+    PushToAgent,
     RecordConsent,
     ReportRoutingProblem,
+    SaveAgent,
+    SaveInteraction,
     StoreDeliveryReceipt,
     StoreInboundMessage,
+    StoreOutboundMessage,
 )
-from server.core.errors import CoreError
-from server.core.events import DeliveryReceiptReceived, Event, SmsReceived
-from server.core.interactions import Interaction, InteractionState
+from server.core.errors import CommandRefused, CoreError
+from server.core.events import (
+    AgentConnected,
+    AgentDisconnected,
+    AgentStateRequested,
+    DeadlineReached,
+    DeliveryReceiptReceived,
+    DisconnectRequested,
+    Event,
+    OfferAccepted,
+    OfferAcknowledged,
+    OfferDeclined,
+    ReplyWritten,
+    SendCompleted,
+    SmsReceived,
+    TransferRequested,
+    WrapUpEnded,
+    WrapUpRequested,
+)
+from server.core.interactions import Interaction, InteractionState, Move
 from server.core.keywords import Keyword, classify_keyword
-from server.core.routing import OrganisationConfig, choose_queue
+from server.core.profiles import WorkgroupSettings
+from server.core.routing import OrganisationConfig, QueueKind, QueueRef, choose_queue
+from server.core.views import agent_state_view, interaction_view, message_view
 
-__all__ = ["Switchboard", "UnknownOrganisation"]
+__all__ = ["QueueFigures", "Switchboard", "UnknownOrganisation"]
 
 
 class UnknownOrganisation(CoreError):
     def __init__(self, organisation_id: int) -> None:
         super().__init__(f"organisation {organisation_id} has no configuration loaded")
         self.organisation_id = organisation_id
+
+
+@dataclass(frozen=True)
+class QueueFigures:
+    organisation_id: int
+    queue: QueueRef
+    name: str
+    waiting: int
+    oldest_enqueued_at: datetime | None
 
 
 _CONSENT_CHANGES: dict[Keyword, tuple[ConsentState, bool]] = {
@@ -43,6 +92,10 @@ _CONSENT_CHANGES: dict[Keyword, tuple[ConsentState, bool]] = {
     Keyword.START: (ConsentState.OPTED_IN, False),
 }
 
+_LIVE = (InteractionState.CONNECTED, InteractionState.IDLE)
+_LONG_AGO = datetime(1970, 1, 1, tzinfo=UTC)
+_MISSED_OFFER = "missed offer"
+
 
 class Switchboard:
     def __init__(
@@ -50,6 +103,7 @@ class Switchboard:
         *,
         configs: Mapping[int, OrganisationConfig],
         open_interactions: Iterable[Interaction] = (),
+        agents: Iterable[Agent] = (),
         consents: Iterable[Consent] = (),
         next_interaction_id: int = 1,
         next_message_id: int = 1,
@@ -57,8 +111,11 @@ class Switchboard:
         self._configs: dict[int, OrganisationConfig] = dict(configs)
         self._interactions: dict[int, Interaction] = {}
         self._open_by_parties: dict[tuple[int, str, str], int] = {}
+        self.floor = Floor()
+        for agent in agents:
+            self.floor.agents[agent.user_id] = agent
         for interaction in open_interactions:
-            self._add(interaction)
+            self._restore(interaction)
         self.consents = ConsentBook(consents)
         self._next_interaction_id = next_interaction_id
         self._next_message_id = next_message_id
@@ -72,6 +129,13 @@ class Switchboard:
     def use_config(self, config: OrganisationConfig) -> None:
         """Route with `config` from now on; live interactions keep their queues."""
         self._configs[config.id] = config
+        self.floor.deadlines.push(_LONG_AGO, "recheck", 0)  # look at every queue again
+
+    def config(self, organisation_id: int) -> OrganisationConfig:
+        config = self._configs.get(organisation_id)
+        if config is None:
+            raise UnknownOrganisation(organisation_id)
+        return config
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -84,19 +148,103 @@ class Switchboard:
     def interactions(self) -> list[Interaction]:
         return list(self._interactions.values())
 
+    def interaction(self, interaction_id: int) -> Interaction | None:
+        return self._interactions.get(interaction_id)
+
+    def agent(self, user_id: int) -> Agent | None:
+        return self.floor.agents.get(user_id)
+
+    def next_deadline(self) -> datetime | None:
+        """The earliest instant at which `DeadlineReached` must be fed, or None."""
+        return self.floor.deadlines.next()
+
+    def agent_view(self, organisation_id: int, user_id: int) -> dict[str, Any]:
+        agent = self._agent_for(organisation_id, user_id, now=None)
+        return agent_state_view(agent, capacity=self._capacity(agent))
+
+    def agent_queues(self, organisation_id: int, user_id: int) -> list[QueueFigures]:
+        """Figures of the queues the agent takes work from (its own queue first)."""
+        config = self.config(organisation_id)
+        return [
+            self._figures(organisation_id, queue)
+            for _, queue, _ in profile_queues(config.profile_of(user_id))
+        ]
+
+    def take_queue_figures(self) -> list[QueueFigures]:
+        """Figures of every queue that changed since the last call."""
+        dirty, self.floor.dirty_queues = self.floor.dirty_queues, set()
+        return [self._figures(org, queue) for org, queue in sorted(dirty, key=repr)]
+
+    def _figures(self, organisation_id: int, queue: QueueRef) -> QueueFigures:
+        line = self.floor.lines.get((organisation_id, queue))
+        config = self._configs.get(organisation_id)
+        return QueueFigures(
+            organisation_id=organisation_id,
+            queue=queue,
+            name="" if config is None else config.queue_name(queue),
+            waiting=0 if line is None else len(line),
+            oldest_enqueued_at=None if line is None else line.oldest(),
+        )
+
     # -- deciding ----------------------------------------------------------------------------
 
     def handle(self, event: Event, *, now: datetime) -> list[Effect]:
-        """Decide what `event` means; return the effects to persist, in order."""
-        if isinstance(event, SmsReceived):
-            return self._sms_received(event, now)
-        return [self._receipt_received(event, now)]
+        """Decide what `event` means; return the effects to persist, in order.
 
-    def _sms_received(self, event: SmsReceived, now: datetime) -> list[Effect]:
-        config = self._configs.get(event.organisation_id)
-        if config is None:
-            raise UnknownOrganisation(event.organisation_id)
+        Raises `CommandRefused` (nothing changed) when an agent's command cannot be carried out.
+        """
         effects: list[Effect] = []
+        match event:
+            case SmsReceived():
+                self._sms_received(event, now, effects)
+            case DeliveryReceiptReceived():
+                effects.append(self._receipt_received(event, now))
+            case DeadlineReached():
+                self._deadline_reached(now, effects)
+            case AgentConnected():
+                self._agent_connected(event, now, effects)
+            case AgentDisconnected():
+                self._agent_disconnected(event, now, effects)
+            case OfferAcknowledged():
+                self._offer_acknowledged(event, effects)
+            case AgentStateRequested():
+                self._agent_state_requested(event, now, effects)
+            case OfferAccepted():
+                self._offer_accepted(event, now, effects)
+            case OfferDeclined():
+                self._offer_declined(event, now, effects)
+            case ReplyWritten():
+                self._reply_written(event, now, effects)
+            case TransferRequested():
+                self._transfer_requested(event, now, effects)
+            case WrapUpRequested():
+                self._close_by_agent(
+                    event.organisation_id,
+                    event.user_id,
+                    event.interaction_id,
+                    now,
+                    effects,
+                    wrap_up=True,
+                )
+            case DisconnectRequested():
+                self._close_by_agent(
+                    event.organisation_id,
+                    event.user_id,
+                    event.interaction_id,
+                    now,
+                    effects,
+                    wrap_up=False,
+                )
+            case WrapUpEnded():
+                self._wrap_up_ended(event, now, effects)
+            case SendCompleted():
+                self._send_completed(event, now, effects)
+        return effects
+
+    # -- inbound texts -----------------------------------------------------------------------
+
+    def _sms_received(self, event: SmsReceived, now: datetime, effects: list[Effect]) -> None:
+        config = self.config(event.organisation_id)
         keyword = classify_keyword(event.body)
         interaction = self.open_interaction(
             organisation_id=event.organisation_id,
@@ -105,6 +253,7 @@ class Switchboard:
         )
         message_id = self._take_message_id()
         problems: tuple[str, ...] = ()
+        opened = False
         if interaction is None and keyword is None:
             decision = choose_queue(
                 config, number=event.number, ani=event.remote_number, body=event.body
@@ -120,8 +269,10 @@ class Switchboard:
                 state=InteractionState.QUEUED,
                 enqueued_at=now,
                 created_at=now,
+                broker_account_id=event.number.broker_account_id,
             )
             self._add(interaction)
+            opened = True
             effects.append(
                 OpenInteraction(
                     id=interaction.id,
@@ -135,6 +286,7 @@ class Switchboard:
                     route_id=decision.route_id,
                 )
             )
+        media = tuple(event.media)
         effects.append(
             StoreInboundMessage(
                 id=message_id,
@@ -146,7 +298,7 @@ class Switchboard:
                 local_number=event.number.e164,
                 remote_number=event.remote_number,
                 body=event.body,
-                media=event.media,
+                media=media,
                 keyword=keyword,
                 received_at=now,
             )
@@ -155,7 +307,39 @@ class Switchboard:
             effects.extend(self._consent_change(event, keyword, message_id, now))
         if problems:
             effects.append(ReportRoutingProblem(event.organisation_id, message_id, problems))
-        return effects
+        if interaction is None:
+            return
+        if opened:
+            self._arm_waiting_deadlines(interaction, config)
+            self.floor.enqueue(interaction)
+            self._dispatch_interaction(interaction, now, effects)
+            return
+        if interaction.agent_id is not None:
+            if interaction.state is InteractionState.IDLE:
+                interaction.move(Move.ACTIVITY)
+                effects.append(self._save(interaction))
+                self._push_interaction(interaction, interaction.agent_id, effects)
+            view = message_view(
+                message_id=message_id,
+                interaction_id=interaction.id,
+                direction="inbound",
+                sender=event.remote_number,
+                recipient=event.number.e164,
+                body=event.body,
+                media=[{"url": m.url, "content_type": m.content_type} for m in media],
+                keyword=None if keyword is None else keyword.value,
+                status=None,
+                author_id=None,
+                created_at=now,
+            )
+            self._push(
+                interaction.organisation_id,
+                interaction.agent_id,
+                effects,
+                kind="message",
+                interaction_id=interaction.id,
+                message=view,
+            )
 
     def _consent_change(
         self, event: SmsReceived, keyword: Keyword, message_id: int, now: datetime
@@ -206,13 +390,597 @@ class Switchboard:
             received_at=now,
         )
 
-    # -- bookkeeping -------------------------------------------------------------------------
+    # -- agents: presence --------------------------------------------------------------------
 
-    def _add(self, interaction: Interaction) -> None:
+    def _agent_for(self, organisation_id: int, user_id: int, *, now: datetime | None) -> Agent:
+        agent = self.floor.agents.get(user_id)
+        if agent is not None:
+            if agent.organisation_id != organisation_id:
+                raise CommandRefused("forbidden", "that agent belongs to another organisation")
+            return agent
+        if now is None:
+            raise CommandRefused("not_found", f"no agent {user_id}")
+        agent = Agent(
+            user_id=user_id,
+            organisation_id=organisation_id,
+            presence=Presence.AWAY,
+            reason=None,
+            since=now,
+            idle_since=now,
+        )
+        self.floor.agents[user_id] = agent
+        return agent
+
+    def _capacity(self, agent: Agent) -> int:
+        return self.config(agent.organisation_id).profile_of(agent.user_id).sms_capacity
+
+    def _agent_connected(self, event: AgentConnected, now: datetime, effects: list[Effect]) -> None:
+        agent = self._agent_for(event.organisation_id, event.user_id, now=now)
+        agent.connections += 1
+        if agent.connections == 1:
+            self._push_agent_state(agent, effects)
+            self._find_work(agent, now, effects)
+
+    def _agent_disconnected(
+        self, event: AgentDisconnected, now: datetime, effects: list[Effect]
+    ) -> None:
+        agent = self.floor.agents.get(event.user_id)
+        if agent is None or agent.connections <= 0:
+            return
+        agent.connections -= 1
+        if agent.connections > 0:
+            return
+        for interaction_id in sorted(agent.offers):
+            interaction = self._interactions[interaction_id]
+            self._end_offer(interaction, agent, now, effects, reason="withdrawn")
+            self._dispatch_interaction(interaction, now, effects)
+        self._push_agent_state(agent, effects)
+
+    def _agent_state_requested(
+        self, event: AgentStateRequested, now: datetime, effects: list[Effect]
+    ) -> None:
+        if event.state not in (Presence.AVAILABLE, Presence.AWAY):
+            raise CommandRefused("bad_command", "state must be available or away")
+        agent = self._agent_for(event.organisation_id, event.user_id, now=now)
+        presence = Presence(event.state)
+        reason = event.reason if presence is Presence.AWAY else None
+        if (agent.presence, agent.reason) != (presence, reason):
+            agent.presence, agent.reason, agent.since = presence, reason, now
+            if presence is Presence.AVAILABLE and agent.load == 0:
+                agent.idle_since = now
+            effects.append(self._save_agent(agent))
+            self._push_agent_state(agent, effects)
+        effects.append(CommandResult({}))
+        self._find_work(agent, now, effects)
+
+    # -- agents: offers ----------------------------------------------------------------------
+
+    def _owned(self, organisation_id: int, interaction_id: int) -> Interaction:
+        interaction = self._interactions.get(interaction_id)
+        if interaction is None or interaction.organisation_id != organisation_id:
+            raise CommandRefused("not_found", f"no live interaction {interaction_id}")
+        return interaction
+
+    def _offered_to(self, organisation_id: int, user_id: int, interaction_id: int) -> Interaction:
+        interaction = self._owned(organisation_id, interaction_id)
+        if interaction.state is not InteractionState.OFFERED or interaction.offered_to != user_id:
+            raise CommandRefused(
+                "not_offered_to_you", f"interaction {interaction_id} is not offered to you"
+            )
+        return interaction
+
+    def _offer_acknowledged(self, event: OfferAcknowledged, effects: list[Effect]) -> None:
+        interaction = self._interactions.get(event.interaction_id)
+        if (
+            interaction is None
+            or interaction.offered_to != event.user_id
+            or interaction.offer_delivered
+        ):
+            return
+        interaction.offer_delivered = True
+        effects.append(self._save(interaction))
+
+    def _offer_accepted(self, event: OfferAccepted, now: datetime, effects: list[Effect]) -> None:
+        interaction = self._offered_to(event.organisation_id, event.user_id, event.interaction_id)
+        agent = self.floor.agents[event.user_id]
+        interaction.move(Move.ACCEPT)
+        agent.offers.discard(interaction.id)
+        agent.active.add(interaction.id)
+        interaction.agent_id = agent.user_id
+        interaction.offered_to = None
+        interaction.offer_expires_at = None
+        effects.append(self._save(interaction))
+        self._push(
+            agent.organisation_id,
+            agent.user_id,
+            effects,
+            kind="offer_ended",
+            interaction_id=interaction.id,
+            reason="accepted",
+        )
+        self._push_interaction(interaction, agent.user_id, effects)
+        effects.append(CommandResult({"interaction": self._view(interaction)}))
+
+    def _offer_declined(self, event: OfferDeclined, now: datetime, effects: list[Effect]) -> None:
+        interaction = self._offered_to(event.organisation_id, event.user_id, event.interaction_id)
+        agent = self.floor.agents[event.user_id]
+        self._end_offer(interaction, agent, now, effects, reason="declined")
+        effects.append(CommandResult({}))
+        self._dispatch_interaction(interaction, now, effects)
+        self._find_work(agent, now, effects)
+
+    def _end_offer(
+        self,
+        interaction: Interaction,
+        agent: Agent,
+        now: datetime,
+        effects: list[Effect],
+        *,
+        reason: str,
+    ) -> None:
+        """Put an offered interaction back in its queue; keep this agent off it for a while."""
+        settings = self._settings(interaction)
+        interaction.move(Move.OFFER_ENDED)
+        agent.offers.discard(interaction.id)
+        until = now + timedelta(seconds=settings.offer_timeout_s)
+        interaction.excluded_until[agent.user_id] = until
+        self.floor.deadlines.push(until, "recheck", 0)
+        interaction.offered_to = None
+        interaction.offer_expires_at = None
+        interaction.offer_delivered = False
+        if agent.load == 0:
+            agent.idle_since = now
+        self.floor.enqueue(interaction)
+        effects.append(self._save(interaction))
+        self._push(
+            agent.organisation_id,
+            agent.user_id,
+            effects,
+            kind="offer_ended",
+            interaction_id=interaction.id,
+            reason=reason,
+        )
+
+    def _offer_expired(
+        self, interaction: Interaction, now: datetime, effects: list[Effect]
+    ) -> None:
+        assert interaction.offered_to is not None
+        agent = self.floor.agents[interaction.offered_to]
+        delivered = interaction.offer_delivered
+        self._end_offer(interaction, agent, now, effects, reason="expired")
+        if delivered:  # an undelivered offer expiring is not the agent's fault
+            agent.presence, agent.reason, agent.since = Presence.AWAY, _MISSED_OFFER, now
+            effects.append(self._save_agent(agent))
+            self._push_agent_state(agent, effects)
+        self._dispatch_interaction(interaction, now, effects)
+
+    def _offer(
+        self, interaction: Interaction, agent: Agent, now: datetime, effects: list[Effect]
+    ) -> None:
+        settings = self._settings(interaction)
+        self.floor.dequeue(interaction)
+        interaction.move(Move.OFFER)
+        interaction.offered_to = agent.user_id
+        interaction.offer_expires_at = now + timedelta(seconds=settings.offer_timeout_s)
+        interaction.offer_delivered = False
+        agent.offers.add(interaction.id)
+        if interaction.queue.kind is QueueKind.WORKGROUP:
+            self.floor.round_robin_last[interaction.queue.id] = agent.user_id
+        self.floor.deadlines.push(interaction.offer_expires_at, "offer", interaction.id)
+        effects.append(self._save(interaction))
+        self._push(
+            agent.organisation_id,
+            agent.user_id,
+            effects,
+            kind="offer",
+            interaction_id=interaction.id,
+            expires_at=interaction.offer_expires_at,
+            interaction=self._view(interaction),
+        )
+
+    # -- agents: conversations ---------------------------------------------------------------
+
+    def _connected_to(self, organisation_id: int, user_id: int, interaction_id: int) -> Interaction:
+        interaction = self._owned(organisation_id, interaction_id)
+        if interaction.agent_id != user_id:
+            raise CommandRefused("not_yours", f"interaction {interaction_id} is not yours")
+        if interaction.state not in _LIVE:
+            raise CommandRefused(
+                "illegal_state", f"interaction {interaction_id} is {interaction.state.value}"
+            )
+        return interaction
+
+    def _reply_written(self, event: ReplyWritten, now: datetime, effects: list[Effect]) -> None:
+        interaction = self._connected_to(event.organisation_id, event.user_id, event.interaction_id)
+        text = event.text
+        if not text.strip():
+            raise CommandRefused("bad_command", "a reply needs some text")
+        if self.consents.is_opted_out(
+            organisation_id=interaction.organisation_id,
+            remote_number=interaction.remote_number,
+            local_number=interaction.local_number,
+        ):
+            raise CommandRefused(
+                "opted_out", f"{interaction.remote_number} has opted out of texts from this number"
+            )
+        if interaction.state is InteractionState.IDLE:
+            interaction.move(Move.ACTIVITY)
+            effects.append(self._save(interaction))
+        message_id = self._take_message_id()
+        effects.append(
+            StoreOutboundMessage(
+                id=message_id,
+                organisation_id=interaction.organisation_id,
+                interaction_id=interaction.id,
+                broker_account_id=interaction.broker_account_id,
+                number_id=interaction.number_id,
+                local_number=interaction.local_number,
+                remote_number=interaction.remote_number,
+                body=text,
+                author_id=event.user_id,
+                created_at=now,
+            )
+        )
+        view = message_view(
+            message_id=message_id,
+            interaction_id=interaction.id,
+            direction="outbound",
+            sender=interaction.local_number,
+            recipient=interaction.remote_number,
+            body=text,
+            media=[],
+            keyword=None,
+            status=DeliveryStatus.QUEUED.value,
+            author_id=event.user_id,
+            created_at=now,
+        )
+        self._push(
+            interaction.organisation_id,
+            event.user_id,
+            effects,
+            kind="message",
+            interaction_id=interaction.id,
+            message=view,
+        )
+        effects.append(CommandResult({"message": view}))
+
+    def _send_completed(self, event: SendCompleted, now: datetime, effects: list[Effect]) -> None:
+        status = DeliveryStatus.SENT if event.error is None else DeliveryStatus.FAILED
+        effects.append(
+            MarkSent(event.message_id, event.broker_message_id, status, event.error, now)
+        )
+        if event.author_id is not None:
+            self._push(
+                event.organisation_id,
+                event.author_id,
+                effects,
+                kind="message_status",
+                interaction_id=event.interaction_id,
+                message_id=event.message_id,
+                status=status.value,
+                reason=event.error,
+            )
+
+    def _transfer_requested(
+        self, event: TransferRequested, now: datetime, effects: list[Effect]
+    ) -> None:
+        interaction = self._connected_to(event.organisation_id, event.user_id, event.interaction_id)
+        config = self.config(event.organisation_id)
+        names = config.users if event.to_kind == QueueKind.USER else config.workgroups
+        if event.to_kind not in (QueueKind.USER, QueueKind.WORKGROUP) or event.to_name not in names:
+            raise CommandRefused(
+                "unknown_destination", f"no {event.to_kind} called {event.to_name!r}"
+            )
+        target = QueueRef(QueueKind(event.to_kind), names[event.to_name])
+        agent = self.floor.agents[event.user_id]
+        boost = self._settings(interaction).transfer_priority_boost
+        interaction.move(Move.REQUEUE)
+        agent.active.discard(interaction.id)
+        interaction.agent_id = None
+        interaction.queue = target
+        interaction.priority += boost
+        interaction.excluded_until[agent.user_id] = now + timedelta(
+            seconds=self._settings(interaction).offer_timeout_s
+        )
+        if agent.load == 0:
+            agent.idle_since = now
+        self._arm_waiting_deadlines(interaction, config)
+        self.floor.enqueue(interaction)
+        effects.append(self._save(interaction))
+        self._push_interaction(interaction, agent.user_id, effects)
+        effects.append(CommandResult({}))
+        self._dispatch_interaction(interaction, now, effects)
+        self._find_work(agent, now, effects)
+
+    def _close_by_agent(
+        self,
+        organisation_id: int,
+        user_id: int,
+        interaction_id: int,
+        now: datetime,
+        effects: list[Effect],
+        *,
+        wrap_up: bool,
+    ) -> None:
+        interaction = self._connected_to(organisation_id, user_id, interaction_id)
+        agent = self.floor.agents[user_id]
+        interaction.move(Move.DISCONNECT)
+        interaction.closed_at = now
+        agent.active.discard(interaction.id)
+        self._forget_parties(interaction)
+        if wrap_up:
+            until = now + timedelta(seconds=self._settings(interaction).wrap_up_timeout_s)
+            interaction.wrap_up_by, interaction.wrap_up_until = user_id, until
+            agent.wrap_ups[interaction.id] = until
+            self.floor.deadlines.push(until, "wrap_up", interaction.id)
+        else:
+            del self._interactions[interaction.id]
+            if agent.load == 0:
+                agent.idle_since = now
+        effects.append(self._save(interaction))
+        self._push_interaction(interaction, user_id, effects)
+        effects.append(CommandResult({}))
+        self._find_work(agent, now, effects)
+
+    def _wrap_up_ended(self, event: WrapUpEnded, now: datetime, effects: list[Effect]) -> None:
+        agent = self._agent_for(event.organisation_id, event.user_id, now=None)
+        if event.interaction_id not in agent.wrap_ups:
+            raise CommandRefused(
+                "illegal_state", f"interaction {event.interaction_id} is not in your wrap-up"
+            )
+        self._end_wrap_up(agent, event.interaction_id, now, effects)
+        effects.append(CommandResult({}))
+
+    def _end_wrap_up(
+        self, agent: Agent, interaction_id: int, now: datetime, effects: list[Effect]
+    ) -> None:
+        del agent.wrap_ups[interaction_id]
+        interaction = self._interactions.pop(interaction_id)
+        interaction.wrap_up_until = None
+        if agent.load == 0:
+            agent.idle_since = now
+        effects.append(self._save(interaction))
+        self._push_interaction(interaction, agent.user_id, effects)
+        self._find_work(agent, now, effects)
+
+    # -- the timer ---------------------------------------------------------------------------
+
+    def _deadline_reached(self, now: datetime, effects: list[Effect]) -> None:
+        recheck = False
+        for kind, key in self.floor.deadlines.pop_due(now):
+            if kind == "recheck":
+                recheck = True
+                continue
+            interaction = self._interactions.get(key)
+            if interaction is None:
+                continue
+            if kind == "offer":
+                due = interaction.offer_expires_at
+                if interaction.state is InteractionState.OFFERED and due is not None and due <= now:
+                    self._offer_expired(interaction, now, effects)
+            elif kind == "wrap_up":
+                agent = self.floor.agents.get(interaction.wrap_up_by or -1)
+                until = interaction.wrap_up_until
+                if agent is not None and until is not None and until <= now:
+                    self._end_wrap_up(agent, key, now, effects)
+            elif kind == "escalate":
+                self._escalate(interaction, now, effects)
+                recheck = True
+        if recheck:
+            self._dispatch_all(now, effects)
+
+    def _escalate(self, interaction: Interaction, now: datetime, effects: list[Effect]) -> None:
+        """Apply the overflow steps whose time has come to a waiting interaction."""
+        if interaction.state is not InteractionState.QUEUED:
+            return
+        if interaction.queue.kind is not QueueKind.WORKGROUP:
+            return
+        settings = self._settings(interaction)
+        waited = (now - interaction.enqueued_at).total_seconds()
+        overflow = [
+            s for s in settings.escalation if s.overflow_to is not None and waited >= s.after_s
+        ]
+        if not overflow:
+            return
+        target = overflow[-1].overflow_to
+        assert target is not None
+        self.floor.dequeue(interaction)
+        interaction.queue = QueueRef(QueueKind.WORKGROUP, target)
+        self._arm_waiting_deadlines(interaction, self.config(interaction.organisation_id))
+        self.floor.enqueue(interaction)
+        effects.append(self._save(interaction))
+
+    def _arm_waiting_deadlines(self, interaction: Interaction, config: OrganisationConfig) -> None:
+        """Times at which a waiting interaction may become eligible for more agents."""
+        if interaction.queue.kind is not QueueKind.WORKGROUP:
+            return
+        workgroup_id = interaction.queue.id
+        delays = {
+            entry.delay_s
+            for profile in config.profiles.values()
+            for entry in profile.queues
+            if entry.workgroup_id == workgroup_id and entry.delay_s > 0
+        }
+        for delay in delays:
+            self.floor.deadlines.push(
+                interaction.enqueued_at + timedelta(seconds=delay), "recheck", 0
+            )
+        for step in config.settings_of(workgroup_id).escalation:
+            when = interaction.enqueued_at + timedelta(seconds=step.after_s)
+            self.floor.deadlines.push(
+                when,
+                "escalate" if step.overflow_to else "recheck",
+                interaction.id if step.overflow_to else 0,
+            )
+
+    # -- dispatching -------------------------------------------------------------------------
+
+    def _settings(self, interaction: Interaction) -> WorkgroupSettings:
+        if interaction.queue.kind is QueueKind.WORKGROUP:
+            return self.config(interaction.organisation_id).settings_of(interaction.queue.id)
+        return WorkgroupSettings(id=0, name="")
+
+    def _dispatch_interaction(
+        self, interaction: Interaction, now: datetime, effects: list[Effect]
+    ) -> None:
+        """Offer a waiting interaction to the agent its workgroup's strategy picks, if any."""
+        if interaction.state is not InteractionState.QUEUED:
+            return
+        config = self.config(interaction.organisation_id)
+        settings = self._settings(interaction)
+        if interaction.queue.kind is QueueKind.USER:
+            user_ids: Iterable[int] = (interaction.queue.id,)
+        else:
+            user_ids = config.profiles.keys()
+        candidates = []
+        for user_id in user_ids:
+            agent = self.floor.agents.get(user_id)
+            if agent is None or agent.organisation_id != interaction.organisation_id:
+                continue
+            if eligible(
+                agent,
+                profile=config.profile_of(user_id),
+                interaction=interaction,
+                settings=settings if settings.id else None,
+                now=now,
+            ):
+                candidates.append(agent)
+        chosen = pick_agent(
+            candidates,
+            strategy=settings.strategy,
+            capacities={a.user_id: config.profile_of(a.user_id).sms_capacity for a in candidates},
+            last_user_id=self.floor.round_robin_last.get(settings.id),
+        )
+        if chosen is not None:
+            self._offer(interaction, chosen, now, effects)
+
+    def _find_work(self, agent: Agent, now: datetime, effects: list[Effect]) -> None:
+        """Offer the agent what it should take next, while it has free slots."""
+        config = self._configs.get(agent.organisation_id)
+        if config is None:
+            return
+        profile = config.profile_of(agent.user_id)
+        while agent.free_slots(profile.sms_capacity) > 0:
+            found = self._best_for(agent, config, now)
+            if found is None:
+                return
+            self._offer(found, agent, now, effects)
+
+    def _best_for(
+        self, agent: Agent, config: OrganisationConfig, now: datetime
+    ) -> Interaction | None:
+        profile = config.profile_of(agent.user_id)
+        if agent.presence is not Presence.AVAILABLE or agent.connections <= 0:
+            return None
+        for _, queue, _ in profile_queues(profile):
+            line = self.floor.lines.get((agent.organisation_id, queue))
+            if not line:
+                continue
+            settings = config.settings_of(queue.id) if queue.kind is QueueKind.WORKGROUP else None
+            for interaction_id in line.ids():
+                interaction = self._interactions[interaction_id]
+                if eligible(
+                    agent, profile=profile, interaction=interaction, settings=settings, now=now
+                ):
+                    return interaction
+        return None
+
+    def _dispatch_all(self, now: datetime, effects: list[Effect]) -> None:
+        """Give every free agent work, longest idle first (after a timer or a reload)."""
+        for agent in sorted(self.floor.agents.values(), key=lambda a: (a.idle_since, a.user_id)):
+            self._find_work(agent, now, effects)
+
+    # -- effects and bookkeeping -------------------------------------------------------------
+
+    def _view(self, interaction: Interaction) -> dict[str, Any]:
+        return interaction_view(interaction, self.config(interaction.organisation_id))
+
+    def _push(
+        self, organisation_id: int, user_id: int, effects: list[Effect], **event: object
+    ) -> None:
+        effects.append(PushToAgent(organisation_id, user_id, event))
+
+    def _push_interaction(
+        self, interaction: Interaction, user_id: int, effects: list[Effect]
+    ) -> None:
+        self._push(
+            interaction.organisation_id,
+            user_id,
+            effects,
+            kind="interaction",
+            interaction=self._view(interaction),
+        )
+
+    def _push_agent_state(self, agent: Agent, effects: list[Effect]) -> None:
+        self._push(
+            agent.organisation_id,
+            agent.user_id,
+            effects,
+            kind="agent_state",
+            **agent_state_view(agent, capacity=self._capacity(agent)),
+        )
+
+    def _save(self, interaction: Interaction) -> SaveInteraction:
+        return SaveInteraction(
+            id=interaction.id,
+            state=interaction.state,
+            queue=interaction.queue,
+            priority=interaction.priority,
+            agent_id=interaction.agent_id,
+            offered_to=interaction.offered_to,
+            offer_expires_at=interaction.offer_expires_at,
+            offer_delivered=interaction.offer_delivered,
+            wrap_up_by=interaction.wrap_up_by,
+            wrap_up_until=interaction.wrap_up_until,
+            closed_at=interaction.closed_at,
+        )
+
+    @staticmethod
+    def _save_agent(agent: Agent) -> SaveAgent:
+        return SaveAgent(
+            organisation_id=agent.organisation_id,
+            user_id=agent.user_id,
+            presence=agent.presence.value,
+            reason=agent.reason,
+            since=agent.since,
+            idle_since=agent.idle_since,
+        )
+
+    def _restore(self, interaction: Interaction) -> None:
+        """Put an interaction loaded from the store back where it was."""
         self._interactions[interaction.id] = interaction
         if interaction.is_open:
             key = (interaction.organisation_id, interaction.local_number, interaction.remote_number)
             self._open_by_parties[key] = interaction.id
+        agent_id = interaction.offered_to or interaction.agent_id or interaction.wrap_up_by
+        agent = None if agent_id is None else self.floor.agents.get(agent_id)
+        match interaction.state:
+            case InteractionState.QUEUED:
+                self.floor.enqueue(interaction)
+                config = self._configs.get(interaction.organisation_id)
+                if config is not None:
+                    self._arm_waiting_deadlines(interaction, config)
+                self.floor.deadlines.push(interaction.enqueued_at, "recheck", 0)
+            case InteractionState.OFFERED if agent is not None:
+                agent.offers.add(interaction.id)
+                assert interaction.offer_expires_at is not None
+                self.floor.deadlines.push(interaction.offer_expires_at, "offer", interaction.id)
+            case InteractionState.CONNECTED | InteractionState.IDLE if agent is not None:
+                agent.active.add(interaction.id)
+            case InteractionState.DISCONNECTED if agent is not None:
+                assert interaction.wrap_up_until is not None
+                agent.wrap_ups[interaction.id] = interaction.wrap_up_until
+                self.floor.deadlines.push(interaction.wrap_up_until, "wrap_up", interaction.id)
+
+    def _add(self, interaction: Interaction) -> None:
+        self._interactions[interaction.id] = interaction
+        key = (interaction.organisation_id, interaction.local_number, interaction.remote_number)
+        self._open_by_parties[key] = interaction.id
+
+    def _forget_parties(self, interaction: Interaction) -> None:
+        key = (interaction.organisation_id, interaction.local_number, interaction.remote_number)
+        if self._open_by_parties.get(key) == interaction.id:
+            del self._open_by_parties[key]
 
     def _take_interaction_id(self) -> int:
         self._next_interaction_id += 1

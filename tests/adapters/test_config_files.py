@@ -13,7 +13,11 @@ from server.adapters.config_files import (
     ConfigProblem,
     Destination,
     DestinationKind,
+    EscalationStep,
     OrganisationDocument,
+    ProfileQueueSpec,
+    RoutingProfileSpec,
+    WorkgroupSpec,
     credential_variable,
     load_config_folder,
     write_config_folder,
@@ -31,9 +35,15 @@ def handlers_importable(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def demo_folder(tmp_path: Path, **files: str) -> Path:
-    """Copy the demo folder into `tmp_path`, replacing the files given (`people="..."`)."""
+    """Copy the demo folder into `tmp_path`, replacing the files given (`people="..."`).
+
+    The demo's profiles.yaml names the demo's workgroups, so it is left out when `people` is
+    replaced and `profiles` is not given.
+    """
     folder = tmp_path / "organisation"
     shutil.copytree(DEMO, folder)
+    if "people" in files and "profiles" not in files:
+        (folder / "profiles.yaml").unlink()
     for name, text in files.items():
         (folder / f"{name}.yaml").write_text(textwrap.dedent(text), encoding="utf-8")
     return folder
@@ -101,6 +111,48 @@ def test_the_demo_folder_loads_clean() -> None:
     assert document.default_destination == Destination(DestinationKind.ASSIGNED)
 
 
+def test_the_demo_folder_has_routing_profiles_and_queue_settings() -> None:
+    document = load_config_folder(DEMO, environ={})
+
+    profiles = {user.username: user.routing_profile for user in document.users}
+    assert profiles == {
+        "alice": "bilingual",
+        "bob": "sales-and-support",
+        "carol": None,
+        "dave": None,
+    }
+    assert document.users[0].skills == {"spanish": 8}
+    assert document.profiles == (
+        RoutingProfileSpec(
+            "bilingual",
+            3,
+            {},
+            (ProfileQueueSpec("Spanish", 1, 0), ProfileQueueSpec("Support", 2, 0)),
+        ),
+        RoutingProfileSpec(
+            "sales-and-support",
+            3,
+            {},
+            (ProfileQueueSpec("Sales", 1, 0), ProfileQueueSpec("Support", 2, 0)),
+        ),
+        RoutingProfileSpec(
+            "support-agent",
+            3,
+            {},
+            (ProfileQueueSpec("Support", 1, 0), ProfileQueueSpec("Spanish", 2, 120)),
+        ),
+    )
+    workgroups = {workgroup.name: workgroup for workgroup in document.workgroups}
+    assert workgroups["Support"] == WorkgroupSpec("Support", ("alice", "bob"))
+    assert workgroups["Sales"].strategy == "least_busy"
+    assert workgroups["Sales"].escalation == (EscalationStep(180, overflow_to="Support"),)
+    assert workgroups["Spanish"].required_skills == {"spanish": 5}
+    assert workgroups["Spanish"].escalation == (
+        EscalationStep(120, drop_skills=True),
+        EscalationStep(300, overflow_to="Support"),
+    )
+
+
 def test_credentials_never_show_in_repr() -> None:
     document = load_config_folder(DEMO, environ={})
 
@@ -127,6 +179,7 @@ def test_defaults_fill_what_a_file_leaves_out(tmp_path: Path) -> None:
         organisation="slug: demo\nname: Demo\nprovider: {slug: p, name: P}\ncountry: GB\n",
         people="users: [{username: erin}, {username: fay, send_alerts: true}]\n"
         "workgroups: [{name: Support}, {name: Sales}]\n",
+        profiles="profiles: [{name: p, queues: [{workgroup: Support, priority: 1}]}]\n",
         brokers="accounts: [{public_id: uk-sandbox, broker: sandbox, "
         "credentials: {webhook_key: k}}]\n",
         numbers="numbers: [{number: '07700 900123', account: uk-sandbox, workgroup: Support}]\n",
@@ -137,6 +190,18 @@ def test_defaults_fill_what_a_file_leaves_out(tmp_path: Path) -> None:
 
     assert document.users[0].display_name == "erin"
     assert document.users[0].role == "agent"
+    assert (document.users[0].routing_profile, document.users[0].skills) == (None, {})
+    assert document.workgroups[0] == WorkgroupSpec(
+        "Sales",
+        (),
+        strategy="longest_idle",
+        offer_timeout_s=30,
+        wrap_up_timeout_s=60,
+        transfer_priority_boost=10,
+        required_skills={},
+        escalation=(),
+    )
+    assert document.profiles == (RoutingProfileSpec("p", 3, {}, (ProfileQueueSpec("Support", 1),)),)
     account = document.accounts[0]
     assert (account.name, account.region, account.inbound_enabled, account.mms_enabled) == (
         "uk-sandbox",
@@ -302,8 +367,8 @@ def test_files_missing_and_files_unknown(tmp_path: Path) -> None:
         (
             "number.yaml",
             "top level",
-            "unknown file; expected some of: organisation.yaml, people.yaml, brokers.yaml, "
-            "numbers.yaml, inbound_routes.yaml",
+            "unknown file; expected some of: organisation.yaml, people.yaml, profiles.yaml, "
+            "brokers.yaml, numbers.yaml, inbound_routes.yaml",
         ),
     ]
 
@@ -647,3 +712,311 @@ def test_written_folders_read_back_equal_without_holding_secrets(tmp_path: Path)
     with pytest.raises(ConfigInvalid) as caught:
         load_config_folder(tmp_path / "out", environ={})
     assert all("is not set" in problem.message for problem in caught.value.problems)
+
+
+# --- queue settings, escalation and routing profiles ----------------------------------------------
+
+NO_NUMBERS = "numbers: []\n"
+DEFAULT_ONLY = "default: {destination: {assigned: true}}\n"
+
+
+def test_workgroup_settings_and_skills_are_checked(tmp_path: Path) -> None:
+    folder = demo_folder(
+        tmp_path,
+        people="""\
+        users:
+          - {username: alice, send_alerts: true, skills: {Spanish: 8, french: 11, german: true}}
+          - {username: bob, skills: [spanish]}
+        workgroups:
+          - name: Support
+            members: [alice]
+            strategy: fastest
+            offer_timeout_s: 3
+            wrap_up_timeout_s: -1
+            transfer_priority_boost: '10'
+          - name: Sales
+            offer_timeout_s: 30.5
+            wrap_up_timeout_s: 3601
+            transfer_priority_boost: 1001
+            required_skills: {sales: 0}
+            priority: 2
+        """,
+        numbers=NO_NUMBERS,
+        inbound_routes=DEFAULT_ONLY,
+    )
+
+    assert problems_of(folder) == [
+        (
+            "people.yaml",
+            "users[0] 'alice'.skills",
+            "skill 'Spanish' is not valid: lower-case letters, digits, '-' and '_', at most 64",
+        ),
+        (
+            "people.yaml",
+            "users[0] 'alice'.skills",
+            "french: level must be a whole number from 1 to 10, got 11",
+        ),
+        (
+            "people.yaml",
+            "users[0] 'alice'.skills",
+            "german: level must be a whole number from 1 to 10, got True",
+        ),
+        ("people.yaml", "users[1] 'bob'.skills", "expected a mapping (skill: level), got a list"),
+        (
+            "people.yaml",
+            "workgroups[0] 'Support'",
+            "strategy 'fastest' is not one of: longest_idle, least_busy, round_robin",
+        ),
+        ("people.yaml", "workgroups[0] 'Support'", "offer_timeout_s must be from 5 to 600, got 3"),
+        (
+            "people.yaml",
+            "workgroups[0] 'Support'",
+            "wrap_up_timeout_s must be from 0 to 3600, got -1",
+        ),
+        (
+            "people.yaml",
+            "workgroups[0] 'Support'",
+            "transfer_priority_boost must be a whole number, got a string",
+        ),
+        (
+            "people.yaml",
+            "workgroups[1] 'Sales'",
+            "unknown key 'priority'; expected one of: name, members, strategy, offer_timeout_s, "
+            "wrap_up_timeout_s, transfer_priority_boost, required_skills, escalation",
+        ),
+        (
+            "people.yaml",
+            "workgroups[1] 'Sales'",
+            "offer_timeout_s must be a whole number, got 30.5",
+        ),
+        (
+            "people.yaml",
+            "workgroups[1] 'Sales'",
+            "wrap_up_timeout_s must be from 0 to 3600, got 3601",
+        ),
+        (
+            "people.yaml",
+            "workgroups[1] 'Sales'",
+            "transfer_priority_boost must be from 0 to 1000, got 1001",
+        ),
+        (
+            "people.yaml",
+            "workgroups[1] 'Sales'.required_skills",
+            "sales: level must be a whole number from 1 to 10, got 0",
+        ),
+    ]
+
+
+def test_escalation_steps_are_checked(tmp_path: Path) -> None:
+    folder = demo_folder(
+        tmp_path,
+        people="""\
+        users: [{username: alice, send_alerts: true}]
+        workgroups:
+          - name: Support
+            escalation:
+              - {after_s: 120, overflow_to: Sales}
+              - {after_s: 120, drop_skills: true}
+              - {after_s: 60, overflow_to: Sales}
+              - {after_s: 300, drop_skills: false}
+              - {after_s: 400}
+              - {after_s: 500, drop_skills: true, overflow_to: Sales}
+              - {after_s: 0, drop_skills: true}
+              - {overflow_to: Sales}
+          - name: Sales
+            escalation: {after_s: 10, overflow_to: Support}
+          - name: Spanish
+            escalation:
+              - {after_s: 60, overflow_to: Spanish}
+              - {after_s: 90, overflow_to: Nowhere}
+              - {after_s: 86401, overflow_to: Support}
+        """,
+        numbers=NO_NUMBERS,
+    )
+
+    support = "workgroups[0] 'Support'.escalation"
+    spanish = "workgroups[2] 'Spanish'.escalation"
+    assert problems_of(folder) == [
+        ("people.yaml", f"{support}[1]", "after_s must be greater than the step before's (120)"),
+        ("people.yaml", f"{support}[2]", "after_s must be greater than the step before's (120)"),
+        ("people.yaml", f"{support}[3]", "drop_skills must be true"),
+        ("people.yaml", f"{support}[4]", "name exactly one of drop_skills or overflow_to"),
+        ("people.yaml", f"{support}[5]", "name exactly one of drop_skills or overflow_to"),
+        ("people.yaml", f"{support}[6]", "after_s must be from 1 to 86400, got 0"),
+        ("people.yaml", f"{support}[7]", "after_s is required"),
+        ("people.yaml", "workgroups[1] 'Sales'", "escalation must be a list, got a mapping"),
+        ("people.yaml", f"{spanish}[2]", "after_s must be from 1 to 86400, got 86401"),
+        ("people.yaml", f"{spanish}[0]", "overflow_to 'Spanish' is the workgroup itself"),
+        ("people.yaml", f"{spanish}[1]", "overflow_to 'Nowhere' is not a workgroup in people.yaml"),
+    ]
+
+
+def test_two_workgroups_may_overflow_into_each_other(tmp_path: Path) -> None:
+    folder = demo_folder(
+        tmp_path,
+        people="""\
+        users: [{username: alice, send_alerts: true}]
+        workgroups:
+          - name: Support
+            escalation:
+              - {after_s: 60, drop_skills: true}
+              - {after_s: 600, overflow_to: Sales}
+          - {name: Sales, escalation: [{after_s: 300, overflow_to: Support}]}
+          - {name: Spanish}
+        """,
+        numbers=NO_NUMBERS,
+    )
+
+    workgroups = {workgroup.name: workgroup for workgroup in load(folder).workgroups}
+
+    assert workgroups["Support"].escalation == (
+        EscalationStep(60, drop_skills=True),
+        EscalationStep(600, overflow_to="Sales"),
+    )
+    assert workgroups["Sales"].escalation == (EscalationStep(300, overflow_to="Support"),)
+
+
+def test_profiles_are_checked(tmp_path: Path) -> None:
+    folder = demo_folder(
+        tmp_path,
+        profiles="""\
+        profiles:
+          - name: bilingual
+            sms_capacity: 0
+            queues:
+              - {workgroup: Spanish, priority: 0}
+              - {workgroup: Support, priority: 2, delay_s: -5}
+              - {workgroup: Spanish, priority: 3}
+              - {workgroup: Billing, priority: 1}
+              - {workgroup: Sales}
+              - {workgroup: Sales, priority: 1, weight: 2}
+          - name: bilingual
+            sms_capacity: 21
+            skills: {spanish: 0}
+          - name: sales-and-support
+            sms_capacity: '3'
+            queues: {workgroup: Sales, priority: 1}
+          - {sms_capacity: 2}
+        """,
+    )
+
+    bilingual = "profiles[0] 'bilingual'"
+    assert problems_of(folder) == [
+        ("profiles.yaml", bilingual, "sms_capacity must be from 1 to 20, got 0"),
+        ("profiles.yaml", f"{bilingual}.queues[0] 'Spanish'", "priority must be at least 1, got 0"),
+        (
+            "profiles.yaml",
+            f"{bilingual}.queues[1] 'Support'",
+            "delay_s must be at least 0, got -5",
+        ),
+        (
+            "profiles.yaml",
+            f"{bilingual}.queues[2] 'Spanish'",
+            "workgroup 'Spanish' is listed twice",
+        ),
+        (
+            "profiles.yaml",
+            f"{bilingual}.queues[3] 'Billing'",
+            "workgroup 'Billing' is not in people.yaml",
+        ),
+        ("profiles.yaml", f"{bilingual}.queues[4] 'Sales'", "priority is required"),
+        (
+            "profiles.yaml",
+            f"{bilingual}.queues[5] 'Sales'",
+            "unknown key 'weight'; expected one of: workgroup, priority, delay_s",
+        ),
+        ("profiles.yaml", f"{bilingual}.queues[5] 'Sales'", "workgroup 'Sales' is listed twice"),
+        ("profiles.yaml", "profiles[1] 'bilingual'", "profile 'bilingual' is listed twice"),
+        ("profiles.yaml", "profiles[1] 'bilingual'", "sms_capacity must be from 1 to 20, got 21"),
+        (
+            "profiles.yaml",
+            "profiles[1] 'bilingual'.skills",
+            "spanish: level must be a whole number from 1 to 10, got 0",
+        ),
+        (
+            "profiles.yaml",
+            "profiles[2] 'sales-and-support'",
+            "sms_capacity must be a whole number, got a string",
+        ),
+        (
+            "profiles.yaml",
+            "profiles[2] 'sales-and-support'",
+            "queues must be a list, got a mapping",
+        ),
+        ("profiles.yaml", "profiles[3]", "name is required"),
+    ]
+
+
+def test_users_must_name_a_profile_of_profiles_yaml(tmp_path: Path) -> None:
+    folder = demo_folder(
+        tmp_path,
+        people="""\
+        users:
+          - {username: alice, send_alerts: true, routing_profile: bilingual}
+          - {username: bob, routing_profile: nobody}
+          - {username: carol, routing_profile: 7}
+        workgroups: [{name: Support, members: [alice, bob]}]
+        """,
+        profiles="profiles: [{name: bilingual, queues: [{workgroup: Support, priority: 1}]}]\n",
+        numbers=NO_NUMBERS,
+        inbound_routes=DEFAULT_ONLY,
+    )
+
+    assert problems_of(folder) == [
+        ("people.yaml", "users[2] 'carol'", "routing_profile must be a string, got a number"),
+        ("people.yaml", "users[1] 'bob'", "routing_profile 'nobody' is not in profiles.yaml"),
+    ]
+    (folder / "profiles.yaml").unlink()
+    assert problems_of(folder)[:2] == [
+        ("people.yaml", "users[2] 'carol'", "routing_profile must be a string, got a number"),
+        ("people.yaml", "users[0] 'alice'", "routing_profile 'bilingual' is not in profiles.yaml"),
+    ]
+
+
+def test_a_broken_profiles_file_does_not_cascade_into_reference_problems(tmp_path: Path) -> None:
+    folder = demo_folder(tmp_path, profiles="profiles: [\n")
+
+    assert [(file, where) for file, where, _ in problems_of(folder)] == [
+        ("profiles.yaml", "line 2, column 1")
+    ]
+    (folder / "profiles.yaml").write_text("- name: bilingual\n")
+    assert problems_of(folder) == [
+        ("profiles.yaml", "top level", "expected a mapping (key: value), got a list")
+    ]
+
+
+def test_profile_queues_are_sorted_by_priority_then_workgroup(tmp_path: Path) -> None:
+    folder = demo_folder(
+        tmp_path,
+        profiles="""\
+        profiles:
+          - name: everything
+            skills: {spanish: 3, billing: 2}
+            queues:
+              - {workgroup: Support, priority: 2, delay_s: 30}
+              - {workgroup: Spanish, priority: 1}
+              - {workgroup: Sales, priority: 2}
+          - name: bilingual
+          - name: sales-and-support
+        """,
+    )
+
+    document = load(folder)
+
+    assert [profile.name for profile in document.profiles] == [
+        "bilingual",
+        "everything",
+        "sales-and-support",
+    ]
+    assert document.profiles[1] == RoutingProfileSpec(
+        "everything",
+        3,
+        {"billing": 2, "spanish": 3},
+        (
+            ProfileQueueSpec("Spanish", 1),
+            ProfileQueueSpec("Sales", 2),
+            ProfileQueueSpec("Support", 2, 30),
+        ),
+    )
+    assert list(document.profiles[1].skills) == ["billing", "spanish"]
+    assert document.profiles[0].queues == ()

@@ -1,6 +1,8 @@
 """Two organisations under two providers, written as configuration folders and applied.
 
 Each has an account on every broker; the secrets are the test's own, so the tests can sign.
+Alice's routing profile takes Support first, then Spanish; Bob's Sales first, then Support (two
+conversations at once each); Carol, the supervisor, has none.
 """
 
 from __future__ import annotations
@@ -70,8 +72,18 @@ def write_folder(folder: Path, org: Organisation) -> Path:
         },
         "people.yaml": {
             "users": [
-                {"username": "alice", "display_name": "Alice", "role": "agent"},
-                {"username": "bob", "display_name": "Bob", "role": "agent"},
+                {
+                    "username": "alice",
+                    "display_name": "Alice",
+                    "role": "agent",
+                    "routing_profile": "support-first",
+                },
+                {
+                    "username": "bob",
+                    "display_name": "Bob",
+                    "role": "agent",
+                    "routing_profile": "sales-first",
+                },
                 {
                     "username": "carol",
                     "display_name": "Carol",
@@ -84,6 +96,26 @@ def write_folder(folder: Path, org: Organisation) -> Path:
                 {"name": "Sales", "members": ["bob"]},
                 {"name": "Spanish", "members": ["alice"]},
             ],
+        },
+        "profiles.yaml": {
+            "profiles": [
+                {
+                    "name": "support-first",
+                    "sms_capacity": 2,
+                    "queues": [
+                        {"workgroup": "Support", "priority": 1},
+                        {"workgroup": "Spanish", "priority": 2},
+                    ],
+                },
+                {
+                    "name": "sales-first",
+                    "sms_capacity": 2,
+                    "queues": [
+                        {"workgroup": "Sales", "priority": 1},
+                        {"workgroup": "Support", "priority": 2},
+                    ],
+                },
+            ]
         },
         "brokers.yaml": {
             "accounts": [

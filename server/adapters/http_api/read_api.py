@@ -1,8 +1,13 @@
-"""The read API: interactions with their messages, and queues in order (docs/openapi.yaml)."""
+"""The read API: interactions with their messages, and queues in order (docs/openapi.yaml).
+
+Admins and supervisors see the whole organisation; an agent sees the interactions that are or
+were theirs and the queues they work (`server/adapters/persistence/queries.py`). Who asks comes
+from `server/adapters/http_api/auth.py`: an API token or a session cookie.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import anyio.to_thread
@@ -11,17 +16,30 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from server.adapters.clock import Clock
+from server.adapters.http_api.auth import require
 from server.adapters.http_api.errors import error_response
 from server.adapters.persistence import queries
+from server.adapters.persistence.accounts import Principal
 
 __all__ = ["read_routes"]
 
 _STATES = ("queued", "offered", "connected", "idle", "disconnected")
 
 
+def _scope(principal: Principal) -> dict[str, int | None]:
+    """The query arguments that keep a principal to what it may see."""
+    agent = None
+    if not principal.at_least("supervisor"):
+        assert principal.user_id is not None  # only a user can be an agent
+        agent = principal.user_id
+    return {"organisation_id": principal.organisation_id, "visible_to_agent": agent}
+
+
 class ReadApi:
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, *, clock: Clock | None = None) -> None:
         self._engine = engine
+        self._clock = clock
 
     async def _run(self, function: Callable[..., Any], **kwargs: Any) -> Any:
         def call() -> Any:
@@ -30,27 +48,7 @@ class ReadApi:
 
         return await anyio.to_thread.run_sync(call)
 
-    async def _organisation(self, request: Request) -> int | Response:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            return error_response(401, "unauthorized", "send Authorization: Bearer <API token>")
-        organisation_id: int | None = await self._run(queries.organisation_for_token, token=token)
-        if organisation_id is None:
-            return error_response(401, "unauthorized", "the API token is unknown or revoked")
-        return organisation_id
-
-    def _authorized(
-        self, endpoint: Callable[[Request, int], Awaitable[Response]]
-    ) -> Callable[[Request], Awaitable[Response]]:
-        async def guarded(request: Request) -> Response:
-            organisation = await self._organisation(request)
-            if isinstance(organisation, Response):
-                return organisation
-            return await endpoint(request, organisation)
-
-        return guarded
-
-    async def list_interactions(self, request: Request, organisation_id: int) -> Response:
+    async def list_interactions(self, request: Request, principal: Principal) -> Response:
         state = request.query_params.get("state")
         if state is not None and state not in _STATES:
             return error_response(
@@ -65,34 +63,35 @@ class ReadApi:
         assert limit is not None
         page = await self._run(
             queries.list_interactions,
-            organisation_id=organisation_id,
+            **_scope(principal),
             state=state,
             limit=limit,
             before_id=before,
         )
         return JSONResponse(page)
 
-    async def get_interaction(self, request: Request, organisation_id: int) -> Response:
+    async def get_interaction(self, request: Request, principal: Principal) -> Response:
         interaction_id = request.path_params["interaction_id"]
         found = await self._run(
-            queries.get_interaction, organisation_id=organisation_id, interaction_id=interaction_id
+            queries.get_interaction, **_scope(principal), interaction_id=interaction_id
         )
         if found is None:
             return error_response(404, "not_found", f"no interaction {interaction_id}")
         return JSONResponse(found)
 
-    async def list_queues(self, request: Request, organisation_id: int) -> Response:
-        return JSONResponse(await self._run(queries.list_queues, organisation_id=organisation_id))
+    async def list_queues(self, request: Request, principal: Principal) -> Response:
+        return JSONResponse(await self._run(queries.list_queues, **_scope(principal)))
 
     def routes(self) -> list[Route]:
+        signed_in = require("agent", engine=self._engine, clock=self._clock)
         return [
-            Route("/api/interactions", self._authorized(self.list_interactions), methods=["GET"]),
+            Route("/api/interactions", signed_in(self.list_interactions), methods=["GET"]),
             Route(
                 "/api/interactions/{interaction_id:int}",
-                self._authorized(self.get_interaction),
+                signed_in(self.get_interaction),
                 methods=["GET"],
             ),
-            Route("/api/queues", self._authorized(self.list_queues), methods=["GET"]),
+            Route("/api/queues", signed_in(self.list_queues), methods=["GET"]),
         ]
 
 
@@ -109,5 +108,6 @@ def _integer(
     return int(raw)
 
 
-def read_routes(engine: sa.Engine) -> list[Route]:
-    return ReadApi(engine).routes()
+def read_routes(engine: sa.Engine, *, clock: Clock | None = None) -> list[Route]:
+    """The read routes; each needs a signed-in principal (any role) and shows what it may see."""
+    return ReadApi(engine, clock=clock).routes()

@@ -2,12 +2,14 @@
 
 `apply_config` upserts one organisation from an `OrganisationDocument` (read by
 `server.adapters.config_files.load_config_folder`) in one transaction: its provider (created if
-missing), the organisation, users, workgroups and their members, broker accounts, numbers and
-inbound routes. Every row it creates, updates or deletes writes one `audit` row (credential values
-masked), and when anything changed the organisation's `config_revision` goes up by one so the
-running server reloads it. History is never deleted: a user or workgroup that interactions or
-numbers still refer to is kept (and reported), and removing a number or an account that messages
-or interactions refer to is refused with `ConfigConflict`, leaving the store as it was.
+missing), the organisation, routing profiles, users (with their profile and skills), workgroups
+(with their ACD settings) and their members, broker accounts, numbers and inbound routes. Profile
+queues and escalation targets are stored by workgroup name, not id. Every row it creates, updates
+or deletes writes one `audit` row (credential values masked), and when anything changed the
+organisation's `config_revision` goes up by one so the running server reloads it. History is never
+deleted: a user or workgroup that interactions or numbers still refer to is kept (and reported),
+and removing a number or an account that messages or interactions refer to is refused with
+`ConfigConflict`, leaving the store as it was.
 `export_config` writes an organisation back as files (credentials as `${PARLEY_...}` placeholders).
 See ARCHITECTURE.md, "Decisions: Configuration, Tenancy".
 """
@@ -29,11 +31,14 @@ from server.adapters.config_files import (
     ConfigError,
     Destination,
     DestinationKind,
+    EscalationStep,
     NumberSpec,
     OrganisationDocument,
     OrganisationSpec,
+    ProfileQueueSpec,
     ProviderSpec,
     RouteSpec,
+    RoutingProfileSpec,
     UserSpec,
     WorkgroupSpec,
     write_config_folder,
@@ -48,6 +53,7 @@ from server.adapters.persistence.tables import (
     Organisation,
     PhoneNumber,
     Provider,
+    RoutingProfile,
     User,
     Workgroup,
     WorkgroupMember,
@@ -74,6 +80,7 @@ _organisation = _table(Organisation)
 _user = _table(User)
 _workgroup = _table(Workgroup)
 _member = _table(WorkgroupMember)
+_profile = _table(RoutingProfile)
 _account = _table(BrokerAccount)
 _number = _table(PhoneNumber)
 _route = _table(InboundRoute)
@@ -85,7 +92,24 @@ _audit = _table(Audit)
 # The tables an apply writes, in the order the report lists them.
 _ENTITIES = tuple(
     table.name
-    for table in (_provider, _organisation, _user, _workgroup, _member, _account, _number, _route)
+    for table in (
+        _provider,
+        _organisation,
+        _user,
+        _workgroup,
+        _member,
+        _profile,
+        _account,
+        _number,
+        _route,
+    )
+)
+# A workgroup's settings stored as they are in its `WorkgroupSpec`.
+_WORKGROUP_SETTINGS = (
+    "strategy",
+    "offer_timeout_s",
+    "wrap_up_timeout_s",
+    "transfer_priority_boost",
 )
 _ACCOUNT_FLAGS = (
     "inbound_enabled",
@@ -288,18 +312,59 @@ def _apply_organisation(changes: _Changes, spec: OrganisationSpec) -> tuple[int,
     return provider, int(row["id"])
 
 
+def _profile_values(profile: RoutingProfileSpec) -> dict[str, Any]:
+    return {
+        "sms_capacity": profile.sms_capacity,
+        "skills": dict(profile.skills),
+        "queues": [
+            {"workgroup": queue.workgroup, "priority": queue.priority, "delay_s": queue.delay_s}
+            for queue in profile.queues
+        ],
+    }
+
+
+def _apply_profiles(
+    changes: _Changes, organisation_id: int, profiles: Iterable[RoutingProfileSpec]
+) -> None:
+    """Upsert the document's routing profiles by name (`_remove_profiles` deletes the others)."""
+    existing = {
+        row["name"]: row
+        for row in _rows(
+            changes.connection,
+            sa.select(_profile).where(_profile.c.organisation_id == organisation_id),
+        )
+    }
+    for profile in profiles:
+        values = _profile_values(profile)
+        if profile.name in existing:
+            changes.update(_profile, existing[profile.name], profile.name, values)
+        else:
+            changes.create(
+                _profile,
+                profile.name,
+                {"name": profile.name, **values},
+                scope={"organisation_id": organisation_id},
+            )
+
+
 def _apply_users(changes: _Changes, organisation_id: int, users: Iterable[UserSpec]) -> None:
+    """Upsert the document's users, each with its routing profile (by name) and skills."""
     existing = {
         row["username"]: row
         for row in _rows(
             changes.connection, sa.select(_user).where(_user.c.organisation_id == organisation_id)
         )
     }
+    profile_ids = _names(changes.connection, _profile, organisation_id)
     for user in users:
         values = {
             "display_name": user.display_name,
             "role": user.role,
             "send_alerts": user.send_alerts,
+            "routing_profile_id": (
+                None if user.routing_profile is None else profile_ids[user.routing_profile]
+            ),
+            "skills": dict(user.skills),
         }
         if user.username in existing:
             changes.update(_user, existing[user.username], user.username, values)
@@ -312,20 +377,40 @@ def _apply_users(changes: _Changes, organisation_id: int, users: Iterable[UserSp
             )
 
 
+def _escalation_value(step: EscalationStep) -> dict[str, Any]:
+    if step.overflow_to is not None:
+        return {"after_s": step.after_s, "overflow_to": step.overflow_to}
+    return {"after_s": step.after_s, "drop_skills": True}
+
+
+def _workgroup_values(workgroup: WorkgroupSpec) -> dict[str, Any]:
+    return {
+        **{setting: getattr(workgroup, setting) for setting in _WORKGROUP_SETTINGS},
+        "required_skills": dict(workgroup.required_skills),
+        "escalation": [_escalation_value(step) for step in workgroup.escalation],
+    }
+
+
 def _apply_workgroups(
     changes: _Changes, organisation_id: int, workgroups: Iterable[WorkgroupSpec]
 ) -> None:
-    existing = set(
-        changes.connection.execute(
-            sa.select(_workgroup.c.name).where(_workgroup.c.organisation_id == organisation_id)
-        ).scalars()
-    )
+    """Upsert the document's workgroups by name, with their ACD settings."""
+    existing = {
+        row["name"]: row
+        for row in _rows(
+            changes.connection,
+            sa.select(_workgroup).where(_workgroup.c.organisation_id == organisation_id),
+        )
+    }
     for workgroup in workgroups:
-        if workgroup.name not in existing:
+        values = _workgroup_values(workgroup)
+        if workgroup.name in existing:
+            changes.update(_workgroup, existing[workgroup.name], workgroup.name, values)
+        else:
             changes.create(
                 _workgroup,
                 workgroup.name,
-                {"name": workgroup.name},
+                {"name": workgroup.name, **values},
                 scope={"organisation_id": organisation_id},
             )
 
@@ -608,6 +693,27 @@ def _remove_people(
                 changes.delete(table, row, row[name_column], columns)
 
 
+def _remove_profiles(changes: _Changes, organisation_id: int, keep: Iterable[str]) -> None:
+    """Delete the organisation's profiles not in `keep`.
+
+    The document's users were given their profiles already; a user still on a removed profile
+    is one the document leaves out but history keeps, and loses the profile (audited).
+    """
+    connection = changes.connection
+    rows = _rows(
+        connection,
+        sa.select(_profile).where(
+            _profile.c.organisation_id == organisation_id, _profile.c.name.not_in(list(keep))
+        ),
+    )
+    for row in rows:
+        for user in _rows(
+            connection, sa.select(_user).where(_user.c.routing_profile_id == row["id"])
+        ):
+            changes.update(_user, user, user["username"], {"routing_profile_id": None})
+        changes.delete(_profile, row, row["name"], ("name", "sms_capacity", "skills", "queues"))
+
+
 def apply_config(
     engine: sa.Engine, document: OrganisationDocument, *, actor: str, now: datetime
 ) -> ApplyReport:
@@ -622,6 +728,7 @@ def apply_config(
     with engine.begin() as connection:
         changes = _Changes(connection, actor=actor, now=now)
         provider_id, organisation_id = _apply_organisation(changes, document.organisation)
+        _apply_profiles(changes, organisation_id, document.profiles)
         _apply_users(changes, organisation_id, document.users)
         _apply_workgroups(changes, organisation_id, document.workgroups)
         _apply_members(changes, organisation_id, document.workgroups)
@@ -639,6 +746,7 @@ def apply_config(
             usernames=[user.username for user in document.users],
             workgroups=[workgroup.name for workgroup in document.workgroups],
         )
+        _remove_profiles(changes, organisation_id, [p.name for p in document.profiles])
         counts = changes.counts()
         if any(counts.values()):
             connection.execute(
@@ -664,6 +772,36 @@ def apply_config(
 
 def _destination(route: sa.RowMapping) -> Destination:
     return Destination(DestinationKind(route["target_kind"]), route["target"])
+
+
+def _workgroup_spec(row: sa.RowMapping, *, members: Iterable[str]) -> WorkgroupSpec:
+    return WorkgroupSpec(
+        row["name"],
+        tuple(sorted(members)),
+        **{setting: row[setting] for setting in _WORKGROUP_SETTINGS},
+        required_skills=dict(sorted(row["required_skills"].items())),
+        escalation=tuple(
+            EscalationStep(
+                step["after_s"],
+                drop_skills=step.get("overflow_to") is None,
+                overflow_to=step.get("overflow_to"),
+            )
+            for step in row["escalation"]
+        ),
+    )
+
+
+def _profile_spec(row: sa.RowMapping) -> RoutingProfileSpec:
+    queues = (
+        ProfileQueueSpec(queue["workgroup"], queue["priority"], queue.get("delay_s", 0))
+        for queue in row["queues"]
+    )
+    return RoutingProfileSpec(
+        row["name"],
+        row["sms_capacity"],
+        dict(sorted(row["skills"].items())),
+        tuple(sorted(queues, key=lambda queue: (queue.priority, queue.workgroup))),
+    )
 
 
 def read_organisation_document(
@@ -692,8 +830,14 @@ def read_organisation_document(
     organisation_id = organisation["id"]
     users = _rows(connection, sa.select(_user).where(_user.c.organisation_id == organisation_id))
     usernames = {row["id"]: row["username"] for row in users}
-    workgroups = _names(connection, _workgroup, organisation_id)
-    workgroup_names = {workgroup_id: name for name, workgroup_id in workgroups.items()}
+    workgroups = _rows(
+        connection, sa.select(_workgroup).where(_workgroup.c.organisation_id == organisation_id)
+    )
+    workgroup_names = {row["id"]: row["name"] for row in workgroups}
+    profiles = _rows(
+        connection, sa.select(_profile).where(_profile.c.organisation_id == organisation_id)
+    )
+    profile_names = {row["id"]: row["name"] for row in profiles}
     members: dict[int, list[str]] = {workgroup_id: [] for workgroup_id in workgroup_names}
     for row in _rows(
         connection, sa.select(_member).where(_member.c.organisation_id == organisation_id)
@@ -726,12 +870,19 @@ def read_organisation_document(
             country=organisation["country"],
         ),
         users=tuple(
-            UserSpec(row["username"], row["display_name"], row["role"], row["send_alerts"])
+            UserSpec(
+                row["username"],
+                row["display_name"],
+                row["role"],
+                row["send_alerts"],
+                routing_profile=profile_names.get(row["routing_profile_id"]),
+                skills=dict(sorted(row["skills"].items())),
+            )
             for row in sorted(users, key=lambda row: row["username"])
         ),
         workgroups=tuple(
-            WorkgroupSpec(name, tuple(sorted(members[workgroups[name]])))
-            for name in sorted(workgroups)
+            _workgroup_spec(row, members=members[row["id"]])
+            for row in sorted(workgroups, key=lambda row: row["name"])
         ),
         accounts=tuple(
             BrokerAccountSpec(
@@ -767,6 +918,7 @@ def read_organisation_document(
             if not row["is_default"]
         ),
         default_destination=default,
+        profiles=tuple(_profile_spec(row) for row in sorted(profiles, key=lambda row: row["name"])),
     )
 
 

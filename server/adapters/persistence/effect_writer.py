@@ -4,29 +4,49 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from server.adapters.persistence.tables import (
+    AgentEvent,
+    AgentPresence,
     Audit,
     Consent,
     DeliveryReceipt,
     Interaction,
     Message,
+    Outbox,
+    UtcDateTime,
     table_of,
 )
+from server.core.delivery import DeliveryStatus
 from server.core.effects import (
     Effect,
+    MarkSent,
     OpenInteraction,
+    PushToAgent,
     RecordConsent,
     ReportRoutingProblem,
+    SaveAgent,
+    SaveInteraction,
     StoreDeliveryReceipt,
     StoreInboundMessage,
+    StoreOutboundMessage,
 )
 
-__all__ = ["known_inbound_ids", "write_effects"]
+__all__ = [
+    "AfterCommit",
+    "AgentPush",
+    "AgentSequences",
+    "OutboundJob",
+    "known_inbound_ids",
+    "write_effects",
+]
 
 log = logging.getLogger("parley.writer")
 
@@ -35,6 +55,9 @@ _message = table_of(Message)
 _receipt = table_of(DeliveryReceipt)
 _consent = table_of(Consent)
 _audit = table_of(Audit)
+_event = table_of(AgentEvent)
+_presence = table_of(AgentPresence)
+_outbox = table_of(Outbox)
 
 
 def known_inbound_ids(
@@ -57,17 +80,111 @@ def known_inbound_ids(
     return known
 
 
-def write_effects(connection: sa.Connection, effects: Sequence[Effect]) -> None:
-    """Insert or update what `effects` describe; raises SQLAlchemy errors to the driver."""
+@dataclass(frozen=True)
+class AgentPush:
+    """A stored event for one agent, to be sent to its sockets once committed."""
+
+    organisation_id: int
+    user_id: int
+    seq: int
+    event: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class OutboundJob:
+    """A reply committed to the outbox, for the sender to send."""
+
+    outbox_id: int
+    message_id: int
+    organisation_id: int
+    interaction_id: int
+    author_id: int | None
+    broker_account_id: int
+    sender: str
+    recipient: str
+    body: str
+
+
+@dataclass
+class AfterCommit:
+    pushes: list[AgentPush] = field(default_factory=list)
+    sends: list[OutboundJob] = field(default_factory=list)
+
+
+class AgentSequences:
+    """The last event number of every agent (events are numbered per agent, never reset)."""
+
+    def __init__(self, last: dict[int, int]) -> None:
+        self._last = last
+
+    @classmethod
+    def load(cls, connection: sa.Connection) -> AgentSequences:
+        rows = connection.execute(
+            sa.select(_event.c.user_id, sa.func.max(_event.c.seq)).group_by(_event.c.user_id)
+        )
+        return cls({int(user_id): int(seq) for user_id, seq in rows})
+
+    def last(self, user_id: int) -> int:
+        return self._last.get(user_id, 0)
+
+    def take(self, user_id: int) -> int:
+        self._last[user_id] = self._last.get(user_id, 0) + 1
+        return self._last[user_id]
+
+
+def write_effects(
+    connection: sa.Connection,
+    effects: Sequence[Effect],
+    *,
+    sequences: AgentSequences,
+    now: datetime,
+) -> AfterCommit:
+    """Insert or update what `effects` describe; raises SQLAlchemy errors to the driver.
+
+    Returns what must happen once the transaction is committed (pushes to agents, sends).
+    `sequences` advances even if the transaction later fails: the driver reloads it then.
+    """
+    after = AfterCommit()
     interactions = [_interaction_row(e) for e in effects if isinstance(e, OpenInteraction)]
     messages = [_message_row(e) for e in effects if isinstance(e, StoreInboundMessage)]
     receipts = [_receipt_row(e) for e in effects if isinstance(e, StoreDeliveryReceipt)]
+    outbound = [e for e in effects if isinstance(e, StoreOutboundMessage)]
     if interactions:
         connection.execute(_interaction.insert(), interactions)
-    if messages:
-        connection.execute(_message.insert(), messages)
+    if messages or outbound:
+        connection.execute(_message.insert(), messages + [_outbound_row(e) for e in outbound])
+    if outbound:
+        connection.execute(_outbox.insert(), [_outbox_row(e) for e in outbound])
+        after.sends.extend(_job(e) for e in outbound)
     if receipts:
         connection.execute(_insert_ignoring_duplicates(connection, _receipt), receipts)
+    saves = [_save_row(e) for e in effects if isinstance(e, SaveInteraction)]
+    if saves:
+        connection.execute(_SAVE_INTERACTION, saves)
+    for effect in effects:
+        if isinstance(effect, SaveAgent):
+            _save_agent(connection, effect)
+        elif isinstance(effect, MarkSent):
+            _mark_sent(connection, effect)
+    events = []
+    for effect in effects:
+        if isinstance(effect, PushToAgent):
+            body: dict[str, Any] = orjson.loads(orjson.dumps(effect.event))
+            push = AgentPush(
+                effect.organisation_id, effect.user_id, sequences.take(effect.user_id), body
+            )
+            after.pushes.append(push)
+            events.append(
+                {
+                    "organisation_id": push.organisation_id,
+                    "user_id": push.user_id,
+                    "seq": push.seq,
+                    "body": body,
+                    "created_at": now,
+                }
+            )
+    if events:
+        connection.execute(_event.insert(), events)
     for effect in effects:
         if isinstance(effect, RecordConsent):
             _record_consent(connection, effect)
@@ -78,6 +195,128 @@ def write_effects(connection: sa.Connection, effects: Sequence[Effect]) -> None:
                 effect.message_id,
                 "; ".join(effect.problems),
             )
+    return after
+
+
+_SAVE_INTERACTION = (
+    _interaction.update()
+    .where(_interaction.c.id == sa.bindparam("b_id"))
+    .values(
+        state=sa.bindparam("b_state"),
+        queue_kind=sa.bindparam("b_queue_kind"),
+        queue_id=sa.bindparam("b_queue_id"),
+        priority=sa.bindparam("b_priority"),
+        agent_id=sa.bindparam("b_agent_id"),
+        offered_to=sa.bindparam("b_offered_to"),
+        offer_expires_at=sa.bindparam("b_offer_expires_at", type_=UtcDateTime()),
+        offer_delivered=sa.bindparam("b_offer_delivered"),
+        wrap_up_by=sa.bindparam("b_wrap_up_by"),
+        wrap_up_until=sa.bindparam("b_wrap_up_until", type_=UtcDateTime()),
+        closed_at=sa.bindparam("b_closed_at", type_=UtcDateTime()),
+    )
+)
+
+
+def _save_row(effect: SaveInteraction) -> dict[str, Any]:
+    return {
+        "b_id": effect.id,
+        "b_state": effect.state.value,
+        "b_queue_kind": effect.queue.kind.value,
+        "b_queue_id": effect.queue.id,
+        "b_priority": effect.priority,
+        "b_agent_id": effect.agent_id,
+        "b_offered_to": effect.offered_to,
+        "b_offer_expires_at": effect.offer_expires_at,
+        "b_offer_delivered": effect.offer_delivered,
+        "b_wrap_up_by": effect.wrap_up_by,
+        "b_wrap_up_until": effect.wrap_up_until,
+        "b_closed_at": effect.closed_at,
+    }
+
+
+def _outbound_row(effect: StoreOutboundMessage) -> dict[str, Any]:
+    return {
+        "id": effect.id,
+        "organisation_id": effect.organisation_id,
+        "interaction_id": effect.interaction_id,
+        "direction": "outbound",
+        "broker_account_id": effect.broker_account_id,
+        "broker_message_id": None,
+        "number_id": effect.number_id,
+        "local_number": effect.local_number,
+        "remote_number": effect.remote_number,
+        "body": effect.body,
+        "media": [],
+        "keyword": None,
+        "status": DeliveryStatus.QUEUED.value,
+        "author_id": effect.author_id,
+        "created_at": effect.created_at,
+    }
+
+
+def _outbox_row(effect: StoreOutboundMessage) -> dict[str, Any]:
+    return {
+        "id": effect.id,
+        "organisation_id": effect.organisation_id,
+        "message_id": effect.id,
+        "broker_account_id": effect.broker_account_id,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": effect.created_at,
+    }
+
+
+def _job(effect: StoreOutboundMessage) -> OutboundJob:
+    return OutboundJob(
+        outbox_id=effect.id,
+        message_id=effect.id,
+        organisation_id=effect.organisation_id,
+        interaction_id=effect.interaction_id,
+        author_id=effect.author_id,
+        broker_account_id=effect.broker_account_id,
+        sender=effect.local_number,
+        recipient=effect.remote_number,
+        body=effect.body,
+    )
+
+
+def _save_agent(connection: sa.Connection, effect: SaveAgent) -> None:
+    values = {
+        "state": effect.presence,
+        "reason": effect.reason,
+        "state_since": effect.since,
+        "idle_since": effect.idle_since,
+    }
+    updated = connection.execute(
+        _presence.update().where(_presence.c.user_id == effect.user_id).values(**values)
+    )
+    if updated.rowcount == 0:
+        connection.execute(
+            _presence.insert().values(
+                user_id=effect.user_id, organisation_id=effect.organisation_id, **values
+            )
+        )
+
+
+def _mark_sent(connection: sa.Connection, effect: MarkSent) -> None:
+    connection.execute(
+        _message.update()
+        .where(_message.c.id == effect.message_id)
+        .values(
+            status=effect.status.value,
+            status_reason=effect.reason,
+            broker_message_id=effect.broker_message_id,
+        )
+    )
+    connection.execute(
+        _outbox.update()
+        .where(_outbox.c.id == effect.message_id)
+        .values(
+            status="sent" if effect.status is DeliveryStatus.SENT else "failed",
+            sent_at=effect.at,
+            last_error=effect.reason,
+        )
+    )
 
 
 def _interaction_row(effect: OpenInteraction) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import contextlib
 import importlib
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from types import MappingProxyType
 from typing import Any, cast
 
@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from server.adapters.broker_directory import AccountEntry, BrokerDirectory, NumberEntry
 from server.adapters.persistence.tables import (
+    AgentPresence,
     BrokerAccount,
     Consent,
     InboundRoute,
@@ -25,13 +26,23 @@ from server.adapters.persistence.tables import (
     Message,
     Organisation,
     PhoneNumber,
+    RoutingProfile,
     User,
     Workgroup,
+    WorkgroupMember,
     table_of,
 )
 from server.core import consent as core_consent
 from server.core import interactions as core_interactions
 from server.core import routing
+from server.core.acd import Agent, Presence
+from server.core.profiles import (
+    AgentProfile,
+    EscalationStep,
+    ProfileQueue,
+    Strategy,
+    WorkgroupSettings,
+)
 from server.core.switchboard import Switchboard
 
 __all__ = [
@@ -51,6 +62,9 @@ _number = table_of(PhoneNumber)
 _account = table_of(BrokerAccount)
 _user = table_of(User)
 _workgroup = table_of(Workgroup)
+_member = table_of(WorkgroupMember)
+_profile = table_of(RoutingProfile)
+_presence = table_of(AgentPresence)
 
 
 def load_handler(target: str) -> Callable[[routing.HandlerContext], str | None]:
@@ -86,20 +100,17 @@ def load_organisation_configs(
         organisations = organisations.where(_organisation.c.id.in_(list(organisation_ids)))
     configs: dict[int, routing.OrganisationConfig] = {}
     for org in connection.execute(organisations):
-        workgroups = {
-            row.name: row.id
-            for row in connection.execute(
-                sa.select(_workgroup.c.id, _workgroup.c.name).where(
-                    _workgroup.c.organisation_id == org.id
-                )
-            )
-        }
-        users = {
-            row.username: row.id
-            for row in connection.execute(
-                sa.select(_user.c.id, _user.c.username).where(_user.c.organisation_id == org.id)
-            )
-        }
+        workgroup_rows = connection.execute(
+            sa.select(_workgroup).where(_workgroup.c.organisation_id == org.id)
+        ).all()
+        workgroups = {row.name: row.id for row in workgroup_rows}
+        user_rows = connection.execute(
+            sa.select(_user).where(_user.c.organisation_id == org.id)
+        ).all()
+        users = {row.username: row.id for row in user_rows}
+        settings, profiles = _acd_settings(
+            connection, org.id, workgroup_rows=workgroup_rows, user_rows=user_rows
+        )
         routes: list[routing.InboundRoute] = []
         handlers: dict[str, routing.Handler] = {}
         route_rows = connection.execute(
@@ -138,8 +149,77 @@ def load_organisation_configs(
             users=MappingProxyType(users),
             handlers=MappingProxyType(handlers),
             revision=org.config_revision,
+            workgroup_settings=MappingProxyType(settings),
+            profiles=MappingProxyType(profiles),
         )
     return configs
+
+
+def _acd_settings(
+    connection: sa.Connection,
+    organisation_id: int,
+    *,
+    workgroup_rows: Sequence[Any],
+    user_rows: Sequence[Any],
+) -> tuple[dict[int, WorkgroupSettings], dict[int, AgentProfile]]:
+    """Workgroup queue settings and every user's routing profile (skills merged)."""
+    ids = {row.name: row.id for row in workgroup_rows}
+    members: dict[int, set[int]] = defaultdict(set)
+    for row in connection.execute(
+        sa.select(_member.c.workgroup_id, _member.c.user_id).where(
+            _member.c.organisation_id == organisation_id
+        )
+    ):
+        members[row.workgroup_id].add(row.user_id)
+    settings = {
+        row.id: WorkgroupSettings(
+            id=row.id,
+            name=row.name,
+            strategy=Strategy(row.strategy),
+            offer_timeout_s=row.offer_timeout_s,
+            wrap_up_timeout_s=row.wrap_up_timeout_s,
+            transfer_priority_boost=row.transfer_priority_boost,
+            required_skills=MappingProxyType(dict(row.required_skills)),
+            escalation=tuple(
+                EscalationStep(
+                    after_s=int(step["after_s"]),
+                    drop_skills=bool(step.get("drop_skills", False)),
+                    overflow_to=ids.get(step.get("overflow_to") or ""),
+                )
+                for step in row.escalation
+            ),
+            members=frozenset(members[row.id]),
+        )
+        for row in workgroup_rows
+    }
+    profile_rows = {
+        row.id: row
+        for row in connection.execute(
+            sa.select(_profile).where(_profile.c.organisation_id == organisation_id)
+        )
+    }
+    profiles: dict[int, AgentProfile] = {}
+    for user in user_rows:
+        profile = profile_rows.get(user.routing_profile_id)
+        if profile is None:
+            continue
+        skills = {**profile.skills, **user.skills}
+        profiles[user.id] = AgentProfile(
+            user_id=user.id,
+            username=user.username,
+            sms_capacity=profile.sms_capacity,
+            skills=MappingProxyType(skills),
+            queues=tuple(
+                ProfileQueue(
+                    workgroup_id=ids[entry["workgroup"]],
+                    priority=int(entry["priority"]),
+                    delay_s=int(entry.get("delay_s", 0)),
+                )
+                for entry in profile.queues
+                if entry["workgroup"] in ids
+            ),
+        )
+    return settings, profiles
 
 
 def load_directory(connection: sa.Connection) -> BrokerDirectory:
@@ -147,7 +227,12 @@ def load_directory(connection: sa.Connection) -> BrokerDirectory:
     for row in connection.execute(sa.select(_number)):
         numbers[row.broker_account_id][row.e164] = NumberEntry(
             organisation_id=row.organisation_id,
-            number=routing.LocalNumber(id=row.id, e164=row.e164, queue=_number_queue(row)),
+            number=routing.LocalNumber(
+                id=row.id,
+                e164=row.e164,
+                queue=_number_queue(row),
+                broker_account_id=row.broker_account_id,
+            ),
         )
     accounts = {
         (row.broker, row.public_id): AccountEntry(
@@ -170,7 +255,10 @@ def load_switchboard(
 ) -> Switchboard:
     """Build the switchboard from the open interactions, the consents and the highest ids."""
     open_rows = connection.execute(
-        sa.select(_interaction).where(_interaction.c.state != "disconnected")
+        sa.select(_interaction, _number.c.broker_account_id.label("number_account"))
+        .join(_number, _number.c.id == _interaction.c.number_id)
+        .where((_interaction.c.state != "disconnected") | _interaction.c.wrap_up_until.is_not(None))
+        .order_by(_interaction.c.id)
     )
     open_interactions = [
         core_interactions.Interaction(
@@ -184,8 +272,27 @@ def load_switchboard(
             enqueued_at=row.enqueued_at,
             created_at=row.created_at,
             priority=row.priority,
+            broker_account_id=row.number_account,
+            agent_id=row.agent_id,
+            offered_to=row.offered_to,
+            offer_expires_at=row.offer_expires_at,
+            offer_delivered=row.offer_delivered,
+            closed_at=row.closed_at,
+            wrap_up_by=row.wrap_up_by,
+            wrap_up_until=row.wrap_up_until,
         )
         for row in open_rows
+    ]
+    agents = [
+        Agent(
+            user_id=row.user_id,
+            organisation_id=row.organisation_id,
+            presence=Presence(row.state),
+            reason=row.reason,
+            since=row.state_since,
+            idle_since=row.idle_since,
+        )
+        for row in connection.execute(sa.select(_presence))
     ]
     consents = [
         core_consent.Consent(
@@ -202,6 +309,7 @@ def load_switchboard(
     return Switchboard(
         configs=configs,
         open_interactions=open_interactions,
+        agents=agents,
         consents=consents,
         next_interaction_id=(max_interaction or 0) + 1,
         next_message_id=(max_message or 0) + 1,

@@ -1,19 +1,24 @@
-"""The read side: what the HTTP API shows, always scoped to one organisation."""
+"""The read side: what the HTTP API shows, always scoped to one organisation.
+
+An agent sees less than the organisation: pass `visible_to_agent` (the agent's user id) and only
+the interactions that are or were theirs, and only the queues they work, are shown.
+"""
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
+from server.adapters.persistence.accounts import hash_token
 from server.adapters.persistence.tables import (
     ApiToken,
     Interaction,
     Message,
     User,
     Workgroup,
+    WorkgroupMember,
     table_of,
 )
 
@@ -30,13 +35,9 @@ _message = table_of(Message)
 _token = table_of(ApiToken)
 _user = table_of(User)
 _workgroup = table_of(Workgroup)
+_member = table_of(WorkgroupMember)
 
 _QUEUE_ORDER = (_interaction.c.priority.desc(), _interaction.c.enqueued_at, _interaction.c.id)
-
-
-def hash_token(token: str) -> str:
-    """API tokens are long random strings: a SHA-256 of them is safe to store and fast to check."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def organisation_for_token(connection: sa.Connection, token: str) -> int | None:
@@ -100,6 +101,23 @@ def _message_json(row: Any) -> dict[str, Any]:
     }
 
 
+def _theirs(user_id: int) -> sa.ColumnElement[bool]:
+    """Interactions that are or were the agent's: held, offered, in wrap-up, waiting in their own
+    queue, or with a message they wrote."""
+    wrote = (
+        sa.select(_message.c.id)
+        .where(_message.c.interaction_id == _interaction.c.id, _message.c.author_id == user_id)
+        .exists()
+    )
+    return sa.or_(
+        _interaction.c.agent_id == user_id,
+        _interaction.c.offered_to == user_id,
+        _interaction.c.wrap_up_by == user_id,
+        sa.and_(_interaction.c.queue_kind == "user", _interaction.c.queue_id == user_id),
+        wrote,
+    )
+
+
 def list_interactions(
     connection: sa.Connection,
     *,
@@ -107,9 +125,15 @@ def list_interactions(
     state: str | None,
     limit: int,
     before_id: int | None,
+    visible_to_agent: int | None = None,
 ) -> dict[str, Any]:
-    """Newest first; `next_before_id` pages on (None when this is the last page)."""
+    """Newest first; `next_before_id` pages on (None when this is the last page).
+
+    `visible_to_agent`: None shows the whole organisation; a user id only that agent's.
+    """
     query = sa.select(_interaction).where(_interaction.c.organisation_id == organisation_id)
+    if visible_to_agent is not None:
+        query = query.where(_theirs(visible_to_agent))
     if state is not None:
         query = query.where(_interaction.c.state == state)
     if before_id is not None:
@@ -124,13 +148,19 @@ def list_interactions(
 
 
 def get_interaction(
-    connection: sa.Connection, *, organisation_id: int, interaction_id: int
+    connection: sa.Connection,
+    *,
+    organisation_id: int,
+    interaction_id: int,
+    visible_to_agent: int | None = None,
 ) -> dict[str, Any] | None:
-    row = connection.execute(
-        sa.select(_interaction).where(
-            _interaction.c.organisation_id == organisation_id, _interaction.c.id == interaction_id
-        )
-    ).first()
+    """The interaction and its messages in order; None when it is not there or not visible."""
+    query = sa.select(_interaction).where(
+        _interaction.c.organisation_id == organisation_id, _interaction.c.id == interaction_id
+    )
+    if visible_to_agent is not None:
+        query = query.where(_theirs(visible_to_agent))
+    row = connection.execute(query).first()
     if row is None:
         return None
     messages = connection.execute(
@@ -147,12 +177,35 @@ def get_interaction(
     }
 
 
-def list_queues(connection: sa.Connection, *, organisation_id: int) -> dict[str, Any]:
-    """Every workgroup queue, and every user queue with work waiting, in dispatch order."""
+def _agent_queues(
+    connection: sa.Connection, *, organisation_id: int, user_id: int
+) -> set[tuple[str, int]]:
+    """The queues an agent works: their workgroups' and their own user queue."""
+    workgroups = connection.execute(
+        sa.select(_member.c.workgroup_id).where(
+            _member.c.organisation_id == organisation_id, _member.c.user_id == user_id
+        )
+    ).scalars()
+    return {("user", user_id), *(("workgroup", int(id_)) for id_ in workgroups)}
+
+
+def list_queues(
+    connection: sa.Connection, *, organisation_id: int, visible_to_agent: int | None = None
+) -> dict[str, Any]:
+    """Every workgroup queue, and every user queue with work waiting, in dispatch order.
+
+    `visible_to_agent` (a user id) shows only that agent's workgroups' queues and their own user
+    queue (even when nothing waits in it).
+    """
     names = _queue_names(connection, organisation_id)
-    waiting: dict[tuple[str, int], list[dict[str, Any]]] = {
-        key: [] for key in names if key[0] == "workgroup"
-    }
+    shown: set[tuple[str, int]] | None = None
+    if visible_to_agent is None:
+        waiting: dict[tuple[str, int], list[dict[str, Any]]] = {
+            key: [] for key in names if key[0] == "workgroup"
+        }
+    else:
+        shown = _agent_queues(connection, organisation_id=organisation_id, user_id=visible_to_agent)
+        waiting = {key: [] for key in names if key in shown}
     rows = connection.execute(
         sa.select(_interaction)
         .where(
@@ -162,6 +215,8 @@ def list_queues(connection: sa.Connection, *, organisation_id: int) -> dict[str,
         .order_by(*_QUEUE_ORDER)
     )
     for row in rows:
+        if shown is not None and (row.queue_kind, row.queue_id) not in shown:
+            continue
         entries = waiting.setdefault((row.queue_kind, row.queue_id), [])
         entries.append(
             {

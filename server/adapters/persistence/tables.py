@@ -32,6 +32,7 @@ __all__ = [
     "RoutingProfile",
     "User",
     "UtcDateTime",
+    "WebSession",
     "Workgroup",
     "WorkgroupMember",
     "table_of",
@@ -357,15 +358,35 @@ class Audit(SQLModel, table=True):
 
 
 class ApiToken(SQLModel, table=True):
-    """A bearer token for the HTTP API, scoped to one organisation; only its hash is stored."""
+    """A bearer token for the HTTP API, scoped to one organisation; only its hash is stored.
+
+    A token acts as its user (`user_id`); one without a user is an organisation-wide admin token
+    made by the command line. Removing a user from the configuration removes their tokens.
+    """
 
     __tablename__ = "api_token"
 
     id: int | None = Field(default=None, primary_key=True)
     organisation_id: int = _org()
+    user_id: int | None = Field(default=None, foreign_key="app_user.id", ondelete="CASCADE")
     name: str = Field(max_length=100)
     token_hash: str = Field(unique=True, max_length=64)
     created_at: datetime = _when()
+    last_used_at: datetime | None = _when(nullable=True)  # kept to the minute
+    revoked_at: datetime | None = _when(nullable=True)
+
+
+class WebSession(SQLModel, table=True):
+    """A browser's sign-in: the SHA-256 of its `parley_session` cookie (never the cookie)."""
+
+    __tablename__ = "web_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = _org()
+    user_id: int = Field(foreign_key="app_user.id", ondelete="CASCADE")
+    token_hash: str = Field(unique=True, max_length=64)
+    created_at: datetime = _when()
+    expires_at: datetime = _when()
     revoked_at: datetime | None = _when(nullable=True)
 
 

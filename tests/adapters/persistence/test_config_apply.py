@@ -10,9 +10,11 @@ from typing import Any, cast
 
 import pytest
 import sqlalchemy as sa
+import yaml
 from sqlmodel import SQLModel
 
 from server.adapters.config_files import (
+    EscalationStep,
     OrganisationDocument,
     OrganisationSpec,
     ProviderSpec,
@@ -20,6 +22,7 @@ from server.adapters.config_files import (
     load_config_folder,
 )
 from server.adapters.persistence.config_apply import (
+    ChangeCount,
     ConfigConflict,
     OrganisationNotFound,
     apply_config,
@@ -33,7 +36,9 @@ from server.adapters.persistence.tables import (
     Message,
     Organisation,
     PhoneNumber,
+    RoutingProfile,
     User,
+    Workgroup,
 )
 
 DEMO = Path(__file__).resolve().parents[3] / "routing_profiles" / "demo"
@@ -46,6 +51,8 @@ _number = cast(sa.Table, sa.inspect(PhoneNumber).local_table)
 _route = cast(sa.Table, sa.inspect(InboundRoute).local_table)
 _interaction = cast(sa.Table, sa.inspect(Interaction).local_table)
 _message = cast(sa.Table, sa.inspect(Message).local_table)
+_profile = cast(sa.Table, sa.inspect(RoutingProfile).local_table)
+_workgroup = cast(sa.Table, sa.inspect(Workgroup).local_table)
 
 
 @pytest.fixture
@@ -165,6 +172,7 @@ def test_applying_the_demo_creates_its_rows(store: sa.Engine, demo: Organisation
         "app_user": 4,
         "workgroup": 3,
         "workgroup_member": 4,
+        "routing_profile": 3,
         "broker_account": 4,
         "phone_number": 5,
         "inbound_route": 3,
@@ -420,6 +428,214 @@ def test_membership_is_replaced(store: sa.Engine, demo: OrganisationDocument) ->
         assert read_organisation_document(connection, organisation_slug="demo") == changed
 
 
+# --- routing profiles and queue settings ----------------------------------------------------------
+
+
+def by_name(document: OrganisationDocument, kind: str, name: str) -> Any:
+    """The user, workgroup or profile of `document` called `name`."""
+    key = "username" if kind == "users" else "name"
+    return next(item for item in getattr(document, kind) if getattr(item, key) == name)
+
+
+def test_profiles_settings_and_skills_are_stored_by_name(
+    store: sa.Engine, demo: OrganisationDocument
+) -> None:
+    apply_config(store, demo, actor="tester", now=NOW)
+
+    profiles = {row["name"]: row for row in rows(store, sa.select(_profile))}
+    assert profiles["bilingual"]["sms_capacity"] == 3
+    assert profiles["bilingual"]["queues"] == [
+        {"workgroup": "Spanish", "priority": 1, "delay_s": 0},
+        {"workgroup": "Support", "priority": 2, "delay_s": 0},
+    ]
+    assert profiles["support-agent"]["queues"][1] == {
+        "workgroup": "Spanish",
+        "priority": 2,
+        "delay_s": 120,
+    }
+    users = {row["username"]: row for row in rows(store, sa.select(_user))}
+    assert users["alice"]["routing_profile_id"] == profiles["bilingual"]["id"]
+    assert users["alice"]["skills"] == {"spanish": 8}
+    assert users["bob"]["routing_profile_id"] == profiles["sales-and-support"]["id"]
+    assert users["carol"]["routing_profile_id"] is None
+    assert users["carol"]["skills"] == {}
+    workgroups = {row["name"]: row for row in rows(store, sa.select(_workgroup))}
+    spanish = workgroups["Spanish"]
+    assert (spanish["strategy"], spanish["offer_timeout_s"], spanish["wrap_up_timeout_s"]) == (
+        "longest_idle",
+        30,
+        60,
+    )
+    assert spanish["transfer_priority_boost"] == 10
+    assert spanish["required_skills"] == {"spanish": 5}
+    assert spanish["escalation"] == [
+        {"after_s": 120, "drop_skills": True},
+        {"after_s": 300, "overflow_to": "Support"},
+    ]
+    assert workgroups["Sales"]["strategy"] == "least_busy"
+    [created] = [
+        a
+        for a in audit_rows(store)
+        if (a["entity"], a["entity_key"]) == ("routing_profile", "bilingual")
+    ]
+    assert created["after"] == {
+        "name": "bilingual",
+        "sms_capacity": 3,
+        "skills": {},
+        "queues": [
+            {"workgroup": "Spanish", "priority": 1, "delay_s": 0},
+            {"workgroup": "Support", "priority": 2, "delay_s": 0},
+        ],
+    }
+
+
+def test_changing_profiles_users_and_settings_is_audited_once(
+    store: sa.Engine, demo: OrganisationDocument
+) -> None:
+    apply_config(store, demo, actor="tester", now=NOW)
+    ids = {row["name"]: row["id"] for row in rows(store, sa.select(_profile))}
+    audits_before = len(audit_rows(store))
+    bilingual = by_name(demo, "profiles", "bilingual")
+    spanish = by_name(demo, "workgroups", "Spanish")
+    alice, bob = by_name(demo, "users", "alice"), by_name(demo, "users", "bob")
+    changed = replace(
+        demo,
+        profiles=(
+            replace(bilingual, sms_capacity=2),
+            by_name(demo, "profiles", "sales-and-support"),
+        ),
+        workgroups=tuple(
+            replace(
+                workgroup,
+                offer_timeout_s=45,
+                escalation=(EscalationStep(60, overflow_to="Support"),),
+            )
+            if workgroup is spanish
+            else workgroup
+            for workgroup in demo.workgroups
+        ),
+        users=tuple(
+            replace(alice, skills={"spanish": 9, "french": 2})
+            if user is alice
+            else replace(bob, routing_profile="bilingual")
+            if user is bob
+            else user
+            for user in demo.users
+        ),
+    )
+
+    report = apply_config(store, changed, actor="admin", now=NOW)
+
+    assert report.revision == 2
+    assert {entity: count for entity, count in report.changes.items() if count} == {
+        "routing_profile": ChangeCount(updated=1, deleted=1),
+        "workgroup": ChangeCount(updated=1),
+        "app_user": ChangeCount(updated=2),
+    }
+    audits = {
+        (a["action"], a["entity"], a["entity_key"]): (a["before"], a["after"])
+        for a in audit_rows(store)[audits_before:]
+    }
+    assert audits == {
+        ("update", "routing_profile", "bilingual"): ({"sms_capacity": 3}, {"sms_capacity": 2}),
+        ("delete", "routing_profile", "support-agent"): (
+            {
+                "name": "support-agent",
+                "sms_capacity": 3,
+                "skills": {},
+                "queues": [
+                    {"workgroup": "Support", "priority": 1, "delay_s": 0},
+                    {"workgroup": "Spanish", "priority": 2, "delay_s": 120},
+                ],
+            },
+            None,
+        ),
+        ("update", "workgroup", "Spanish"): (
+            {
+                "offer_timeout_s": 30,
+                "escalation": [
+                    {"after_s": 120, "drop_skills": True},
+                    {"after_s": 300, "overflow_to": "Support"},
+                ],
+            },
+            {"offer_timeout_s": 45, "escalation": [{"after_s": 60, "overflow_to": "Support"}]},
+        ),
+        ("update", "app_user", "alice"): (
+            {"skills": {"spanish": 8}},
+            {"skills": {"french": 2, "spanish": 9}},
+        ),
+        ("update", "app_user", "bob"): (
+            {"routing_profile_id": ids["sales-and-support"]},
+            {"routing_profile_id": ids["bilingual"]},
+        ),
+    }
+    with store.connect() as connection:
+        assert read_organisation_document(connection, organisation_slug="demo") == changed
+    before = snapshot(store)
+    again = apply_config(store, changed, actor="admin", now=NOW + timedelta(hours=1))
+    assert not again.changed
+    assert snapshot(store) == before
+
+
+def test_a_kept_user_loses_a_removed_profile(store: sa.Engine, demo: OrganisationDocument) -> None:
+    with_dave = replace(
+        demo,
+        users=tuple(
+            replace(user, routing_profile="support-agent") if user.username == "dave" else user
+            for user in demo.users
+        ),
+    )
+    apply_config(store, with_dave, actor="tester", now=NOW)
+    [dave] = rows(store, sa.select(_user).where(_user.c.username == "dave"))
+    support_agent = dave["routing_profile_id"]
+    assert support_agent is not None
+    add_history(store, e164="+19205550100", queue_kind="user", queue_id=dave["id"])
+    audits_before = len(audit_rows(store))
+    without = replace(
+        demo,
+        users=tuple(user for user in demo.users if user.username != "dave"),
+        profiles=tuple(p for p in demo.profiles if p.name != "support-agent"),
+    )
+
+    report = apply_config(store, without, actor="tester", now=NOW)
+
+    assert report.kept == ("user 'dave' (1 interactions refer to it)",)
+    assert report.changes["routing_profile"] == ChangeCount(deleted=1)
+    [dave] = rows(store, sa.select(_user).where(_user.c.username == "dave"))
+    assert dave["routing_profile_id"] is None
+    assert {row["name"] for row in rows(store, sa.select(_profile))} == {
+        "bilingual",
+        "sales-and-support",
+    }
+    assert [
+        (a["action"], a["entity"], a["entity_key"], a["before"], a["after"])
+        for a in audit_rows(store)[audits_before:]
+    ] == [
+        (
+            "update",
+            "app_user",
+            "dave",
+            {"routing_profile_id": support_agent},
+            {"routing_profile_id": None},
+        ),
+        (
+            "delete",
+            "routing_profile",
+            "support-agent",
+            {
+                "name": "support-agent",
+                "sms_capacity": 3,
+                "skills": {},
+                "queues": [
+                    {"workgroup": "Support", "priority": 1, "delay_s": 0},
+                    {"workgroup": "Spanish", "priority": 2, "delay_s": 120},
+                ],
+            },
+            None,
+        ),
+    ]
+
+
 # --- export ---------------------------------------------------------------------------------------
 
 
@@ -438,6 +654,25 @@ def test_export_round_trip(store: sa.Engine, demo: OrganisationDocument, tmp_pat
         for key, value in account.credentials.items()
     }
     assert load_config_folder(tmp_path / "exported", environ=environ) == demo
+    exported = yaml.safe_load((tmp_path / "exported" / "profiles.yaml").read_text())
+    assert exported["profiles"][0] == {
+        "name": "bilingual",
+        "sms_capacity": 3,
+        "queues": [
+            {"workgroup": "Spanish", "priority": 1, "delay_s": 0},
+            {"workgroup": "Support", "priority": 2, "delay_s": 0},
+        ],
+    }
+    people = yaml.safe_load((tmp_path / "exported" / "people.yaml").read_text())
+    assert people["users"][0]["routing_profile"] == "bilingual"
+    assert people["users"][0]["skills"] == {"spanish": 8}
+    assert "routing_profile" not in people["users"][2]
+    spanish = next(w for w in people["workgroups"] if w["name"] == "Spanish")
+    assert spanish["required_skills"] == {"spanish": 5}
+    assert spanish["escalation"] == [
+        {"after_s": 120, "drop_skills": True},
+        {"after_s": 300, "overflow_to": "Support"},
+    ]
     report = apply_config(
         store, load_config_folder(tmp_path / "exported", environ=environ), actor="t", now=NOW
     )

@@ -6,6 +6,7 @@ from alembic import context
 from sqlmodel import SQLModel
 
 from server.adapters.persistence import tables  # noqa: F401 - registers the tables
+from server.adapters.sandbox_broker import tables as sandbox_tables  # noqa: F401 - same
 
 target_metadata = SQLModel.metadata
 

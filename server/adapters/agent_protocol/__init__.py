@@ -1,0 +1,1 @@
+"""The agent WebSocket protocol (docs/protocol.md): frame schemas, their validation, the gateway."""

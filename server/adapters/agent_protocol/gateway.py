@@ -1,0 +1,448 @@
+"""The agent WebSocket gateway: `GET /agent/ws`, speaking docs/protocol.md (version 1).
+
+One `AgentSession` per socket: it reads `hello`, authenticates (token in `hello`, or the
+browser's session cookie), tells the driver the agent connected, and sends `welcome` and then
+either the events missed since `resume_from` or a `snapshot`. After that it relays the agent's
+commands to the driver (answering `command_ack` / `command_error`), the committed events the
+`AgentHub` hands it (numbered, stored, so a client resumes with nothing missed or doubled), the
+queue figures (at most once a second), and heartbeats. An acknowledged `offer` event is reported
+to the driver: the offer was delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from server.adapters.agent_protocol.frames import FrameInvalid, validate_frame
+from server.adapters.agent_protocol.snapshots import (
+    agent_interaction,
+    events_after,
+    snapshot,
+)
+from server.adapters.clock import Clock
+from server.adapters.http_api.auth import authenticate
+from server.adapters.persistence import accounts
+from server.adapters.persistence.accounts import Principal
+from server.adapters.persistence.effect_writer import AgentPush
+from server.core import events as core
+from server.core.errors import CommandRefused
+from server.core.switchboard import QueueFigures
+from server.driver import Driver, DriverStopped
+
+__all__ = ["PROTOCOL_VERSIONS", "AgentHub", "agent_routes"]
+
+log = logging.getLogger("parley.agents")
+
+PROTOCOL_VERSIONS = (1,)
+HELLO_TIMEOUT_S = 10.0
+FIGURES_INTERVAL_S = 1.0
+
+
+class _Close(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+
+
+def _encode(frame: dict[str, Any]) -> str:
+    return orjson.dumps(frame).decode()
+
+
+class AgentHub:
+    """Every open session, by user: where the driver's committed events go."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[int, set[AgentSession]] = {}
+
+    def attach(self, session: AgentSession) -> None:
+        self._sessions.setdefault(session.user_id, set()).add(session)
+
+    def detach(self, session: AgentSession) -> None:
+        sessions = self._sessions.get(session.user_id)
+        if sessions is not None:
+            sessions.discard(session)
+            if not sessions:
+                del self._sessions[session.user_id]
+
+    def publish(self, pushes: list[AgentPush], figures: list[QueueFigures]) -> None:
+        """Called on the event loop after each commit (the driver's `on_commit`)."""
+        for push in pushes:
+            for session in self._sessions.get(push.user_id, ()):
+                session.deliver(push)
+        if figures:
+            for sessions in self._sessions.values():
+                for session in sessions:
+                    session.figures_changed(figures)
+
+    def session_count(self) -> int:
+        return sum(len(sessions) for sessions in self._sessions.values())
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    heartbeat_s: float = 15.0
+
+
+class AgentSession:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        *,
+        principal: Principal,
+        driver: Driver,
+        hub: AgentHub,
+        settings: GatewaySettings,
+    ) -> None:
+        assert principal.user_id is not None
+        self.websocket = websocket
+        self.principal = principal
+        self.user_id: int = principal.user_id
+        self.organisation_id = principal.organisation_id
+        self._driver = driver
+        self._hub = hub
+        self._settings = settings
+        self._outgoing: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self._buffer: list[AgentPush] | None = []  # events held until the snapshot is sent
+        self._last_sent_seq = 0
+        self._offer_seqs: dict[int, int] = {}  # seq of an unacknowledged offer: interaction id
+        self._queues: set[tuple[str, int]] = set()
+        self._pending_figures: dict[tuple[str, int], QueueFigures] = {}
+        self._figures_task: asyncio.Task[None] | None = None
+        self._last_figures = 0.0
+        self._last_heard = time.monotonic()
+
+    # -- from the hub ------------------------------------------------------------------------
+
+    def deliver(self, push: AgentPush) -> None:
+        if self._buffer is not None:
+            self._buffer.append(push)
+            return
+        self._send_event(push)
+
+    def _send_event(self, push: AgentPush) -> None:
+        if push.seq <= self._last_sent_seq:
+            return  # already in the snapshot or the replay
+        self._last_sent_seq = push.seq
+        if push.event.get("kind") == "offer":
+            self._offer_seqs[push.seq] = int(str(push.event["interaction_id"]))
+        self._outgoing.put_nowait({"type": "event", "seq": push.seq, "event": push.event})
+
+    def figures_changed(self, figures: list[QueueFigures]) -> None:
+        for figure in figures:
+            key = (figure.queue.kind.value, figure.queue.id)
+            if figure.organisation_id == self.organisation_id and key in self._queues:
+                self._pending_figures[key] = figure
+        if self._pending_figures and self._figures_task is None:
+            self._figures_task = asyncio.get_running_loop().create_task(self._flush_figures())
+
+    async def _flush_figures(self) -> None:
+        wait = self._last_figures + FIGURES_INTERVAL_S - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        figures, self._pending_figures = self._pending_figures, {}
+        self._figures_task = None
+        self._last_figures = time.monotonic()
+        if figures:
+            self._outgoing.put_nowait(
+                {"type": "queue_figures", "queues": [_figure_json(f) for f in figures.values()]}
+            )
+
+    # -- the session -------------------------------------------------------------------------
+
+    async def run(self, hello: dict[str, Any]) -> None:
+        self._hub.attach(self)
+        writer = asyncio.get_running_loop().create_task(self._write_frames())
+        heartbeat = asyncio.get_running_loop().create_task(self._heartbeat())
+        connected = False
+        try:
+            await self._driver.submit([core.AgentConnected(self.organisation_id, self.user_id)])
+            connected = True
+            await self._open(hello)
+            await self._read_frames()
+        finally:
+            self._hub.detach(self)
+            for task in (heartbeat, self._figures_task):
+                if task is not None:
+                    task.cancel()
+            self._outgoing.put_nowait(None)
+            with contextlib.suppress(Exception):
+                await writer
+            if connected:
+                with contextlib.suppress(DriverStopped):
+                    await self._driver.submit(
+                        [core.AgentDisconnected(self.organisation_id, self.user_id)]
+                    )
+
+    async def _open(self, hello: dict[str, Any]) -> None:
+        resume_from = hello.get("resume_from")
+        user_id, organisation_id = self.user_id, self.organisation_id
+        replay = None
+        if isinstance(resume_from, int):
+            replay = await self._driver.query(
+                lambda switchboard, connection: events_after(
+                    connection, user_id=user_id, seq=resume_from
+                )
+            )
+        self._outgoing.put_nowait(
+            {
+                "type": "welcome",
+                "version": 1,
+                "user": {
+                    "id": self.user_id,
+                    "username": self.principal.username or "",
+                    "display_name": await self._display_name(),
+                    "role": self.principal.role,
+                },
+                "heartbeat_s": self._settings.heartbeat_s,
+                "resumed": replay is not None,
+            }
+        )
+        if replay is not None:
+            self._last_sent_seq = resume_from if isinstance(resume_from, int) else 0
+            for push in replay:
+                self._send_event(push)
+            queues = await self._driver.query(
+                lambda switchboard, connection: switchboard.agent_queues(organisation_id, user_id)
+            )
+            self._queues = {(f.queue.kind.value, f.queue.id) for f in queues}
+        else:
+            frame, queues = await self._driver.query(
+                lambda switchboard, connection: snapshot(
+                    switchboard, connection, organisation_id=organisation_id, user_id=user_id
+                )
+            )
+            self._queues = {(f.queue.kind.value, f.queue.id) for f in queues}
+            self._last_sent_seq = int(frame["seq"])
+            self._outgoing.put_nowait(frame)
+        buffered, self._buffer = self._buffer or [], None
+        for push in buffered:
+            self._send_event(push)
+
+    async def _display_name(self) -> str:
+        engine = self._driver.engine
+
+        def read() -> str:
+            with engine.connect() as connection:
+                user = accounts.user_by_id(connection, user_id=self.user_id)
+            return "" if user is None else user.display_name
+
+        return await asyncio.to_thread(read)
+
+    async def _write_frames(self) -> None:
+        while True:
+            frame = await self._outgoing.get()
+            if frame is None:
+                return
+            if self.websocket.application_state is not WebSocketState.CONNECTED:
+                return
+            await self.websocket.send_text(_encode(frame))
+
+    async def _heartbeat(self) -> None:
+        interval = self._settings.heartbeat_s
+        while True:
+            await asyncio.sleep(interval)
+            if time.monotonic() - self._last_heard > 3 * interval:
+                await self.websocket.close(4008, "heartbeat timeout")
+                return
+            self._outgoing.put_nowait({"type": "ping"})
+
+    async def _read_frames(self) -> None:
+        while True:
+            try:
+                text = await self.websocket.receive_text()
+            except WebSocketDisconnect:
+                return
+            self._last_heard = time.monotonic()
+            try:
+                frame = orjson.loads(text)
+                validate_frame(frame, direction="client")
+            except (orjson.JSONDecodeError, FrameInvalid) as error:
+                detail = error.detail if isinstance(error, FrameInvalid) else "not JSON"
+                await self.websocket.close(4002, f"bad frame: {detail}"[:120])
+                return
+            await self._handle(frame)
+
+    async def _handle(self, frame: dict[str, Any]) -> None:
+        kind = frame["type"]
+        if kind == "ping":
+            self._outgoing.put_nowait({"type": "pong"})
+        elif kind == "pong":
+            return
+        elif kind == "ack":
+            await self._acknowledged(int(frame["seq"]))
+        elif kind == "hello":
+            await self.websocket.close(4002, "bad frame: hello was already received")
+        elif kind == "get_interaction":
+            await self._get_interaction(frame)
+        else:
+            await self._command(frame)
+
+    async def _acknowledged(self, seq: int) -> None:
+        delivered = [iid for offer_seq, iid in self._offer_seqs.items() if offer_seq <= seq]
+        self._offer_seqs = {s: i for s, i in self._offer_seqs.items() if s > seq}
+        if delivered:
+            await self._driver.submit(
+                [core.OfferAcknowledged(self.organisation_id, self.user_id, i) for i in delivered]
+            )
+
+    async def _command(self, frame: dict[str, Any]) -> None:
+        event = _command_event(frame, organisation_id=self.organisation_id, user_id=self.user_id)
+        try:
+            result = await self._driver.command(event)
+        except CommandRefused as refused:
+            self._outgoing.put_nowait(
+                {
+                    "type": "command_error",
+                    "id": frame["id"],
+                    "code": refused.code,
+                    "detail": refused.detail,
+                }
+            )
+            return
+        self._outgoing.put_nowait(
+            {"type": "command_ack", "id": frame["id"], "result": orjson.loads(orjson.dumps(result))}
+        )
+
+    async def _get_interaction(self, frame: dict[str, Any]) -> None:
+        interaction_id = int(frame["interaction_id"])
+        organisation_id, user_id = self.organisation_id, self.user_id
+        found = await self._driver.query(
+            lambda switchboard, connection: agent_interaction(
+                connection,
+                organisation_id=organisation_id,
+                user_id=user_id,
+                interaction_id=interaction_id,
+                see_all=self.principal.at_least("supervisor"),
+            )
+        )
+        if found is None:
+            self._outgoing.put_nowait(
+                {
+                    "type": "command_error",
+                    "id": frame["id"],
+                    "code": "not_found",
+                    "detail": f"no interaction {interaction_id} of yours",
+                }
+            )
+            return
+        self._outgoing.put_nowait({"type": "command_ack", "id": frame["id"], "result": found})
+
+
+def _figure_json(figure: QueueFigures) -> dict[str, Any]:
+    oldest = figure.oldest_enqueued_at
+    return {
+        "kind": figure.queue.kind.value,
+        "id": figure.queue.id,
+        "name": figure.name,
+        "waiting": figure.waiting,
+        "oldest_enqueued_at": None if oldest is None else oldest.isoformat(),
+    }
+
+
+_COMMANDS: dict[str, Callable[[dict[str, Any], int, int], core.Event]] = {
+    "set_state": lambda f, org, user: core.AgentStateRequested(
+        org, user, f["state"], f.get("reason")
+    ),
+    "accept": lambda f, org, user: core.OfferAccepted(org, user, f["interaction_id"]),
+    "decline": lambda f, org, user: core.OfferDeclined(org, user, f["interaction_id"]),
+    "send": lambda f, org, user: core.ReplyWritten(org, user, f["interaction_id"], f["text"]),
+    "transfer": lambda f, org, user: core.TransferRequested(
+        org,
+        user,
+        f["interaction_id"],
+        "user" if "user" in f["to"] else "workgroup",
+        f["to"].get("user") or f["to"].get("workgroup"),
+    ),
+    "wrap_up": lambda f, org, user: core.WrapUpRequested(org, user, f["interaction_id"]),
+    "end_wrap_up": lambda f, org, user: core.WrapUpEnded(org, user, f["interaction_id"]),
+    "disconnect": lambda f, org, user: core.DisconnectRequested(org, user, f["interaction_id"]),
+}
+
+
+def _command_event(frame: dict[str, Any], *, organisation_id: int, user_id: int) -> core.Event:
+    return _COMMANDS[frame["type"]](frame, organisation_id, user_id)
+
+
+class AgentEndpoint:
+    def __init__(
+        self, *, driver: Driver, hub: AgentHub, clock: Clock, settings: GatewaySettings
+    ) -> None:
+        self._driver, self._hub, self._clock, self._settings = driver, hub, clock, settings
+
+    async def serve(self, websocket: WebSocket) -> None:
+        await websocket.accept()
+        try:
+            hello, principal = await self._greet(websocket)
+        except _Close as close:
+            await websocket.close(close.code, close.reason)
+            return
+        except WebSocketDisconnect:
+            return
+        session = AgentSession(
+            websocket,
+            principal=principal,
+            driver=self._driver,
+            hub=self._hub,
+            settings=self._settings,
+        )
+        try:
+            await session.run(hello)
+        except DriverStopped:
+            await websocket.close(1001, "server shutting down")
+        except WebSocketDisconnect:
+            return
+        if websocket.application_state is WebSocketState.CONNECTED:
+            with contextlib.suppress(RuntimeError):
+                await websocket.close(1000, "bye")
+
+    async def _greet(self, websocket: WebSocket) -> tuple[dict[str, Any], Principal]:
+        try:
+            text = await asyncio.wait_for(websocket.receive_text(), HELLO_TIMEOUT_S)
+        except TimeoutError:
+            raise _Close(4004, "hello expected") from None
+        try:
+            frame = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            raise _Close(4002, "bad frame: not JSON") from None
+        if not isinstance(frame, dict) or frame.get("type") != "hello":
+            raise _Close(4004, "hello expected")
+        try:
+            validate_frame(frame, direction="client")
+        except FrameInvalid as error:
+            raise _Close(4002, f"bad frame: {error.detail}"[:120]) from None
+        if not set(frame["versions"]) & set(PROTOCOL_VERSIONS):
+            raise _Close(4003, "unsupported version")
+        principal = await self._principal(websocket, frame.get("token"))
+        if principal is None or principal.user_id is None:
+            raise _Close(4001, "authentication failed")
+        return frame, principal
+
+    async def _principal(self, websocket: WebSocket, token: object) -> Principal | None:
+        engine: sa.Engine = self._driver.engine
+        now = self._clock.now()
+        if isinstance(token, str) and token:
+
+            def by_token() -> Principal | None:
+                with engine.begin() as connection:
+                    return accounts.principal_for_token(connection, token=token, now=now)
+
+            return await asyncio.to_thread(by_token)
+        return await asyncio.to_thread(lambda: authenticate(websocket, engine, now=now))
+
+
+def agent_routes(
+    *, driver: Driver, hub: AgentHub, clock: Clock, settings: GatewaySettings
+) -> list[WebSocketRoute]:
+    endpoint = AgentEndpoint(driver=driver, hub=hub, clock=clock, settings=settings)
+    return [WebSocketRoute("/agent/ws", endpoint.serve)]

@@ -1,0 +1,1 @@
+"""Tests of the agent protocol: its JSON Schemas and the reference client."""
