@@ -714,6 +714,41 @@ def _read_workgroup(
     return name, spec, escalation
 
 
+def _overflow_path(edges: Mapping[str, list[str]], start: str, goal: str) -> list[str] | None:
+    """Return the workgroups from `start` to `goal` along overflow edges (None: no way)."""
+    paths: dict[str, list[str]] = {start: [start]}
+    waiting = [start]
+    while waiting:
+        current = waiting.pop(0)
+        if current == goal:
+            return paths[current]
+        for following in edges.get(current, []):
+            if following not in paths:
+                paths[following] = [*paths[current], following]
+                waiting.append(following)
+    return None
+
+
+def _report_overflow_loops(
+    file: _File, overflows: list[tuple[str, str, str]], edges: Mapping[str, list[str]]
+) -> None:
+    """Report each loop of overflow steps once, at the first step that closes it.
+
+    An overflowed interaction keeps its enqueue time and follows the escalation of the queue it is
+    in, so a loop would move it back and forth for ever once it had waited long enough.
+    """
+    reported: set[frozenset[str]] = set()
+    for where, name, target in overflows:
+        if target == name or target not in edges.get(name, []):
+            continue
+        path = _overflow_path(edges, target, name)
+        if path is None or frozenset(path) in reported:
+            continue
+        reported.add(frozenset(path))
+        loop = " -> ".join([name, *path])
+        file.report(where, f"overflow_to {target!r} makes a loop: {loop}")
+
+
 def _read_people(file: _File, root: object) -> _People:
     people = _People()
     node = file.mapping({} if root is None else root, _TOP, optional=("users", "workgroups"))
@@ -743,11 +778,15 @@ def _read_people(file: _File, root: object) -> _People:
             ]
         if workgroup is not None:
             people.workgroups.append(workgroup)
+    edges: dict[str, list[str]] = {}
     for where, name, target in overflows:
         if target == name:
             file.report(where, f"overflow_to {target!r} is the workgroup itself")
         elif target not in names:
             file.report(where, f"overflow_to {target!r} is not a workgroup in people.yaml")
+        else:
+            edges.setdefault(name, []).append(target)
+    _report_overflow_loops(file, overflows, edges)
     people.usernames = usernames
     people.workgroup_names = names
     return people

@@ -246,7 +246,10 @@ class AgentSession:
                 return
             if self.websocket.application_state is not WebSocketState.CONNECTED:
                 return
-            await self.websocket.send_text(_encode(frame))
+            try:
+                await self.websocket.send_text(_encode(frame))
+            except (WebSocketDisconnect, RuntimeError):
+                return
 
     async def _heartbeat(self) -> None:
         interval = self._settings.heartbeat_s
@@ -402,8 +405,11 @@ class AgentEndpoint:
             await websocket.close(1001, "server shutting down")
         except WebSocketDisconnect:
             return
-        if websocket.application_state is WebSocketState.CONNECTED:
-            with contextlib.suppress(RuntimeError):
+        if (
+            websocket.application_state is WebSocketState.CONNECTED
+            and websocket.client_state is WebSocketState.CONNECTED
+        ):
+            with contextlib.suppress(RuntimeError, WebSocketDisconnect):
                 await websocket.close(1000, "bye")
 
     async def _greet(self, websocket: WebSocket) -> tuple[dict[str, Any], Principal]:

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import anyio.to_thread
 import orjson
 import sqlalchemy as sa
+from argon2 import PasswordHasher
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -229,9 +230,11 @@ class AuthApi:
         *,
         clock: Clock | None = None,
         throttle: LoginThrottle | None = None,
+        password_hasher: PasswordHasher = accounts.DEFAULT_HASHER,
     ) -> None:
         self._engine = engine
         self._clock: Clock = clock or SystemClock()
+        self._hasher = password_hasher
         self.throttle = throttle or LoginThrottle()
 
     async def _write(self, function: Callable[..., T], **kwargs: Any) -> T:
@@ -269,7 +272,11 @@ class AuthApi:
 
         def sign_in(connection: sa.Connection) -> tuple[accounts.UserAccount, str] | None:
             user = accounts.verify_password(
-                connection, organisation=organisation, username=username, password=body["password"]
+                connection,
+                organisation=organisation,
+                username=username,
+                password=body["password"],
+                hasher=self._hasher,
             )
             if user is None:
                 return None
@@ -377,7 +384,13 @@ class AuthApi:
         ]
 
 
-def auth_routes(engine: sa.Engine, *, clock: Clock | None = None) -> list[Route]:
+def auth_routes(
+    engine: sa.Engine,
+    *,
+    clock: Clock | None = None,
+    password_hasher: PasswordHasher = accounts.DEFAULT_HASHER,
+) -> list[Route]:
     """The sign-in routes (`/auth/login`, `/auth/logout`, `/auth/me`) and the token routes
-    (`/api/tokens`), sharing one login throttle. `clock` defaults to the system clock."""
-    return AuthApi(engine, clock=clock).routes()
+    (`/api/tokens`), sharing one login throttle. `clock` defaults to the system clock; the
+    password hasher's cost is only ever lowered by tests."""
+    return AuthApi(engine, clock=clock, password_hasher=password_hasher).routes()

@@ -40,6 +40,7 @@ from server.adapters.persistence.tables import (
 )
 
 __all__ = [
+    "DEFAULT_HASHER",
     "LAST_USED_PRECISION",
     "MAX_PASSWORD_LENGTH",
     "MIN_PASSWORD_LENGTH",
@@ -85,7 +86,8 @@ _token = table_of(ApiToken)
 _session = table_of(WebSession)
 _audit = table_of(Audit)
 
-_HASHER = PasswordHasher()  # argon2id with the library's current recommended parameters
+# Argon2id with the library's current recommended parameters; tests may pass a cheaper one.
+DEFAULT_HASHER = PasswordHasher()
 
 
 class AccountError(Exception):
@@ -177,9 +179,9 @@ def _role(value: str) -> Role | None:
 
 
 @functools.cache
-def _dummy_hash() -> str:
+def _dummy_hash(hasher: PasswordHasher) -> str:
     """A hash to verify against when there is no user, so that a miss costs as much as a hit."""
-    return _HASHER.hash(secrets.token_urlsafe(16))
+    return hasher.hash(secrets.token_urlsafe(16))
 
 
 def _audit_row(
@@ -282,7 +284,13 @@ def user_by_id(connection: sa.Connection, *, user_id: int) -> UserAccount | None
 
 
 def set_password(
-    connection: sa.Connection, *, user: UserAccount, password: str, actor: str, now: datetime
+    connection: sa.Connection,
+    *,
+    user: UserAccount,
+    password: str,
+    actor: str,
+    now: datetime,
+    hasher: PasswordHasher = DEFAULT_HASHER,
 ) -> None:
     """Store an Argon2id hash of `password`, end the user's sessions, and audit the change.
 
@@ -294,7 +302,7 @@ def set_password(
             f"a password has {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters"
         )
     connection.execute(
-        _user.update().where(_user.c.id == user.id).values(password_hash=_HASHER.hash(password))
+        _user.update().where(_user.c.id == user.id).values(password_hash=hasher.hash(password))
     )
     connection.execute(
         _session.update()
@@ -315,12 +323,17 @@ def set_password(
 
 
 def verify_password(
-    connection: sa.Connection, *, organisation: str, username: str, password: str
+    connection: sa.Connection,
+    *,
+    organisation: str,
+    username: str,
+    password: str,
+    hasher: PasswordHasher = DEFAULT_HASHER,
 ) -> UserAccount | None:
     """Return the user if `password` is theirs, else None (unknown organisation or user, no
     password set, wrong password: all cost one Argon2 verification and look the same).
 
-    A hash made with older parameters is replaced by a new one on success.
+    A hash made with other parameters than `hasher`'s is replaced by a new one on success.
     """
     row = connection.execute(
         _accounts()
@@ -329,14 +342,14 @@ def verify_password(
     ).first()
     stored = None if row is None else row.password_hash
     try:
-        _HASHER.verify(stored or _dummy_hash(), password)
+        hasher.verify(stored or _dummy_hash(hasher), password)
     except (VerificationError, InvalidHashError):
         return None
     if row is None or stored is None:
         return None
-    if _HASHER.check_needs_rehash(stored):
+    if hasher.check_needs_rehash(stored):
         connection.execute(
-            _user.update().where(_user.c.id == row.id).values(password_hash=_HASHER.hash(password))
+            _user.update().where(_user.c.id == row.id).values(password_hash=hasher.hash(password))
         )
     return _account(row)
 

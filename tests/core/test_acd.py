@@ -1,0 +1,405 @@
+"""The ACD, fed inputs and checked by its effects: who gets work first, offers, timeouts."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from itertools import count
+from typing import Any
+
+import pytest
+
+from server.core.effects import Effect, PushToAgent, SaveAgent, StoreOutboundMessage
+from server.core.errors import CommandRefused
+from server.core.events import (
+    AgentConnected,
+    AgentDisconnected,
+    AgentStateRequested,
+    DeadlineReached,
+    DisconnectRequested,
+    OfferAccepted,
+    OfferAcknowledged,
+    OfferDeclined,
+    ReplyWritten,
+    SmsReceived,
+    TransferRequested,
+    WrapUpEnded,
+    WrapUpRequested,
+)
+from server.core.interactions import InteractionState
+from server.core.profiles import (
+    AgentProfile,
+    EscalationStep,
+    ProfileQueue,
+    Strategy,
+    WorkgroupSettings,
+)
+from server.core.routing import (
+    AssignedTarget,
+    InboundRoute,
+    LocalNumber,
+    OrganisationConfig,
+    QueueKind,
+    QueueRef,
+    RouteField,
+)
+from server.core.switchboard import Switchboard
+
+T0 = datetime(2026, 1, 1, 9, tzinfo=UTC)
+ORG = 1
+SUPPORT, SALES, SPANISH = 1, 2, 3
+ALICE, BOB, CAROL = 10, 11, 12
+SUPPORT_NUMBER = LocalNumber(1, "+19205550100", QueueRef(QueueKind.WORKGROUP, SUPPORT), 1)
+SALES_NUMBER = LocalNumber(2, "+19205550102", QueueRef(QueueKind.WORKGROUP, SALES), 1)
+SPANISH_NUMBER = LocalNumber(3, "+19205550103", QueueRef(QueueKind.WORKGROUP, SPANISH), 1)
+ALICE_NUMBER = LocalNumber(4, "+19205550101", QueueRef(QueueKind.USER, ALICE), 1)
+
+_phones = count(1000)
+
+
+def config(
+    *,
+    profiles: dict[int, AgentProfile] | None = None,
+    settings: dict[int, WorkgroupSettings] | None = None,
+) -> OrganisationConfig:
+    return OrganisationConfig(
+        id=ORG,
+        slug="acme",
+        region="US",
+        routes=(InboundRoute(9, RouteField.ANI, re.compile(""), AssignedTarget(), True),),
+        workgroups={"Support": SUPPORT, "Sales": SALES, "Spanish": SPANISH},
+        users={"alice": ALICE, "bob": BOB, "carol": CAROL},
+        workgroup_settings=settings or {},
+        profiles=profiles
+        if profiles is not None
+        else {
+            ALICE: AgentProfile(ALICE, "alice", 2, queues=(ProfileQueue(SUPPORT, 1),)),
+            BOB: AgentProfile(BOB, "bob", 2, queues=(ProfileQueue(SUPPORT, 1),)),
+        },
+    )
+
+
+class Floor:
+    """A switchboard with a clock, and the effects of the last input."""
+
+    def __init__(self, organisation: OrganisationConfig) -> None:
+        self.board = Switchboard(configs={ORG: organisation})
+        self.now = T0
+        self.effects: list[Effect] = []
+
+    def feed(self, event: Any) -> list[Effect]:
+        self.effects = self.board.handle(event, now=self.now)
+        return self.effects
+
+    def later(self, seconds: float) -> list[Effect]:
+        self.now += timedelta(seconds=seconds)
+        return self.feed(DeadlineReached())
+
+    def sign_in(self, *users: int, available: bool = True) -> None:
+        for user in users:
+            self.now += timedelta(seconds=1)  # who signed in first has been idle longest
+            self.feed(AgentConnected(ORG, user))
+            if available:
+                self.feed(AgentStateRequested(ORG, user, "available"))
+
+    def text(self, number: LocalNumber = SUPPORT_NUMBER, body: str = "hi") -> int:
+        phone = f"+1414555{next(_phones):04d}"
+        self.feed(SmsReceived(ORG, 1, f"m-{phone}", number, phone, body))
+        found = self.board.open_interaction(
+            organisation_id=ORG, local_number=number.e164, remote_number=phone
+        )
+        assert found is not None
+        return found.id
+
+    def offers(self) -> list[tuple[int, int]]:
+        """(agent, interaction) of every offer pushed by the last input."""
+        return [
+            (e.user_id, int(str(e.event["interaction_id"])))
+            for e in self.effects
+            if isinstance(e, PushToAgent) and e.event["kind"] == "offer"
+        ]
+
+    def state(self, interaction_id: int) -> InteractionState:
+        interaction = self.board.interaction(interaction_id)
+        assert interaction is not None
+        return interaction.state
+
+    def offered_to(self, interaction_id: int) -> int | None:
+        interaction = self.board.interaction(interaction_id)
+        assert interaction is not None
+        return interaction.offered_to
+
+
+def test_a_text_is_offered_to_the_longest_idle_agent() -> None:
+    floor = Floor(config())
+    floor.sign_in(ALICE, BOB)
+    first = floor.text()
+    assert floor.offers() == [(ALICE, first)]
+    assert floor.state(first) is InteractionState.OFFERED
+
+
+def test_nobody_available_means_it_waits_then_goes_to_the_first_who_is() -> None:
+    floor = Floor(config())
+    floor.sign_in(ALICE, BOB, available=False)
+    waiting = floor.text()
+    assert floor.offers() == []
+    floor.feed(AgentStateRequested(ORG, BOB, "available"))
+    assert floor.offers() == [(BOB, waiting)]
+
+
+def test_an_agent_without_a_connection_is_not_offered_anything() -> None:
+    floor = Floor(config())
+    floor.sign_in(ALICE, BOB)
+    floor.feed(AgentDisconnected(ORG, ALICE))
+    assert floor.offers() == []
+    interaction = floor.text()
+    assert floor.offers() == [(BOB, interaction)]
+
+
+def test_accepting_connects_and_nobody_else_can_accept() -> None:
+    floor = Floor(config())
+    floor.sign_in(ALICE, BOB)
+    interaction = floor.text()
+    with pytest.raises(CommandRefused) as refused:
+        floor.feed(OfferAccepted(ORG, BOB, interaction))
+    assert refused.value.code == "not_offered_to_you"
+    floor.feed(OfferAccepted(ORG, ALICE, interaction))
+    assert floor.state(interaction) is InteractionState.CONNECTED
+    with pytest.raises(CommandRefused):
+        floor.feed(OfferAccepted(ORG, ALICE, interaction))
+    with pytest.raises(CommandRefused):
+        floor.feed(OfferAccepted(ORG, BOB, interaction))
+
+
+def test_capacity_is_respected_and_a_freed_slot_takes_the_next() -> None:
+    floor = Floor(
+        config(
+            profiles={ALICE: AgentProfile(ALICE, "alice", 2, queues=(ProfileQueue(SUPPORT, 1),))}
+        )
+    )
+    floor.sign_in(ALICE)
+    first, second, third = floor.text(), floor.text(), floor.text()
+    assert floor.offers() == []  # the third found alice full
+    for interaction in (first, second):
+        floor.feed(OfferAccepted(ORG, ALICE, interaction))
+    assert floor.board.agent_view(ORG, ALICE)["state"] == "busy"
+    assert floor.state(third) is InteractionState.QUEUED
+    floor.feed(DisconnectRequested(ORG, ALICE, first))
+    assert floor.offers() == [(ALICE, third)]
+
+
+def test_profile_priority_beats_waiting_time() -> None:
+    profile = AgentProfile(
+        ALICE, "alice", 1, queues=(ProfileQueue(SALES, 2), ProfileQueue(SUPPORT, 1))
+    )
+    floor = Floor(config(profiles={ALICE: profile}))
+    floor.sign_in(ALICE, available=False)
+    older_sales = floor.text(SALES_NUMBER)
+    floor.now += timedelta(seconds=30)
+    newer_support = floor.text(SUPPORT_NUMBER)
+    floor.feed(AgentStateRequested(ORG, ALICE, "available"))
+    assert floor.offers() == [(ALICE, newer_support)]
+    assert floor.state(older_sales) is InteractionState.QUEUED
+
+
+def test_a_queue_delay_is_waited_out() -> None:
+    profile = AgentProfile(ALICE, "alice", 2, queues=(ProfileQueue(SUPPORT, 1, delay_s=20),))
+    floor = Floor(config(profiles={ALICE: profile}))
+    floor.sign_in(ALICE)
+    interaction = floor.text()
+    assert floor.offers() == []
+    floor.later(19)
+    assert floor.offers() == []
+    floor.later(1)
+    assert floor.offers() == [(ALICE, interaction)]
+
+
+def test_a_delivered_offer_that_expires_goes_on_and_the_agent_is_not_ready() -> None:
+    settings = {SUPPORT: WorkgroupSettings(SUPPORT, "Support", offer_timeout_s=30)}
+    floor = Floor(config(settings=settings))
+    floor.sign_in(ALICE, BOB)
+    interaction = floor.text()
+    floor.feed(OfferAcknowledged(ORG, ALICE, interaction))
+    floor.later(29)
+    assert floor.offered_to(interaction) == ALICE
+    floor.later(1)
+    assert floor.offers() == [(BOB, interaction)]
+    alice = floor.board.agent_view(ORG, ALICE)
+    assert (alice["state"], alice["reason"]) == ("away", "missed offer")
+    assert any(isinstance(e, SaveAgent) and e.reason == "missed offer" for e in floor.effects)
+
+
+def test_an_undelivered_offer_that_expires_is_not_a_missed_offer() -> None:
+    floor = Floor(config())
+    floor.sign_in(ALICE, BOB)
+    interaction = floor.text()
+    floor.later(30)
+    assert floor.offers() == [(BOB, interaction)]
+    assert floor.board.agent_view(ORG, ALICE)["state"] == "available"
+
+
+def test_a_declined_offer_goes_to_the_next_agent() -> None:
+    floor = Floor(config())
+    floor.sign_in(ALICE, BOB)
+    interaction = floor.text()
+    floor.feed(OfferDeclined(ORG, ALICE, interaction))
+    assert floor.offers() == [(BOB, interaction)]
+
+
+def test_a_direct_number_offers_only_to_its_user() -> None:
+    floor = Floor(config())
+    floor.sign_in(BOB)
+    interaction = floor.text(ALICE_NUMBER)
+    assert floor.offers() == []
+    floor.sign_in(ALICE)
+    assert floor.offers() == [(ALICE, interaction)]
+
+
+def test_a_transfer_requeues_with_a_boost_and_its_enqueue_time() -> None:
+    profiles = {
+        ALICE: AgentProfile(ALICE, "alice", 2, queues=(ProfileQueue(SUPPORT, 1),)),
+        BOB: AgentProfile(BOB, "bob", 1, queues=(ProfileQueue(SALES, 1),)),
+    }
+    floor = Floor(config(profiles=profiles))
+    floor.sign_in(ALICE, BOB, available=False)
+    floor.feed(AgentStateRequested(ORG, ALICE, "available"))
+    early = floor.text()
+    floor.feed(OfferAccepted(ORG, ALICE, early))
+    floor.now += timedelta(minutes=5)
+    waiting_sales = floor.text(SALES_NUMBER)
+    floor.feed(TransferRequested(ORG, ALICE, early, "workgroup", "Sales"))
+    interaction = floor.board.interaction(early)
+    assert interaction is not None
+    assert interaction.queue == QueueRef(QueueKind.WORKGROUP, SALES)
+    assert interaction.priority == 10
+    assert interaction.enqueued_at == T0 + timedelta(seconds=2)
+    floor.feed(AgentStateRequested(ORG, BOB, "available"))
+    assert floor.offers() == [(BOB, early)]  # the boost puts it before the older sales text
+    assert floor.state(waiting_sales) is InteractionState.QUEUED
+
+
+def test_transfer_to_nowhere_is_refused() -> None:
+    floor = Floor(config())
+    floor.sign_in(ALICE)
+    interaction = floor.text()
+    floor.feed(OfferAccepted(ORG, ALICE, interaction))
+    with pytest.raises(CommandRefused) as refused:
+        floor.feed(TransferRequested(ORG, ALICE, interaction, "workgroup", "Nope"))
+    assert refused.value.code == "unknown_destination"
+
+
+def test_wrap_up_holds_the_slot_until_ended_or_timed_out() -> None:
+    profile = AgentProfile(ALICE, "alice", 1, queues=(ProfileQueue(SUPPORT, 1),))
+    settings = {SUPPORT: WorkgroupSettings(SUPPORT, "Support", wrap_up_timeout_s=60)}
+    floor = Floor(config(profiles={ALICE: profile}, settings=settings))
+    floor.sign_in(ALICE)
+    first = floor.text()
+    floor.feed(OfferAccepted(ORG, ALICE, first))
+    second = floor.text()
+    floor.feed(WrapUpRequested(ORG, ALICE, first))
+    assert floor.state(first) is InteractionState.DISCONNECTED
+    assert floor.offers() == []
+    floor.later(60)
+    assert floor.offers() == [(ALICE, second)]
+    floor.feed(OfferAccepted(ORG, ALICE, second))
+    floor.feed(WrapUpRequested(ORG, ALICE, second))
+    third = floor.text()
+    floor.feed(WrapUpEnded(ORG, ALICE, second))
+    assert floor.offers() == [(ALICE, third)]
+
+
+def test_replies_go_to_the_outbox_and_only_from_the_connected_agent() -> None:
+    floor = Floor(config())
+    floor.sign_in(ALICE, BOB)
+    interaction = floor.text()
+    floor.feed(OfferAccepted(ORG, ALICE, interaction))
+    with pytest.raises(CommandRefused) as refused:
+        floor.feed(ReplyWritten(ORG, BOB, interaction, "mine now"))
+    assert refused.value.code == "not_yours"
+    floor.feed(ReplyWritten(ORG, ALICE, interaction, "Hello!"))
+    [stored] = [e for e in floor.effects if isinstance(e, StoreOutboundMessage)]
+    assert (stored.body, stored.author_id, stored.remote_number) == (
+        "Hello!",
+        ALICE,
+        floor.board.interaction(interaction).remote_number,  # type: ignore[union-attr]
+    )
+
+
+def test_skills_are_required_until_escalation_drops_them() -> None:
+    profiles = {
+        ALICE: AgentProfile(
+            ALICE, "alice", 2, skills={"spanish": 8}, queues=(ProfileQueue(SPANISH, 1),)
+        ),
+        BOB: AgentProfile(BOB, "bob", 2, skills={"spanish": 2}, queues=(ProfileQueue(SPANISH, 1),)),
+    }
+    settings = {
+        SPANISH: WorkgroupSettings(
+            SPANISH,
+            "Spanish",
+            required_skills={"spanish": 5},
+            escalation=(EscalationStep(after_s=120, drop_skills=True),),
+        )
+    }
+    floor = Floor(config(profiles=profiles, settings=settings))
+    floor.sign_in(BOB)
+    interaction = floor.text(SPANISH_NUMBER)
+    assert floor.offers() == []
+    floor.later(119)
+    assert floor.offers() == []
+    floor.later(1)
+    assert floor.offers() == [(BOB, interaction)]
+
+
+def test_overflow_moves_a_waiting_interaction_to_another_queue() -> None:
+    profiles = {BOB: AgentProfile(BOB, "bob", 2, queues=(ProfileQueue(SALES, 1),))}
+    settings = {
+        SUPPORT: WorkgroupSettings(
+            SUPPORT, "Support", escalation=(EscalationStep(after_s=60, overflow_to=SALES),)
+        )
+    }
+    floor = Floor(config(profiles=profiles, settings=settings))
+    floor.sign_in(BOB)
+    interaction = floor.text()
+    assert floor.offers() == []
+    floor.later(60)
+    assert floor.offers() == [(BOB, interaction)]
+
+
+@pytest.mark.parametrize(
+    ("strategy", "expected"),
+    [(Strategy.LONGEST_IDLE, ALICE), (Strategy.LEAST_BUSY, BOB), (Strategy.ROUND_ROBIN, BOB)],
+)
+def test_strategies(strategy: Strategy, expected: int) -> None:
+    profiles = {
+        user: AgentProfile(user, name, 3, queues=(ProfileQueue(SUPPORT, 1),))
+        for user, name in ((ALICE, "alice"), (BOB, "bob"))
+    }
+    settings = {SUPPORT: WorkgroupSettings(SUPPORT, "Support", strategy=strategy)}
+    floor = Floor(config(profiles=profiles, settings=settings))
+    floor.sign_in(ALICE, available=False)
+    floor.sign_in(BOB)
+    floor.feed(AgentStateRequested(ORG, ALICE, "available"))
+    # alice became available last but has been idle since she signed in, before bob
+    first = floor.text()
+    assert floor.offers() == [(ALICE, first)]
+    floor.feed(OfferAccepted(ORG, ALICE, first))
+    second = floor.text()
+    assert floor.offers() == [(expected, second)]
+
+
+def test_many_agents_racing_for_one_interaction_connect_it_once() -> None:
+    users = list(range(100, 130))
+    profiles = {u: AgentProfile(u, f"u{u}", 3, queues=(ProfileQueue(SUPPORT, 1),)) for u in users}
+    floor = Floor(config(profiles=profiles))
+    floor.sign_in(*users)
+    interactions = [floor.text() for _ in range(40)]
+    accepted: dict[int, list[int]] = {}
+    for interaction in interactions:
+        for user in users:  # every agent tries to accept every interaction
+            try:
+                floor.feed(OfferAccepted(ORG, user, interaction))
+            except CommandRefused:
+                continue
+            accepted.setdefault(interaction, []).append(user)
+    assert all(len(agents) == 1 for agents in accepted.values())
+    assert len(accepted) == 40
