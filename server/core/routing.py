@@ -12,6 +12,7 @@ A handler is a Python callable named in configuration; it returns a destination 
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -128,6 +129,15 @@ class OrganisationConfig:
         """The user's routing profile; a user without one takes only their own queue."""
         found = self.profiles.get(user_id)
         return found if found is not None else AgentProfile(user_id=user_id, username="")
+
+    @functools.cached_property
+    def takers(self) -> Mapping[int, tuple[AgentProfile, ...]]:
+        """Workgroup id: the profiles that take work from it (computed once per config)."""
+        found: dict[int, list[AgentProfile]] = {}
+        for profile in self.profiles.values():
+            for entry in profile.queues:
+                found.setdefault(entry.workgroup_id, []).append(profile)
+        return {workgroup: tuple(profiles) for workgroup, profiles in found.items()}
 
     def queue_name(self, queue: QueueRef) -> str:
         names = self.workgroups if queue.kind is QueueKind.WORKGROUP else self.users

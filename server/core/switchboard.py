@@ -63,7 +63,7 @@ from server.core.events import (
 )
 from server.core.interactions import Interaction, InteractionState, Move
 from server.core.keywords import Keyword, classify_keyword
-from server.core.profiles import WorkgroupSettings
+from server.core.profiles import AgentProfile, WorkgroupSettings
 from server.core.routing import OrganisationConfig, QueueKind, QueueRef, choose_queue
 from server.core.views import agent_state_view, interaction_view, message_view
 
@@ -829,26 +829,35 @@ class Switchboard:
         config = self.config(interaction.organisation_id)
         settings = self._settings(interaction)
         if interaction.queue.kind is QueueKind.USER:
-            user_ids: Iterable[int] = (interaction.queue.id,)
+            profiles: Iterable[AgentProfile] = (config.profile_of(interaction.queue.id),)
         else:
-            user_ids = config.profiles.keys()
+            profiles = config.takers.get(interaction.queue.id, ())
+        agents = self.floor.agents
         candidates = []
-        for user_id in user_ids:
-            agent = self.floor.agents.get(user_id)
-            if agent is None or agent.organisation_id != interaction.organisation_id:
+        capacities = {}
+        for profile in profiles:
+            agent = agents.get(profile.user_id)
+            if (  # the cheap checks first: most agents are busy or away
+                agent is None
+                or agent.presence is not Presence.AVAILABLE
+                or agent.connections <= 0
+                or agent.load >= profile.sms_capacity
+                or agent.organisation_id != interaction.organisation_id
+            ):
                 continue
             if eligible(
                 agent,
-                profile=config.profile_of(user_id),
+                profile=profile,
                 interaction=interaction,
                 settings=settings if settings.id else None,
                 now=now,
             ):
                 candidates.append(agent)
+                capacities[agent.user_id] = profile.sms_capacity
         chosen = pick_agent(
             candidates,
             strategy=settings.strategy,
-            capacities={a.user_id: config.profile_of(a.user_id).sms_capacity for a in candidates},
+            capacities=capacities,
             last_user_id=self.floor.round_robin_last.get(settings.id),
         )
         if chosen is not None:
