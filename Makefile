@@ -19,7 +19,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy server
+	$(BIN)/mypy server parley_client
 	$(BIN)/lint-imports
 
 test: lint

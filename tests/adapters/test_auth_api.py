@@ -7,8 +7,10 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
+import jsonschema
 import pytest
 import sqlalchemy as sa
+import yaml
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -17,15 +19,17 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from server.adapters.clock import ManualClock
+from server.adapters.http_api import auth
 from server.adapters.http_api.auth import SESSION_COOKIE, auth_routes, require
 from server.adapters.http_api.errors import http_exception_handler
 from server.adapters.http_api.read_api import read_routes
 from server.adapters.persistence import accounts
 from server.adapters.persistence.accounts import Principal
 from server.adapters.persistence.database import create_store_engine, migrate
-from tests.adapters.persistence.test_accounts import NOW, PASSWORD, Seeded, seed
+from tests.adapters.persistence.test_accounts import FAST, NOW, PASSWORD, Seeded, seed
 from tests.conftest import fresh_database_url
 
+OPENAPI_FILE = Path(auth.__file__).with_name("openapi.yaml")
 ORG_TOKEN = "acme-organisation-token-0123456789"
 GLOBEX_TOKEN = "globex-organisation-token-0123456789"
 
@@ -44,9 +48,13 @@ def seeded(store: sa.Engine) -> Seeded:
     with store.begin() as connection:
         for username in ("alice", "bob", "carol", "dave"):
             user = accounts.find_user(connection, organisation="acme", username=username)
-            accounts.set_password(connection, user=user, password=PASSWORD, actor="t", now=NOW)
+            accounts.set_password(
+                connection, user=user, password=PASSWORD, actor="t", now=NOW, hasher=FAST
+            )
         user = accounts.find_user(connection, organisation="globex", username="alice")
-        accounts.set_password(connection, user=user, password=PASSWORD, actor="t", now=NOW)
+        accounts.set_password(
+            connection, user=user, password=PASSWORD, actor="t", now=NOW, hasher=FAST
+        )
         for org, value in (("acme", ORG_TOKEN), ("globex", GLOBEX_TOKEN)):
             accounts.create_api_token(
                 connection,
@@ -74,7 +82,7 @@ def app(store: sa.Engine, seeded: Seeded, clock: ManualClock) -> Starlette:
     guarded = require("supervisor", engine=store, clock=clock)(supervisors_only)
     return Starlette(
         routes=[
-            *auth_routes(store, clock=clock),
+            *auth_routes(store, clock=clock, password_hasher=FAST),
             *read_routes(store, clock=clock),
             Route("/test/supervisors", guarded, methods=["GET"]),
         ],
@@ -240,8 +248,8 @@ def test_a_success_resets_the_failures(client: TestClient) -> None:
 def test_each_application_has_its_own_throttle(
     store: sa.Engine, seeded: Seeded, clock: ManualClock
 ) -> None:
-    first = TestClient(Starlette(routes=auth_routes(store, clock=clock)))
-    second = TestClient(Starlette(routes=auth_routes(store, clock=clock)))
+    first = TestClient(Starlette(routes=auth_routes(store, clock=clock, password_hasher=FAST)))
+    second = TestClient(Starlette(routes=auth_routes(store, clock=clock, password_hasher=FAST)))
     for _ in range(10):
         login(first, "alice", "wrong-password")
     assert login(first, "alice") == 429
@@ -370,3 +378,41 @@ def test_another_organisation_sees_nothing_of_this_one(client: TestClient, seede
     assert login(client, "alice", organisation="globex") == 200
     answer = client.get(f"/api/interactions/{seeded.interactions['alice_direct']}")
     assert answer.status_code == 404
+
+
+def test_answers_match_the_openapi_document(client: TestClient) -> None:
+    document = yaml.safe_load(OPENAPI_FILE.read_text(encoding="utf-8"))
+
+    def check(schema_name: str, instance: object) -> None:
+        jsonschema.Draft202012Validator(
+            {"$ref": f"#/components/schemas/{schema_name}", "components": document["components"]}
+        ).validate(instance)
+
+    signed_in = client.post(
+        "/auth/login", json={"organisation": "acme", "username": "carol", "password": PASSWORD}
+    )
+    check("SignedIn", signed_in.json())
+    check("Me", client.get("/auth/me").json())
+    check("Me", client.get("/auth/me", headers=bearer(ORG_TOKEN)).json())
+    made = client.post("/api/tokens", json={"name": "desk"})
+    check("NewApiToken", made.json())
+    client.delete(f"/api/tokens/{made.json()['id']}")
+    check("ApiTokenList", client.get("/api/tokens", headers=bearer(ORG_TOKEN)).json())
+    check("Error", client.post("/auth/login", json={}).json())
+    for _ in range(10):
+        login(client, "nobody", "wrong-password")
+    check(
+        "Error",
+        client.post(
+            "/auth/login",
+            json={"organisation": "acme", "username": "nobody", "password": "wrong-password"},
+        ).json(),
+    )
+    for path in (
+        "/auth/login",
+        "/auth/logout",
+        "/auth/me",
+        "/api/tokens",
+        "/api/tokens/{token_id}",
+    ):
+        assert path in document["paths"]

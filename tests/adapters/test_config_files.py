@@ -851,29 +851,44 @@ def test_escalation_steps_are_checked(tmp_path: Path) -> None:
     ]
 
 
-def test_two_workgroups_may_overflow_into_each_other(tmp_path: Path) -> None:
-    folder = demo_folder(
-        tmp_path,
-        people="""\
-        users: [{username: alice, send_alerts: true}]
-        workgroups:
-          - name: Support
-            escalation:
-              - {after_s: 60, drop_skills: true}
-              - {after_s: 600, overflow_to: Sales}
-          - {name: Sales, escalation: [{after_s: 300, overflow_to: Support}]}
-          - {name: Spanish}
-        """,
-        numbers=NO_NUMBERS,
+def test_overflow_steps_may_not_loop(tmp_path: Path) -> None:
+    workgroups = """\
+    users: [{username: alice, send_alerts: true}]
+    workgroups:
+      - name: Support
+        escalation:
+          - {after_s: 60, drop_skills: true}
+          - {after_s: 600, overflow_to: Sales}
+      - {name: Sales, escalation: [{after_s: 300, overflow_to: Spanish}]}
+      - {name: Spanish, escalation: [{after_s: 120, overflow_to: %s}]}
+    """
+    looping = demo_folder(tmp_path / "looping", people=workgroups % "Support", numbers=NO_NUMBERS)
+    chained = demo_folder(tmp_path / "chained", people=workgroups % "Sales", numbers=NO_NUMBERS)
+
+    assert problems_of(looping) == [
+        (
+            "people.yaml",
+            "workgroups[0] 'Support'.escalation[1]",
+            "overflow_to 'Sales' makes a loop: Support -> Sales -> Spanish -> Support",
+        )
+    ]
+    assert problems_of(chained) == [
+        (
+            "people.yaml",
+            "workgroups[1] 'Sales'.escalation[0]",
+            "overflow_to 'Spanish' makes a loop: Sales -> Spanish -> Sales",
+        )
+    ]
+    (chained / "people.yaml").write_text(
+        textwrap.dedent(workgroups % "Support").replace("overflow_to: Spanish", "drop_skills: true")
     )
-
-    workgroups = {workgroup.name: workgroup for workgroup in load(folder).workgroups}
-
-    assert workgroups["Support"].escalation == (
+    found = {workgroup.name: workgroup for workgroup in load(chained).workgroups}
+    assert found["Support"].escalation == (
         EscalationStep(60, drop_skills=True),
         EscalationStep(600, overflow_to="Sales"),
     )
-    assert workgroups["Sales"].escalation == (EscalationStep(300, overflow_to="Support"),)
+    assert found["Sales"].escalation == (EscalationStep(300, drop_skills=True),)
+    assert found["Spanish"].escalation == (EscalationStep(120, overflow_to="Support"),)
 
 
 def test_profiles_are_checked(tmp_path: Path) -> None:

@@ -88,7 +88,7 @@ class Peer:
         self.received: list[dict[str, Any]] = []
 
     async def recv(self) -> dict[str, Any]:
-        frame = json.loads(await self.ws.recv())
+        frame: dict[str, Any] = json.loads(await self.ws.recv())
         validate_frame(frame, direction="client")
         self.received.append(frame)
         return frame

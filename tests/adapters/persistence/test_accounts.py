@@ -34,6 +34,8 @@ from server.adapters.persistence.tables import (
 
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 PASSWORD = "correct horse battery staple"
+# Argon2id made cheap for tests that are not about the hashing itself.
+FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 
 
 @dataclass(frozen=True)
@@ -318,10 +320,14 @@ def test_a_wrong_password_or_unknown_user_verifies_as_nobody(
 ) -> None:
     with store.begin() as connection:
         accounts.set_password(
-            connection, user=alice(connection), password=PASSWORD, actor="t", now=NOW
+            connection, user=alice(connection), password=PASSWORD, actor="t", now=NOW, hasher=FAST
         )
         found = accounts.verify_password(
-            connection, organisation=organisation, username=username, password=password
+            connection,
+            organisation=organisation,
+            username=username,
+            password=password,
+            hasher=FAST,
         )
     assert found is None
 
@@ -358,7 +364,7 @@ def test_a_corrupt_stored_hash_refuses_without_raising(store: sa.Engine, seeded:
         )
         assert (
             accounts.verify_password(
-                connection, organisation="acme", username="alice", password=PASSWORD
+                connection, organisation="acme", username="alice", password=PASSWORD, hasher=FAST
             )
             is None
         )
@@ -375,7 +381,7 @@ def test_an_unusable_password_is_refused(store: sa.Engine, seeded: Seeded, passw
 def test_setting_a_password_is_audited_without_the_secret(store: sa.Engine, seeded: Seeded) -> None:
     with store.begin() as connection:
         accounts.set_password(
-            connection, user=alice(connection), password=PASSWORD, actor="cli", now=NOW
+            connection, user=alice(connection), password=PASSWORD, actor="cli", now=NOW, hasher=FAST
         )
     [row] = [row for row in audit_rows(store) if row["entity"] == "app_user"]
     assert (row["actor"], row["action"], row["entity_key"]) == ("cli", "set_password", "alice")
@@ -444,7 +450,9 @@ def test_a_new_password_ends_the_users_sessions(store: sa.Engine, seeded: Seeded
             user=accounts.find_user(connection, organisation="acme", username="bob"),
             now=NOW,
         )
-        accounts.set_password(connection, user=user, password=PASSWORD, actor="t", now=NOW)
+        accounts.set_password(
+            connection, user=user, password=PASSWORD, actor="t", now=NOW, hasher=FAST
+        )
         assert accounts.user_for_session(connection, cookie=cookie, now=NOW) is None
         assert accounts.user_for_session(connection, cookie=other, now=NOW) is not None
 
