@@ -234,7 +234,11 @@ def test_doc_has_an_example_of_every_event_kind() -> None:
         for branch in definitions["Event"]["oneOf"]
     }
     shown = {example["event"]["kind"] for example in _examples_of("event")}
-    assert kinds == shown == {"offer", "offer_ended", "interaction", "message", "agent_state"}
+    assert (
+        kinds
+        == shown
+        == {"offer", "offer_ended", "interaction", "message", "message_status", "agent_state"}
+    )
 
 
 @pytest.mark.parametrize(
@@ -356,7 +360,7 @@ def _with(frame: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
         (
             _with(_offer_event(), "event.kind", "surprise"),
             "event: event: kind 'surprise' is not one of 'agent_state', 'interaction', "
-            "'message', 'message_status', 'off...",
+            "'message', 'message_status', 'off",
         ),
         (
             {"type": "command_ack", "id": "c1", "result": {"message": {"id": 1}}},
