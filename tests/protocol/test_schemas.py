@@ -360,7 +360,7 @@ def _with(frame: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
         (
             _with(_offer_event(), "event.kind", "surprise"),
             "event: event: kind 'surprise' is not one of 'agent_state', 'interaction', "
-            "'message', 'message_status', 'off...",
+            "'message', 'message_status', 'offer', 'offer_ended'",
         ),
         (
             {"type": "command_ack", "id": "c1", "result": {"message": {"id": 1}}},
