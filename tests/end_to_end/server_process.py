@@ -37,13 +37,16 @@ class ParleyServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> None:
-        self.port = free_port()
+    def start(self, *, same_port: bool = False) -> None:
+        """Start on a free port (or on the previous one: a restart that clients reconnect to)."""
+        if not (same_port and self.port):
+            self.port = free_port()
         env = {
             **os.environ,
             "PARLEY_DATABASE_URL": self.database_url,
             "PARLEY_ENV": "test",
             "PARLEY_LOG_LEVEL": "WARNING",
+            "PARLEY_SANDBOX_URL": f"http://127.0.0.1:{self.port}/sandbox",
             **self.extra_env,
         }
         command = [
