@@ -85,7 +85,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/health", health, methods=["GET"]),
         Route("/openapi.json", openapi_document, methods=["GET"]),
         *webhook_routes(driver=driver, settings=settings),
-        *read_routes(engine),
+        *read_routes(engine, clock=clock),
         *auth_routes(engine, clock=clock),
         *agent_routes(
             driver=driver,

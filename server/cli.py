@@ -7,8 +7,8 @@ server (PARLEY_DATABASE_URL and friends, see docs/configuration.md).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
-import secrets
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -16,9 +16,11 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from server.adapters.persistence import accounts
 from server.adapters.persistence.database import create_store_engine, migrate
 from server.adapters.persistence.queries import hash_token
 from server.adapters.persistence.tables import ApiToken, Audit, Organisation, table_of
+from server.adapters.user_accounts_cli import register as register_user_accounts
 from server.settings import Settings, SettingsError, load_settings
 
 __all__ = ["main"]
@@ -119,17 +121,6 @@ def create_token(engine: sa.Engine, *, organisation_slug: str, name: str, value:
     return True
 
 
-def cmd_token_create(settings: Settings, args: argparse.Namespace) -> int:
-    value = args.value or secrets.token_urlsafe(32)
-    try:
-        create_token(_migrate(settings), organisation_slug=args.org, name=args.name, value=value)
-    except LookupError as error:
-        print(error, file=sys.stderr)
-        return 1
-    print(value)
-    return 0
-
-
 def _serve(settings: Settings, *, host: str, port: int) -> None:
     import uvicorn
 
@@ -150,27 +141,67 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+DEMO_USERS = ("alice", "bob", "carol", "dave")
+
+
+def _demo_people(engine: sa.Engine) -> list[tuple[str, str, str]]:
+    """Give each demo user a password and an API token (the first time); return
+    (username, password, token) for the tour."""
+    people = []
+    now = datetime.now(UTC)
+    with engine.begin() as connection:
+        for username in DEMO_USERS:
+            user = accounts.find_user(connection, organisation="demo", username=username)
+            password, token = f"{username}-demo-password", f"demo-{username}-token"
+            if not accounts.has_password(connection, user_id=user.id):
+                accounts.set_password(
+                    connection, user=user, password=password, actor="demo", now=now
+                )
+            with contextlib.suppress(accounts.TokenExists):
+                accounts.create_api_token(
+                    connection,
+                    organisation_id=user.organisation_id,
+                    user_id=user.id,
+                    name="demo",
+                    actor="demo",
+                    now=now,
+                    value=token,
+                )
+            people.append((f"{username} ({user.role})", password, token))
+    return people
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
-    """Migrate, apply the demo organisation, make its API token, print the tour, serve."""
+    """Migrate, apply the demo organisation, make its users' passwords and tokens, print the
+    tour, serve."""
     if cmd_config_apply(settings, argparse.Namespace(folder=str(DEMO_FOLDER), actor="demo")):
         return 1
-    create_token(_engine(settings), organisation_slug="demo", name="demo", value=DEMO_TOKEN)
+    engine = _engine(settings)
+    create_token(engine, organisation_slug="demo", name="demo", value=DEMO_TOKEN)
+    people = _demo_people(engine)
     base = f"http://{args.host}:{args.port}"
+    os.environ.setdefault("PARLEY_SANDBOX_URL", f"{base}/sandbox")
+    lines = "\n".join(
+        f"    {who:<22} password {password:<26} token {token}" for who, password, token in people
+    )
     print(
         f"""
 Parley is starting on {base}  (store: {settings.database_url})
 
   API (read):   {base}/api/queues      header  Authorization: Bearer {DEMO_TOKEN}
   OpenAPI:      {base}/openapi.json
-  Health:       {base}/health
+  Agents:       ws://{args.host}:{args.port}/agent/ws   (docs/protocol.md; parley_client)
+  Sign in:      POST {base}/auth/login  {{"organisation": "demo", "username", "password"}}
+  Demo users:
+{lines}
 
-Text the demo business (+1 920 555 0100, Support) from a phone, through the sandbox broker:
+Text the demo business (+1 920 555 0100, Support) as a phone, through the sandbox broker:
 
-  curl -s {base}/webhooks/sandbox/demo-sandbox \\
-       -H 'Authorization: Bearer demo-sandbox-key' -H 'Content-Type: application/json' \\
-       -d '{{"id": "first-text", "from": "+14145550147", "to": "+19205550100", "text": "Hi!"}}'
+  curl -s {base}/sandbox/phones/+14145550147/messages \\
+       -H 'Content-Type: application/json' -d '{{"to": "+19205550100", "text": "Hi!"}}'
 
   curl -s {base}/api/queues -H 'Authorization: Bearer {DEMO_TOKEN}'
+  curl -s {base}/sandbox/phones/+14145550147/messages      # what the phone sees
 """,
         flush=True,
     )
@@ -197,13 +228,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--org", required=True)
     export.add_argument("folder")
     export.set_defaults(run=cmd_config_export)
-    token = commands.add_parser("token", help="API tokens")
-    token_commands = token.add_subparsers(dest="token_command", required=True)
-    create = token_commands.add_parser("create", help="create a token and print it once")
-    create.add_argument("--org", required=True)
-    create.add_argument("--name", required=True)
-    create.add_argument("--value", help="use this value instead of a random one")
-    create.set_defaults(run=cmd_token_create)
+    register_user_accounts(commands)
     for name, run in (("serve", cmd_serve), ("demo", cmd_demo)):
         command = commands.add_parser(name, help=f"{name} on HOST:PORT")
         command.add_argument("--host", default="127.0.0.1")

@@ -59,6 +59,7 @@ __all__ = [
     "create_api_token",
     "create_session",
     "find_user",
+    "has_password",
     "hash_token",
     "list_api_tokens",
     "organisation_id_for",
@@ -564,3 +565,11 @@ def principal_for_token(
             .values(last_used_at=now)
         )
     return principal
+
+
+def has_password(connection: sa.Connection, *, user_id: int) -> bool:
+    """Whether the user can sign in with a password (one has been set)."""
+    value = connection.execute(
+        sa.select(_user.c.password_hash).where(_user.c.id == user_id)
+    ).scalar()
+    return value is not None
