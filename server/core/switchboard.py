@@ -522,9 +522,10 @@ class Switchboard:
         settings = self._settings(interaction)
         interaction.move(Move.OFFER_ENDED)
         agent.offers.discard(interaction.id)
-        until = now + timedelta(seconds=settings.offer_timeout_s)
-        interaction.excluded_until[agent.user_id] = until
-        self.floor.deadlines.push(until, "recheck", 0)
+        if reason != "withdrawn":  # a declined or unanswered offer goes to someone else first
+            until = now + timedelta(seconds=settings.offer_timeout_s)
+            interaction.excluded_until[agent.user_id] = until
+            self.floor.deadlines.push(until, "recheck", 0)
         interaction.offered_to = None
         interaction.offer_expires_at = None
         interaction.offer_delivered = False

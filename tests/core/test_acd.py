@@ -403,3 +403,14 @@ def test_many_agents_racing_for_one_interaction_connect_it_once() -> None:
             accepted.setdefault(interaction, []).append(user)
     assert all(len(agents) == 1 for agents in accepted.values())
     assert len(accepted) == 40
+
+
+def test_an_offer_withdrawn_by_a_lost_connection_comes_back_on_reconnect() -> None:
+    floor = Floor(config())
+    floor.sign_in(ALICE)
+    older = floor.text()
+    floor.feed(AgentDisconnected(ORG, ALICE))
+    assert floor.state(older) is InteractionState.QUEUED
+    newer = floor.text()
+    floor.feed(AgentConnected(ORG, ALICE))
+    assert floor.offers() == [(ALICE, older), (ALICE, newer)]
