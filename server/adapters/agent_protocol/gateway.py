@@ -323,6 +323,7 @@ class AgentSession:
         found = await self._driver.query(
             lambda switchboard, connection: agent_interaction(
                 connection,
+                config=switchboard.config(organisation_id),
                 organisation_id=organisation_id,
                 user_id=user_id,
                 interaction_id=interaction_id,

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from server.adapters.persistence.effect_writer import AgentPush
 from server.adapters.persistence.tables import AgentEvent, Interaction, Message, table_of
+from server.core.routing import OrganisationConfig, QueueKind, QueueRef
 from server.core.switchboard import QueueFigures, Switchboard
 from server.core.views import interaction_view
 
@@ -126,6 +127,7 @@ def events_after(connection: sa.Connection, *, user_id: int, seq: int) -> list[A
 def agent_interaction(
     connection: sa.Connection,
     *,
+    config: OrganisationConfig,
     organisation_id: int,
     user_id: int,
     interaction_id: int,
@@ -155,7 +157,11 @@ def agent_interaction(
             "state": row.state,
             "local_number": row.local_number,
             "remote_number": row.remote_number,
-            "queue": {"kind": row.queue_kind, "id": row.queue_id, "name": ""},
+            "queue": {
+                "kind": row.queue_kind,
+                "id": row.queue_id,
+                "name": config.queue_name(QueueRef(QueueKind(row.queue_kind), row.queue_id)),
+            },
             "priority": row.priority,
             "enqueued_at": _json(row.enqueued_at),
             "created_at": _json(row.created_at),

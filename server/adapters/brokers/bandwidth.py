@@ -34,6 +34,7 @@ from server.core.events import Media
 __all__ = [
     "CREDENTIAL_FIELDS",
     "NAME",
+    "SIGNS_URL",
     "authenticate",
     "check_credentials",
     "parse",
@@ -41,6 +42,8 @@ __all__ = [
 ]
 
 NAME = "bandwidth"
+
+SIGNS_URL = False  # the webhook's URL is not part of its authentication
 
 CREDENTIAL_FIELDS = frozenset(
     {

@@ -40,6 +40,7 @@ from server.core.events import Media
 __all__ = [
     "CREDENTIAL_FIELDS",
     "NAME",
+    "SIGNS_URL",
     "authenticate",
     "check_credentials",
     "parse",
@@ -47,6 +48,8 @@ __all__ = [
 ]
 
 NAME = "inteliquent"
+
+SIGNS_URL = False  # the webhook's URL is not part of its authentication
 
 CREDENTIAL_FIELDS = frozenset(
     {"webhook_header_name", "webhook_header_value", "webhook_api_key", "outbound_api_key"}

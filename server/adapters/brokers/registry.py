@@ -27,6 +27,11 @@ class BrokerWire(Protocol):
         ...
 
     @property
+    def SIGNS_URL(self) -> bool:
+        """Whether `authenticate` reads `request.url` (else the adapter need not build it)."""
+        ...
+
+    @property
     def CREDENTIAL_FIELDS(self) -> frozenset[str]:
         """The keys an account's credentials may hold."""
         ...

@@ -27,6 +27,7 @@ from server.core.events import Media
 __all__ = [
     "CREDENTIAL_FIELDS",
     "NAME",
+    "SIGNS_URL",
     "authenticate",
     "check_credentials",
     "parse",
@@ -34,6 +35,8 @@ __all__ = [
 ]
 
 NAME = "sandbox"
+
+SIGNS_URL = False  # the webhook's URL is not part of its authentication
 
 CREDENTIAL_FIELDS = frozenset({"webhook_key"})
 

@@ -33,6 +33,7 @@ from server.core.events import Media
 __all__ = [
     "CREDENTIAL_FIELDS",
     "NAME",
+    "SIGNS_URL",
     "authenticate",
     "check_credentials",
     "parse",
@@ -40,6 +41,8 @@ __all__ = [
 ]
 
 NAME = "twilio"
+
+SIGNS_URL = True  # the signature covers the URL Twilio called
 
 CREDENTIAL_FIELDS = frozenset({"account_sid", "auth_token", "messaging_service_sid"})
 

@@ -79,7 +79,9 @@ class WebhookEndpoint:
                 request,
                 public_base_url=self._settings.public_base_url,
                 trust_forwarded=self._settings.trust_forwarded_headers,
-            ),
+            )
+            if wire.SIGNS_URL
+            else "",
             headers={name.lower(): value for name, value in request.headers.items()},
             body=body,
             form=form,
