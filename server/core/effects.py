@@ -17,6 +17,7 @@ __all__ = [
     "CommandResult",
     "Effect",
     "MarkSent",
+    "NoteHandler",
     "OpenInteraction",
     "PushToAgent",
     "RecordConsent",
@@ -106,6 +107,16 @@ class SaveInteraction:
 
 
 @dataclass(frozen=True)
+class NoteHandler:
+    """An agent accepted the interaction: it is (and stays) one they may read."""
+
+    organisation_id: int
+    interaction_id: int
+    user_id: int
+    at: datetime
+
+
+@dataclass(frozen=True)
 class SaveAgent:
     organisation_id: int
     user_id: int
@@ -164,6 +175,7 @@ Effect = (
     | ReportRoutingProblem
     | SaveInteraction
     | SaveAgent
+    | NoteHandler
     | PushToAgent
     | StoreOutboundMessage
     | MarkSent

@@ -32,6 +32,7 @@ from server.core.effects import (
     CommandResult,
     Effect,
     MarkSent,
+    NoteHandler,
     OpenInteraction,
     PushToAgent,
     RecordConsent,
@@ -490,6 +491,7 @@ class Switchboard:
         interaction.offered_to = None
         interaction.offer_expires_at = None
         effects.append(self._save(interaction))
+        effects.append(NoteHandler(interaction.organisation_id, interaction.id, agent.user_id, now))
         self._push(
             agent.organisation_id,
             agent.user_id,
@@ -680,9 +682,9 @@ class Switchboard:
         interaction.agent_id = None
         interaction.queue = target
         interaction.priority += boost
-        interaction.excluded_until[agent.user_id] = now + timedelta(
-            seconds=self._settings(interaction).offer_timeout_s
-        )
+        until = now + timedelta(seconds=self._settings(interaction).offer_timeout_s)
+        interaction.excluded_until[agent.user_id] = until
+        self.floor.deadlines.push(until, "recheck", 0)
         if agent.load == 0:
             agent.idle_since = now
         self._arm_waiting_deadlines(interaction, config)

@@ -12,6 +12,7 @@ import orjson
 import sqlalchemy as sa
 
 from server.adapters.persistence.effect_writer import AgentPush
+from server.adapters.persistence.queries import theirs
 from server.adapters.persistence.tables import AgentEvent, Interaction, Message, table_of
 from server.core.routing import OrganisationConfig, QueueKind, QueueRef
 from server.core.switchboard import QueueFigures, Switchboard
@@ -134,23 +135,15 @@ def agent_interaction(
     see_all: bool,
 ) -> dict[str, Any] | None:
     """An interaction with its messages, if it is or was this agent's (or `see_all`)."""
-    row = connection.execute(
-        sa.select(_interaction).where(
-            _interaction.c.id == interaction_id,
-            _interaction.c.organisation_id == organisation_id,
-        )
-    ).first()
+    query = sa.select(_interaction).where(
+        _interaction.c.id == interaction_id,
+        _interaction.c.organisation_id == organisation_id,
+    )
+    if not see_all:
+        query = query.where(theirs(user_id))
+    row = connection.execute(query).first()
     if row is None:
         return None
-    mine = user_id in (row.agent_id, row.offered_to, row.wrap_up_by)
-    if not mine and not see_all:
-        authored = connection.execute(
-            sa.select(_message.c.id).where(
-                _message.c.interaction_id == interaction_id, _message.c.author_id == user_id
-            )
-        ).first()
-        if authored is None:
-            return None
     return {
         "interaction": {
             "id": row.id,

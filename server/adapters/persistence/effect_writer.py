@@ -19,6 +19,7 @@ from server.adapters.persistence.tables import (
     Consent,
     DeliveryReceipt,
     Interaction,
+    InteractionHandler,
     Message,
     Outbox,
     UtcDateTime,
@@ -28,6 +29,7 @@ from server.core.delivery import DeliveryStatus
 from server.core.effects import (
     Effect,
     MarkSent,
+    NoteHandler,
     OpenInteraction,
     PushToAgent,
     RecordConsent,
@@ -58,6 +60,7 @@ _audit = table_of(Audit)
 _event = table_of(AgentEvent)
 _presence = table_of(AgentPresence)
 _outbox = table_of(Outbox)
+_handler = table_of(InteractionHandler)
 
 
 def known_inbound_ids(
@@ -161,6 +164,18 @@ def write_effects(
     saves = [_save_row(e) for e in effects if isinstance(e, SaveInteraction)]
     if saves:
         connection.execute(_SAVE_INTERACTION, saves)
+    handlers = [
+        {
+            "organisation_id": e.organisation_id,
+            "interaction_id": e.interaction_id,
+            "user_id": e.user_id,
+            "accepted_at": e.at,
+        }
+        for e in effects
+        if isinstance(e, NoteHandler)
+    ]
+    if handlers:
+        connection.execute(_insert_ignoring_duplicates(connection, _handler), handlers)
     for effect in effects:
         if isinstance(effect, SaveAgent):
             _save_agent(connection, effect)

@@ -15,6 +15,7 @@ from server.adapters.persistence.accounts import hash_token
 from server.adapters.persistence.tables import (
     ApiToken,
     Interaction,
+    InteractionHandler,
     Message,
     User,
     Workgroup,
@@ -28,10 +29,12 @@ __all__ = [
     "list_interactions",
     "list_queues",
     "organisation_for_token",
+    "theirs",
 ]
 
 _interaction = table_of(Interaction)
 _message = table_of(Message)
+_handler = table_of(InteractionHandler)
 _token = table_of(ApiToken)
 _user = table_of(User)
 _workgroup = table_of(Workgroup)
@@ -101,12 +104,17 @@ def _message_json(row: Any) -> dict[str, Any]:
     }
 
 
-def _theirs(user_id: int) -> sa.ColumnElement[bool]:
-    """Interactions that are or were the agent's: held, offered, in wrap-up, waiting in their own
-    queue, or with a message they wrote."""
+def theirs(user_id: int) -> sa.ColumnElement[bool]:
+    """Interactions that are or were the agent's: held, offered, in wrap-up, accepted by them
+    once (even if transferred since), waiting in their own queue, or with a message they wrote."""
     wrote = (
         sa.select(_message.c.id)
         .where(_message.c.interaction_id == _interaction.c.id, _message.c.author_id == user_id)
+        .exists()
+    )
+    handled = (
+        sa.select(_handler.c.id)
+        .where(_handler.c.interaction_id == _interaction.c.id, _handler.c.user_id == user_id)
         .exists()
     )
     return sa.or_(
@@ -114,6 +122,7 @@ def _theirs(user_id: int) -> sa.ColumnElement[bool]:
         _interaction.c.offered_to == user_id,
         _interaction.c.wrap_up_by == user_id,
         sa.and_(_interaction.c.queue_kind == "user", _interaction.c.queue_id == user_id),
+        handled,
         wrote,
     )
 
@@ -133,7 +142,7 @@ def list_interactions(
     """
     query = sa.select(_interaction).where(_interaction.c.organisation_id == organisation_id)
     if visible_to_agent is not None:
-        query = query.where(_theirs(visible_to_agent))
+        query = query.where(theirs(visible_to_agent))
     if state is not None:
         query = query.where(_interaction.c.state == state)
     if before_id is not None:
@@ -159,7 +168,7 @@ def get_interaction(
         _interaction.c.organisation_id == organisation_id, _interaction.c.id == interaction_id
     )
     if visible_to_agent is not None:
-        query = query.where(_theirs(visible_to_agent))
+        query = query.where(theirs(visible_to_agent))
     row = connection.execute(query).first()
     if row is None:
         return None

@@ -24,6 +24,7 @@ __all__ = [
     "DeliveryReceipt",
     "InboundRoute",
     "Interaction",
+    "InteractionHandler",
     "Message",
     "Organisation",
     "Outbox",
@@ -293,6 +294,19 @@ class Message(SQLModel, table=True):
     status_reason: str | None = None
     author_id: int | None = Field(default=None, foreign_key="app_user.id")
     created_at: datetime = _when()
+
+
+class InteractionHandler(SQLModel, table=True):
+    """Who ever accepted an interaction: it stays "theirs" to read after a transfer."""
+
+    __tablename__ = "interaction_handler"
+    __table_args__ = (sa.UniqueConstraint("interaction_id", "user_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = _org()
+    interaction_id: int = Field(foreign_key="interaction.id")
+    user_id: int = Field(foreign_key="app_user.id", index=True)
+    accepted_at: datetime = _when()
 
 
 class Outbox(SQLModel, table=True):
