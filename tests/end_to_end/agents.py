@@ -1,27 +1,32 @@
 """Helpers for the end-to-end tests of agents: a server with the manual clock, API tokens for
-agents, reference clients (`parley_client`, every frame checked against the protocol's schemas),
-the phone side of the sandbox broker, and the test clock.
+agents, reference clients (`parley_client` with `validate=True`: every frame either way is
+checked against the protocol's JSON Schemas), the phone side of the sandbox broker, and the
+test clock.
 
-Import the fixture into a test module to use it::
+Import the fixture into a test module to use it (it is named `agent_stack`)::
 
-    from tests.end_to_end.agents import agent_stack  # noqa: F401
+    from tests.end_to_end.agents import agent_stack_fixture  # noqa: F401
+
+Tests are plain functions that call `run(scenario)` with an async scenario (pytest-asyncio is
+not used).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx2
 import pytest
-import sqlalchemy as sa
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as open_websocket
 
 from parley_client import AgentClient, Event
+from server.adapters.agent_protocol.frames import validate_frame
 from server.adapters.persistence.accounts import (
     create_api_token,
     find_user,
@@ -33,14 +38,24 @@ from tests.end_to_end.organisations import Organisation
 
 __all__ = [
     "WAIT",
+    "AgentSockets",
     "RecordingClient",
     "advance",
-    "agent_stack",
+    "agent_stack_fixture",
+    "at",
     "clock_now",
     "connect",
+    "drain",
+    "make_available",
+    "next_of",
     "open_count",
     "phone_messages",
+    "raw_frame",
+    "raw_hello",
     "raw_socket",
+    "reset_floor",
+    "run",
+    "stored_events",
     "text_from_phone",
     "token_for",
     "user_id",
@@ -55,8 +70,13 @@ WAIT = 5 * TIMEOUT_SCALE
 T = TypeVar("T")
 
 
-@pytest.fixture(scope="module")
-def agent_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def run(scenario: Callable[[], Coroutine[Any, Any, None]], *, limit_s: float = 60) -> None:
+    """Run an async test scenario on a fresh event loop, within `limit_s` (scaled) seconds."""
+    asyncio.run(asyncio.wait_for(scenario(), limit_s * TIMEOUT_SCALE))
+
+
+@pytest.fixture(scope="module", name="agent_stack")
+def agent_stack_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """One server with the manual clock (`advance` moves it) for a whole test module."""
     running = start_stack(tmp_path_factory.mktemp("agents"), env={"PARLEY_CLOCK": "manual"})
     yield running
@@ -117,6 +137,28 @@ def open_count(stack: Stack) -> int:
     return int(row.n)
 
 
+def stored_events(stack: Stack, user: int) -> list[tuple[int, dict[str, Any]]]:
+    """(seq, event) of every event stored for `user`, in order."""
+    rows = stack.rows(
+        "SELECT seq, body FROM agent_event WHERE user_id = :user ORDER BY seq", user=user
+    )
+    return [(int(r.seq), r.body if isinstance(r.body, dict) else json.loads(r.body)) for r in rows]
+
+
+def reset_floor(stack: Stack) -> None:
+    """Close every interaction left open (by a test that failed half-way): stop the server,
+    disconnect them in the store, start it again on the same port."""
+    stack.server.stop()
+    with stack.engine.begin() as connection:
+        connection.exec_driver_sql(
+            "UPDATE interaction SET state = 'disconnected',"
+            " closed_at = COALESCE(closed_at, created_at), offered_to = NULL,"
+            " offer_expires_at = NULL, offer_delivered = false, wrap_up_by = NULL,"
+            " wrap_up_until = NULL WHERE state != 'disconnected' OR wrap_up_until IS NOT NULL"
+        )
+    stack.server.start(same_port=True)
+
+
 # -- agents' sockets -------------------------------------------------------------------------
 
 
@@ -125,25 +167,27 @@ def ws_url(stack: Stack) -> str:
 
 
 class RecordingClient(AgentClient):
-    """The reference client, also keeping every frame the server sent (`frames`), before the
-    client drops an event it already had: the tests see what the server really sent."""
+    """The reference client that also keeps every frame the server sent, per connection
+    (`connections[-1]` is the current one), before the client drops an event it already had:
+    the tests see what the server really sent."""
 
-    frames: list[dict[str, Any]]
+    connections: list[list[dict[str, Any]]]
+
+    async def _handshake(self, resume_from: int | None) -> None:
+        if not hasattr(self, "connections"):
+            self.connections = []
+        self.connections.append([])
+        await super()._handshake(resume_from)
 
     async def _receive(self, ws: ClientConnection) -> dict[str, Any]:
         frame = await super()._receive(ws)
-        if not hasattr(self, "frames"):
-            self.frames = []
-        self.frames.append(frame)
+        self.connections[-1].append(frame)
         return frame
 
     def abort(self) -> None:
-        """Drop the TCP connection without a close frame (the network went away)."""
+        """Drop the TCP connection without a close frame, as when the network goes away."""
         assert self._ws is not None
         self._ws.transport.abort()
-
-    def sent_seqs(self) -> list[int]:
-        return [int(f["seq"]) for f in getattr(self, "frames", []) if f["type"] == "event"]
 
 
 async def connect(stack: Stack, org: Organisation, username: str, **kw: Any) -> RecordingClient:
@@ -157,26 +201,37 @@ async def connect(stack: Stack, org: Organisation, username: str, **kw: Any) -> 
     return client
 
 
-async def raw_socket(stack: Stack) -> ClientConnection:
-    """A bare WebSocket on the agent endpoint: no hello sent, nothing answered."""
-    return await open_websocket(
-        ws_url(stack), open_timeout=WAIT, ping_interval=None, compression=None
-    )
+class AgentSockets:
+    """Reference clients opened in a test, all closed when the `async with` block ends."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.clients: list[AgentClient] = []
+
+    async def connect(self, org: Organisation, username: str, **kw: Any) -> RecordingClient:
+        client = await connect(self.stack, org, username, **kw)
+        self.clients.append(client)
+        return client
+
+    async def __aenter__(self) -> AgentSockets:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await asyncio.gather(*(client.close() for client in self.clients))
 
 
-async def raw_hello(ws: ClientConnection, token: str, **fields: Any) -> dict[str, Any]:
-    """Say hello on a raw socket; return the welcome (a snapshot follows unless resumed)."""
-    await ws.send(json.dumps({"type": "hello", "versions": [1], "token": token, **fields}))
-    welcome: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), WAIT))
-    return welcome
-
-
-async def raw_frame(ws: ClientConnection, frame_type: str | None = None) -> dict[str, Any]:
-    """The next frame (of `frame_type`, skipping others) on a raw socket; never acknowledged."""
-    while True:
-        frame: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), WAIT))
-        if frame_type is None or frame["type"] == frame_type:
-            return frame
+async def make_available(stack: Stack, *clients: AgentClient) -> None:
+    """Make the agents available one after the other, a second apart on the test clock: the
+    first has been idle longest (the default strategy, longest idle, picks it first)."""
+    for client in clients:
+        await client.set_state("away", reason="lining up")
+        await client.set_state("available")
+        await advance(stack, 1)
 
 
 async def next_of(client: AgentClient, kind: str, **match: object) -> Event:
@@ -189,13 +244,37 @@ async def next_of(client: AgentClient, kind: str, **match: object) -> Event:
             return event
 
 
-async def no_event(client: AgentClient, seconds: float = 0.3) -> None:
-    """Assert that no event comes within `seconds`."""
-    try:
-        event = await client.next_event(timeout=seconds)
-    except TimeoutError:
-        return
-    raise AssertionError(f"unexpected event {event}")
+async def drain(client: AgentClient, quiet_s: float = 0.3) -> list[Event]:
+    """Every event that comes until none has come for `quiet_s` seconds."""
+    events = []
+    while True:
+        try:
+            events.append(await client.next_event(timeout=quiet_s))
+        except TimeoutError:
+            return events
+
+
+async def raw_socket(stack: Stack) -> ClientConnection:
+    """A bare WebSocket on the agent endpoint: no hello sent, nothing answered or acknowledged."""
+    return await open_websocket(
+        ws_url(stack), open_timeout=WAIT, ping_interval=None, compression=None
+    )
+
+
+async def raw_frame(ws: ClientConnection, frame_type: str | None = None) -> dict[str, Any]:
+    """The next frame (of `frame_type`, others skipped) on a raw socket, checked against the
+    schemas; never acknowledged."""
+    while True:
+        frame: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), WAIT))
+        validate_frame(frame, direction="server")
+        if frame_type is None or frame["type"] == frame_type:
+            return frame
+
+
+async def raw_hello(ws: ClientConnection, token: str, **fields: Any) -> dict[str, Any]:
+    """Say hello on a raw socket; return the welcome (a snapshot follows unless resumed)."""
+    await ws.send(json.dumps({"type": "hello", "versions": [1], "token": token, **fields}))
+    return await raw_frame(ws)
 
 
 # -- the phone side and the clock ------------------------------------------------------------
@@ -205,10 +284,14 @@ def _http(stack: Stack) -> httpx2.AsyncClient:
     return httpx2.AsyncClient(base_url=stack.server.base_url, timeout=30 * TIMEOUT_SCALE)
 
 
-async def text_from_phone(stack: Stack, phone: str, to: str, text: str) -> dict[str, Any]:
+async def text_from_phone(
+    stack: Stack, phone: str, to: str, text: str, *, http: httpx2.AsyncClient | None = None
+) -> dict[str, Any]:
     """Text `to` from the handset `phone` (sandbox phone API); returns once Parley committed it."""
-    async with _http(stack) as http:
-        answer = await http.post(f"/sandbox/phones/{phone}/messages", json={"to": to, "text": text})
+    if http is None:
+        async with _http(stack) as own:
+            return await text_from_phone(stack, phone, to, text, http=own)
+    answer = await http.post(f"/sandbox/phones/{phone}/messages", json={"to": to, "text": text})
     assert answer.status_code == 201, answer.text
     body: dict[str, Any] = answer.json()
     return body
@@ -233,12 +316,17 @@ async def advance(stack: Stack, seconds: float) -> str:
 
 
 async def clock_now(stack: Stack) -> str:
-    """The server's manual clock, as the protocol writes times (RFC 3339)."""
+    """The server's manual clock, written as the protocol writes times."""
     return await advance(stack, 0)
 
 
+def at(time: str, plus_s: float = 0) -> str:
+    """`time` moved by `plus_s` seconds, written as the server writes times."""
+    return (datetime.fromisoformat(time) + timedelta(seconds=plus_s)).isoformat()
+
+
 async def wait_until(check: Callable[[], Awaitable[T | None]], *, what: str) -> T:
-    """Poll `check` until it returns something other than None (or False); fail after WAIT."""
+    """Poll `check` until it returns something other than None or False; fail after WAIT."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + WAIT
     while True:
@@ -248,15 +336,3 @@ async def wait_until(check: Callable[[], Awaitable[T | None]], *, what: str) -> 
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.02)
-
-
-def store_events(stack: Stack, user: int) -> list[tuple[int, dict[str, Any]]]:
-    """(seq, event) of every event stored for a user, in order."""
-    rows = stack.rows(
-        "SELECT seq, body FROM agent_event WHERE user_id = :user ORDER BY seq", user=user
-    )
-    return [(int(r.seq), r.body if isinstance(r.body, dict) else json.loads(r.body)) for r in rows]
-
-
-def engine_of(stack: Stack) -> sa.Engine:
-    return stack.engine
