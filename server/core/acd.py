@@ -31,6 +31,7 @@ __all__ = [
     "DeadlineHeap",
     "Floor",
     "Presence",
+    "ReadyAgents",
     "WaitingLine",
     "eligible",
     "pick_agent",
@@ -103,6 +104,38 @@ class WaitingLine:
         return min((entry[1] for entry in self._entries), default=None)
 
 
+class ReadyAgents:
+    """The agents of one organisation that could take work now (available, connected, a free
+    slot), kept longest idle first so that dispatch stops at the first eligible one."""
+
+    def __init__(self) -> None:
+        self._keys: dict[int, tuple[datetime, int]] = {}
+        self._order: list[tuple[datetime, int]] = []
+
+    def set(self, agent: Agent, *, ready: bool) -> None:
+        old = self._keys.get(agent.user_id)
+        new = (agent.idle_since, agent.user_id)
+        if ready and old == new:
+            return
+        if old is not None:
+            index = bisect.bisect_left(self._order, old)
+            del self._order[index]
+            del self._keys[agent.user_id]
+        if ready:
+            bisect.insort(self._order, new)
+            self._keys[agent.user_id] = new
+
+    def longest_idle_first(self) -> list[int]:
+        """User ids, longest idle first (a copy: dispatching changes the order)."""
+        return [user_id for _, user_id in self._order]
+
+    def __contains__(self, user_id: object) -> bool:
+        return user_id in self._keys
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+
 class DeadlineHeap:
     """Instants at which the switchboard must look again; stale entries are skipped when due."""
 
@@ -133,10 +166,17 @@ class Floor:
     """Every agent of every organisation, and every waiting line."""
 
     agents: dict[int, Agent] = field(default_factory=dict)
+    ready: dict[int, ReadyAgents] = field(default_factory=dict)  # by organisation
     lines: dict[tuple[int, QueueRef], WaitingLine] = field(default_factory=dict)
     deadlines: DeadlineHeap = field(default_factory=DeadlineHeap)
     round_robin_last: dict[int, int] = field(default_factory=dict)  # workgroup id: user id
     dirty_queues: set[tuple[int, QueueRef]] = field(default_factory=set)
+
+    def ready_in(self, organisation_id: int) -> ReadyAgents:
+        found = self.ready.get(organisation_id)
+        if found is None:
+            found = self.ready[organisation_id] = ReadyAgents()
+        return found
 
     def line(self, organisation_id: int, queue: QueueRef) -> WaitingLine:
         key = (organisation_id, queue)
@@ -200,7 +240,7 @@ def eligible(
         return False
     if now - interaction.enqueued_at < timedelta(seconds=entry.delay_s):
         return False
-    if settings is None:
+    if settings is None or not settings.required_skills:
         return True
     return meets_skills(profile.skills, skills_required(interaction, settings, now))
 

@@ -131,13 +131,23 @@ class OrganisationConfig:
         return found if found is not None else AgentProfile(user_id=user_id, username="")
 
     @functools.cached_property
-    def takers(self) -> Mapping[int, tuple[AgentProfile, ...]]:
-        """Workgroup id: the profiles that take work from it (computed once per config)."""
-        found: dict[int, list[AgentProfile]] = {}
+    def takers(self) -> Mapping[int, Mapping[int, AgentProfile]]:
+        """Workgroup id: {user id: profile} of those who take work from it (computed once)."""
+        found: dict[int, dict[int, AgentProfile]] = {}
         for profile in self.profiles.values():
             for entry in profile.queues:
-                found.setdefault(entry.workgroup_id, []).append(profile)
-        return {workgroup: tuple(profiles) for workgroup, profiles in found.items()}
+                found.setdefault(entry.workgroup_id, {})[profile.user_id] = profile
+        return found
+
+    @functools.cached_property
+    def delays(self) -> Mapping[int, frozenset[int]]:
+        """Workgroup id: the distinct non-zero delays profiles put on it (computed once)."""
+        found: dict[int, set[int]] = {}
+        for profile in self.profiles.values():
+            for entry in profile.queues:
+                if entry.delay_s > 0:
+                    found.setdefault(entry.workgroup_id, set()).add(entry.delay_s)
+        return {workgroup: frozenset(delays) for workgroup, delays in found.items()}
 
     def queue_name(self, queue: QueueRef) -> str:
         names = self.workgroups if queue.kind is QueueKind.WORKGROUP else self.users

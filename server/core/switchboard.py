@@ -64,7 +64,7 @@ from server.core.events import (
 )
 from server.core.interactions import Interaction, InteractionState, Move
 from server.core.keywords import Keyword, classify_keyword
-from server.core.profiles import AgentProfile, WorkgroupSettings
+from server.core.profiles import AgentProfile, Strategy, WorkgroupSettings
 from server.core.routing import OrganisationConfig, QueueKind, QueueRef, choose_queue
 from server.core.views import agent_state_view, interaction_view, message_view
 
@@ -130,6 +130,9 @@ class Switchboard:
     def use_config(self, config: OrganisationConfig) -> None:
         """Route with `config` from now on; live interactions keep their queues."""
         self._configs[config.id] = config
+        for agent in self.floor.agents.values():
+            if agent.organisation_id == config.id:
+                self._refresh(agent)  # capacities may have changed
         self.floor.deadlines.push(_LONG_AGO, "recheck", 0)  # look at every queue again
 
     def config(self, organisation_id: int) -> OrganisationConfig:
@@ -419,6 +422,7 @@ class Switchboard:
         agent = self._agent_for(event.organisation_id, event.user_id, now=now)
         agent.connections += 1
         if agent.connections == 1:
+            self._refresh(agent)
             self._push_agent_state(agent, effects)
             self._find_work(agent, now, effects)
 
@@ -431,6 +435,7 @@ class Switchboard:
         agent.connections -= 1
         if agent.connections > 0:
             return
+        self._refresh(agent)
         for interaction_id in sorted(agent.offers):
             interaction = self._interactions[interaction_id]
             self._end_offer(interaction, agent, now, effects, reason="withdrawn")
@@ -449,6 +454,7 @@ class Switchboard:
             agent.presence, agent.reason, agent.since = presence, reason, now
             if presence is Presence.AVAILABLE and agent.load == 0:
                 agent.idle_since = now
+            self._refresh(agent)
             effects.append(self._save_agent(agent))
             self._push_agent_state(agent, effects)
         effects.append(CommandResult({}))
@@ -533,6 +539,7 @@ class Switchboard:
         interaction.offer_delivered = False
         if agent.load == 0:
             agent.idle_since = now
+        self._refresh(agent)
         self.floor.enqueue(interaction)
         effects.append(self._save(interaction))
         self._push(
@@ -553,6 +560,7 @@ class Switchboard:
         self._end_offer(interaction, agent, now, effects, reason="expired")
         if delivered:  # an undelivered offer expiring is not the agent's fault
             agent.presence, agent.reason, agent.since = Presence.AWAY, _MISSED_OFFER, now
+            self._refresh(agent)
             effects.append(self._save_agent(agent))
             self._push_agent_state(agent, effects)
         self._dispatch_interaction(interaction, now, effects)
@@ -567,6 +575,7 @@ class Switchboard:
         interaction.offer_expires_at = now + timedelta(seconds=settings.offer_timeout_s)
         interaction.offer_delivered = False
         agent.offers.add(interaction.id)
+        self._refresh(agent)
         if interaction.queue.kind is QueueKind.WORKGROUP:
             self.floor.round_robin_last[interaction.queue.id] = agent.user_id
         self.floor.deadlines.push(interaction.offer_expires_at, "offer", interaction.id)
@@ -687,6 +696,7 @@ class Switchboard:
         self.floor.deadlines.push(until, "recheck", 0)
         if agent.load == 0:
             agent.idle_since = now
+        self._refresh(agent)
         self._arm_waiting_deadlines(interaction, config)
         self.floor.enqueue(interaction)
         effects.append(self._save(interaction))
@@ -720,6 +730,7 @@ class Switchboard:
             del self._interactions[interaction.id]
             if agent.load == 0:
                 agent.idle_since = now
+        self._refresh(agent)
         effects.append(self._save(interaction))
         self._push_interaction(interaction, user_id, effects)
         effects.append(CommandResult({}))
@@ -742,6 +753,7 @@ class Switchboard:
         interaction.wrap_up_until = None
         if agent.load == 0:
             agent.idle_since = now
+        self._refresh(agent)
         effects.append(self._save(interaction))
         self._push_interaction(interaction, agent.user_id, effects)
         self._find_work(agent, now, effects)
@@ -798,13 +810,7 @@ class Switchboard:
         if interaction.queue.kind is not QueueKind.WORKGROUP:
             return
         workgroup_id = interaction.queue.id
-        delays = {
-            entry.delay_s
-            for profile in config.profiles.values()
-            for entry in profile.queues
-            if entry.workgroup_id == workgroup_id and entry.delay_s > 0
-        }
-        for delay in delays:
+        for delay in config.delays.get(workgroup_id, ()):
             self.floor.deadlines.push(
                 interaction.enqueued_at + timedelta(seconds=delay), "recheck", 0
             )
@@ -823,40 +829,48 @@ class Switchboard:
             return self.config(interaction.organisation_id).settings_of(interaction.queue.id)
         return WorkgroupSettings(id=0, name="")
 
+    def _refresh(self, agent: Agent) -> None:
+        """Keep the organisation's ready agents up to date after the agent changed."""
+        config = self._configs.get(agent.organisation_id)
+        capacity = 0 if config is None else config.profile_of(agent.user_id).sms_capacity
+        ready = (
+            agent.presence is Presence.AVAILABLE and agent.connections > 0 and agent.load < capacity
+        )
+        self.floor.ready_in(agent.organisation_id).set(agent, ready=ready)
+
     def _dispatch_interaction(
         self, interaction: Interaction, now: datetime, effects: list[Effect]
     ) -> None:
-        """Offer a waiting interaction to the agent its workgroup's strategy picks, if any."""
+        """Offer a waiting interaction to the agent its workgroup's strategy picks, if any.
+
+        Only ready agents are looked at, longest idle first: with that strategy the first
+        eligible one is the answer; the others compare every eligible ready agent.
+        """
         if interaction.state is not InteractionState.QUEUED:
             return
         config = self.config(interaction.organisation_id)
         settings = self._settings(interaction)
+        ready = self.floor.ready_in(interaction.organisation_id)
         if interaction.queue.kind is QueueKind.USER:
-            profiles: Iterable[AgentProfile] = (config.profile_of(interaction.queue.id),)
+            user_id = interaction.queue.id
+            takers: Mapping[int, AgentProfile] = {user_id: config.profile_of(user_id)}
+            order = [user_id] if user_id in ready else []
         else:
-            profiles = config.takers.get(interaction.queue.id, ())
-        agents = self.floor.agents
-        candidates = []
-        capacities = {}
-        for profile in profiles:
-            agent = agents.get(profile.user_id)
-            if (  # the cheap checks first: most agents are busy or away
-                agent is None
-                or agent.presence is not Presence.AVAILABLE
-                or agent.connections <= 0
-                or agent.load >= profile.sms_capacity
-                or agent.organisation_id != interaction.organisation_id
-            ):
+            takers = config.takers.get(interaction.queue.id, {})
+            order = ready.longest_idle_first()
+        checked = settings if settings.id else None
+        candidates: list[Agent] = []
+        capacities: dict[int, int] = {}
+        for user_id in order:
+            profile = takers.get(user_id)
+            if profile is None:
                 continue
-            if eligible(
-                agent,
-                profile=profile,
-                interaction=interaction,
-                settings=settings if settings.id else None,
-                now=now,
-            ):
+            agent = self.floor.agents[user_id]
+            if eligible(agent, profile=profile, interaction=interaction, settings=checked, now=now):
                 candidates.append(agent)
-                capacities[agent.user_id] = profile.sms_capacity
+                capacities[user_id] = profile.sms_capacity
+                if settings.strategy is Strategy.LONGEST_IDLE:
+                    break
         chosen = pick_agent(
             candidates,
             strategy=settings.strategy,
@@ -898,9 +912,10 @@ class Switchboard:
         return None
 
     def _dispatch_all(self, now: datetime, effects: list[Effect]) -> None:
-        """Give every free agent work, longest idle first (after a timer or a reload)."""
-        for agent in sorted(self.floor.agents.values(), key=lambda a: (a.idle_since, a.user_id)):
-            self._find_work(agent, now, effects)
+        """Give every ready agent work, longest idle first (after a timer or a reload)."""
+        for ready in list(self.floor.ready.values()):
+            for user_id in ready.longest_idle_first():
+                self._find_work(self.floor.agents[user_id], now, effects)
 
     # -- effects and bookkeeping -------------------------------------------------------------
 

@@ -64,9 +64,15 @@ class AgentHub:
 
     def __init__(self) -> None:
         self._sessions: dict[int, set[AgentSession]] = {}
+        self._watching: dict[tuple[int, str, int], set[AgentSession]] = {}
 
     def attach(self, session: AgentSession) -> None:
         self._sessions.setdefault(session.user_id, set()).add(session)
+
+    def watch(self, session: AgentSession, queues: set[tuple[str, int]]) -> None:
+        """Send this session the figures of these queues from now on."""
+        for kind, queue_id in queues:
+            self._watching.setdefault((session.organisation_id, kind, queue_id), set()).add(session)
 
     def detach(self, session: AgentSession) -> None:
         sessions = self._sessions.get(session.user_id)
@@ -74,16 +80,20 @@ class AgentHub:
             sessions.discard(session)
             if not sessions:
                 del self._sessions[session.user_id]
+        for key in [key for key, watchers in self._watching.items() if session in watchers]:
+            self._watching[key].discard(session)
+            if not self._watching[key]:
+                del self._watching[key]
 
     def publish(self, pushes: list[AgentPush], figures: list[QueueFigures]) -> None:
         """Called on the event loop after each commit (the driver's `on_commit`)."""
         for push in pushes:
             for session in self._sessions.get(push.user_id, ()):
                 session.deliver(push)
-        if figures:
-            for sessions in self._sessions.values():
-                for session in sessions:
-                    session.figures_changed(figures)
+        for figure in figures:
+            key = (figure.organisation_id, figure.queue.kind.value, figure.queue.id)
+            for session in self._watching.get(key, ()):
+                session.figures_changed(figure)
 
     def session_count(self) -> int:
         return sum(len(sessions) for sessions in self._sessions.values())
@@ -138,12 +148,9 @@ class AgentSession:
             self._offer_seqs[push.seq] = int(str(push.event["interaction_id"]))
         self._outgoing.put_nowait({"type": "event", "seq": push.seq, "event": push.event})
 
-    def figures_changed(self, figures: list[QueueFigures]) -> None:
-        for figure in figures:
-            key = (figure.queue.kind.value, figure.queue.id)
-            if figure.organisation_id == self.organisation_id and key in self._queues:
-                self._pending_figures[key] = figure
-        if self._pending_figures and self._figures_task is None:
+    def figures_changed(self, figure: QueueFigures) -> None:
+        self._pending_figures[(figure.queue.kind.value, figure.queue.id)] = figure
+        if self._figures_task is None:
             self._figures_task = asyncio.get_running_loop().create_task(self._flush_figures())
 
     async def _flush_figures(self) -> None:
@@ -216,6 +223,7 @@ class AgentSession:
                 lambda switchboard, connection: switchboard.agent_queues(organisation_id, user_id)
             )
             self._queues = {(f.queue.kind.value, f.queue.id) for f in queues}
+            self._hub.watch(self, self._queues)
         else:
             frame, queues = await self._driver.query(
                 lambda switchboard, connection: snapshot(
@@ -223,6 +231,7 @@ class AgentSession:
                 )
             )
             self._queues = {(f.queue.kind.value, f.queue.id) for f in queues}
+            self._hub.watch(self, self._queues)
             self._last_sent_seq = int(frame["seq"])
             self._outgoing.put_nowait(frame)
         buffered, self._buffer = self._buffer or [], None
