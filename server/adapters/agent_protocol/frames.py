@@ -135,7 +135,10 @@ class FrameValidator:
         allowed = CLIENT_TYPES if direction == "client" else SERVER_TYPES
         if frame_type not in allowed:
             raise FrameInvalid(_clip(f"unknown type {frame_type!r} from a {direction}"))
-        error = jsonschema.exceptions.best_match(self._validators[frame_type].iter_errors(frame))
+        validator = self._validators[frame_type]
+        if validator.is_valid(frame):  # the common case; finding the best error is costly
+            return
+        error = jsonschema.exceptions.best_match(validator.iter_errors(frame))
         if error is not None:
             raise FrameInvalid(_clip(f"{frame_type}: {_describe(error)}"))
 

@@ -65,6 +65,9 @@ class AgentHub:
     def __init__(self) -> None:
         self._sessions: dict[int, set[AgentSession]] = {}
         self._watching: dict[tuple[int, str, int], set[AgentSession]] = {}
+        self._pending_figures: dict[tuple[int, str, int], QueueFigures] = {}
+        self._figures_task: asyncio.Task[None] | None = None
+        self._last_figures = 0.0
 
     def attach(self, session: AgentSession) -> None:
         self._sessions.setdefault(session.user_id, set()).add(session)
@@ -92,8 +95,32 @@ class AgentHub:
                 session.deliver(push)
         for figure in figures:
             key = (figure.organisation_id, figure.queue.kind.value, figure.queue.id)
+            if key in self._watching:
+                self._pending_figures[key] = figure
+        if self._pending_figures and self._figures_task is None:
+            self._figures_task = asyncio.get_running_loop().create_task(self._flush_figures())
+
+    async def _flush_figures(self) -> None:
+        """Send the figures that changed, at most once a second, to the sessions watching them
+        (a few hundred sockets at a time, so that other work is not kept waiting)."""
+        wait = self._last_figures + FIGURES_INTERVAL_S - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        figures, self._pending_figures = self._pending_figures, {}
+        self._figures_task = None
+        self._last_figures = time.monotonic()
+        by_session: dict[AgentSession, list[QueueFigures]] = {}
+        for key, figure in figures.items():
             for session in self._watching.get(key, ()):
-                session.figures_changed(figure)
+                by_session.setdefault(session, []).append(figure)
+        for index, (session, changed) in enumerate(by_session.items()):
+            session.send_figures(changed)
+            if index % 200 == 199:
+                await asyncio.sleep(0)
+
+    def close(self) -> None:
+        if self._figures_task is not None:
+            self._figures_task.cancel()
 
     def session_count(self) -> int:
         return sum(len(sessions) for sessions in self._sessions.values())
@@ -127,9 +154,6 @@ class AgentSession:
         self._last_sent_seq = 0
         self._offer_seqs: dict[int, int] = {}  # seq of an unacknowledged offer: interaction id
         self._queues: set[tuple[str, int]] = set()
-        self._pending_figures: dict[tuple[str, int], QueueFigures] = {}
-        self._figures_task: asyncio.Task[None] | None = None
-        self._last_figures = 0.0
         self._last_heard = time.monotonic()
 
     # -- from the hub ------------------------------------------------------------------------
@@ -148,22 +172,10 @@ class AgentSession:
             self._offer_seqs[push.seq] = int(str(push.event["interaction_id"]))
         self._outgoing.put_nowait({"type": "event", "seq": push.seq, "event": push.event})
 
-    def figures_changed(self, figure: QueueFigures) -> None:
-        self._pending_figures[(figure.queue.kind.value, figure.queue.id)] = figure
-        if self._figures_task is None:
-            self._figures_task = asyncio.get_running_loop().create_task(self._flush_figures())
-
-    async def _flush_figures(self) -> None:
-        wait = self._last_figures + FIGURES_INTERVAL_S - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        figures, self._pending_figures = self._pending_figures, {}
-        self._figures_task = None
-        self._last_figures = time.monotonic()
-        if figures:
-            self._outgoing.put_nowait(
-                {"type": "queue_figures", "queues": [_figure_json(f) for f in figures.values()]}
-            )
+    def send_figures(self, figures: list[QueueFigures]) -> None:
+        self._outgoing.put_nowait(
+            {"type": "queue_figures", "queues": [_figure_json(f) for f in figures]}
+        )
 
     # -- the session -------------------------------------------------------------------------
 
@@ -179,9 +191,7 @@ class AgentSession:
             await self._read_frames()
         finally:
             self._hub.detach(self)
-            for task in (heartbeat, self._figures_task):
-                if task is not None:
-                    task.cancel()
+            heartbeat.cancel()
             self._outgoing.put_nowait(None)
             with contextlib.suppress(Exception):
                 await writer
