@@ -232,25 +232,35 @@ class Driver:
                 except Exception as error:
                     log.exception("a submission failed alone; it was not stored")
                     self._reload_after_failure()
-                    _answer(job, error=error)
+                    self._release(AfterCommit(), [(job, error)])
                 else:
-                    self._release(after)
-                    _answer(job)
+                    self._release(after, [(job, None)])
         else:
-            self._release(after)
-            for job in group:
-                _answer(job)
+            self._release(after, [(job, None) for job in group])
 
-    def _release(self, after: AfterCommit) -> None:
+    def _release(
+        self, after: AfterCommit, answers: list[tuple[_Job, BaseException | None]]
+    ) -> None:
+        """Hand the event loop, in one call, what the commit released and every answer."""
         assert self._switchboard is not None
         figures = self._switchboard.take_queue_figures()
+        answered = [(job, error) for job, error in answers if job.future is not None]
+        for job, error in answers:
+            if job.future is None and error is not None:
+                log.error("an internal submission failed: %s", error)
         loop = self._loop
-        if loop is None:
+        if loop is None or not (answered or after.pushes or figures or after.sends):
             return
-        if after.pushes or figures:
-            _call_soon(loop, lambda: self.on_commit(after.pushes, figures))
-        if after.sends:
-            _call_soon(loop, lambda: self.on_send(after.sends))
+
+        def on_loop() -> None:
+            if after.pushes or figures:
+                self.on_commit(after.pushes, figures)
+            if after.sends:
+                self.on_send(after.sends)
+            for job, error in answered:
+                _resolve(job, error)
+
+        _call_soon(loop, on_loop)
 
     def _reload_after_failure(self) -> None:
         try:
@@ -350,22 +360,14 @@ class Driver:
         self._inbox.put(_Job(events=(DeadlineReached(),), loop=None, future=None))
 
 
-def _answer(job: _Job, *, error: BaseException | None = None) -> None:
-    future, loop = job.future, job.loop
-    if future is None or loop is None:
-        if error is not None:
-            log.error("an internal submission failed: %s", error)
+def _resolve(job: _Job, error: BaseException | None) -> None:
+    future = job.future
+    if future is None or future.done():
         return
-
-    def resolve() -> None:
-        if future.done():
-            return
-        if error is None:
-            future.set_result(job)
-        else:
-            future.set_exception(error)
-
-    _call_soon(loop, resolve)
+    if error is None:
+        future.set_result(job)
+    else:
+        future.set_exception(error)
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
