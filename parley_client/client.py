@@ -18,7 +18,7 @@ Exceptions, all from this module::
 
     ClientError                 root of everything this client raises (besides TimeoutError)
     ├── ConnectFailed           the socket could not be opened, or no welcome came
-    ├── ConnectionClosed        the connection is closed: .code and .reason (e.g. 4001, 1001)
+    ├── ConnectionClosed        the connection is closed: .code and .reason (e.g. 4001, 1012)
     ├── ProtocolError           the server sent what the protocol does not allow (closed with 4002)
     └── CommandFailed           the server answered a command with command_error: .code, .detail
 
@@ -72,8 +72,8 @@ class ConnectFailed(ClientError):
 class ConnectionClosed(ClientError):
     """The connection is closed. `code` and `reason` are the close frame's (docs/protocol.md,
     Closing): 4001 authentication failed, 4002 bad frame, 4003 unsupported version, 4004 hello
-    expected, 4008 heartbeat timeout, 1001 server shutting down; 1006 when the connection was
-    lost without one. After 1001, 1006 or 4008 call `AgentClient.reconnect`."""
+    expected, 4008 heartbeat timeout, 1012 server restarting (1001 if its writer stopped); 1006 when the connection was
+    lost without one. After 1001, 1006, 1012 or 4008 call `AgentClient.reconnect`."""
 
     def __init__(self, code: int, reason: str) -> None:
         super().__init__(f"connection closed: {code} {reason}".rstrip())
