@@ -56,7 +56,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     driver = Driver(engine=engine, clock=clock, group_commit_max=settings.group_commit_max)
     hub = AgentHub()
     driver.on_commit = hub.publish
-    sandbox = SandboxBroker(engine=engine, clock=clock)
+    # The sandbox posts to Parley at the address it was configured with, never at one taken
+    # from a request's Host header (that would hand the account's key to whoever asked).
+    sandbox = SandboxBroker(
+        engine=engine, clock=clock, webhook_base_url=settings.sandbox_url.rsplit("/sandbox", 1)[0]
+    )
     openapi: dict[str, Any] = yaml.safe_load(OPENAPI_FILE.read_text(encoding="utf-8"))
 
     @contextlib.asynccontextmanager
@@ -76,6 +80,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 yield
             finally:
                 await sender.stop()
+                hub.close()
                 await sandbox.aclose()
                 await anyio.to_thread.run_sync(driver.stop)
                 engine.dispose()
@@ -98,8 +103,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             clock=clock,
             settings=GatewaySettings(heartbeat_s=settings.heartbeat_s),
         ),
-        Mount("/sandbox", routes=sandbox_routes(engine, clock=clock, broker=sandbox)),
     ]
+    if settings.sandbox:
+        routes.append(Mount("/sandbox", routes=sandbox_routes(engine, clock=clock, broker=sandbox)))
     if isinstance(clock, ManualClock):
         routes.append(_test_clock_route(clock, driver))
     app = Starlette(

@@ -18,8 +18,6 @@ import sqlalchemy as sa
 
 from server.adapters.persistence import accounts
 from server.adapters.persistence.database import create_store_engine, migrate
-from server.adapters.persistence.queries import hash_token
-from server.adapters.persistence.tables import ApiToken, Audit, Organisation, table_of
 from server.adapters.user_accounts_cli import register as register_user_accounts
 from server.settings import Settings, SettingsError, load_settings
 
@@ -87,37 +85,21 @@ def cmd_config_export(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def create_token(engine: sa.Engine, *, organisation_slug: str, name: str, value: str) -> bool:
-    """Store the hash of `value` as an API token of the organisation; False if it was there."""
-    organisations = table_of(Organisation)
-    tokens = table_of(ApiToken)
-    audit = table_of(Audit)
-    now = datetime.now(UTC)
+    """Make `value` an organisation-wide API token (an admin with no user); False if it was one
+    already. Raises `accounts.UnknownOrganisation`."""
     with engine.begin() as connection:
-        organisation_id = connection.execute(
-            sa.select(organisations.c.id).where(organisations.c.slug == organisation_slug)
-        ).scalar()
-        if organisation_id is None:
-            raise LookupError(f"no organisation {organisation_slug!r}")
-        digest = hash_token(value)
-        if connection.execute(sa.select(tokens.c.id).where(tokens.c.token_hash == digest)).first():
-            return False
-        connection.execute(
-            tokens.insert().values(
-                organisation_id=organisation_id, name=name, token_hash=digest, created_at=now
-            )
-        )
-        connection.execute(
-            audit.insert().values(
-                organisation_id=organisation_id,
+        try:
+            accounts.create_api_token(
+                connection,
+                organisation_id=accounts.organisation_id_for(connection, slug=organisation_slug),
+                user_id=None,
+                name=name,
                 actor="cli",
-                action="create",
-                entity="api_token",
-                entity_key=name,
-                before=None,
-                after={"name": name},
-                at=now,
+                now=datetime.now(UTC),
+                value=value,
             )
-        )
+        except accounts.TokenExists:
+            return False
     return True
 
 

@@ -300,6 +300,7 @@ class Driver:
         stored = duplicates = 0
         effects: list[Effect] = []
         result: Mapping[str, object] | None = None
+        job.refused = None  # a retry alone after a failed group decides afresh
         for event in job.events:
             if isinstance(event, SmsReceived):
                 key = (event.broker_account_id, event.broker_message_id)

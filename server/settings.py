@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["Secret", "Settings", "SettingsError", "load_settings"]
@@ -47,7 +47,6 @@ class Settings:
     database_url: str = "sqlite:///var/parley.sqlite3"
     environment: str = "development"
     clock: str = "system"
-    admin_token: Secret = field(default_factory=lambda: Secret(""))
     max_webhook_bytes: int = 64 * 1024
     trust_forwarded_headers: bool = False
     public_base_url: str = ""
@@ -56,11 +55,8 @@ class Settings:
     log_level: str = "WARNING"
     noop_route: bool = False
     heartbeat_s: float = 15.0
+    sandbox: bool = True
     sandbox_url: str = "http://127.0.0.1:8000/sandbox"
-
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
 
 
 def _read_dotenv(path: Path) -> dict[str, str]:
@@ -135,7 +131,6 @@ def load_settings(
         database_url=database_url,
         environment=environment,
         clock=clock,
-        admin_token=Secret(get("ADMIN_TOKEN", "")),
         max_webhook_bytes=_integer(
             "PARLEY_MAX_WEBHOOK_BYTES",
             get("MAX_WEBHOOK_BYTES", str(defaults.max_webhook_bytes)),
@@ -153,6 +148,10 @@ def load_settings(
         ),
         log_level=get("LOG_LEVEL", defaults.log_level).upper(),
         noop_route=_flag("PARLEY_NOOP_ROUTE", get("NOOP_ROUTE", "false")),
+        sandbox=_flag(
+            "PARLEY_SANDBOX",
+            get("SANDBOX", "false" if environment == "production" else "true"),
+        ),
         heartbeat_s=float(_integer("PARLEY_HEARTBEAT_S", get("HEARTBEAT_S", "15"), minimum=1)),
         sandbox_url=get(
             "SANDBOX_URL", f"http://127.0.0.1:{source.get('PORT', '8000')}/sandbox"

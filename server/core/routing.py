@@ -149,12 +149,15 @@ class OrganisationConfig:
                     found.setdefault(entry.workgroup_id, set()).add(entry.delay_s)
         return {workgroup: frozenset(delays) for workgroup, delays in found.items()}
 
+    @functools.cached_property
+    def _names(self) -> Mapping[QueueRef, str]:
+        names = {QueueRef(QueueKind.WORKGROUP, i): name for name, i in self.workgroups.items()}
+        names.update({QueueRef(QueueKind.USER, i): name for name, i in self.users.items()})
+        return names
+
     def queue_name(self, queue: QueueRef) -> str:
-        names = self.workgroups if queue.kind is QueueKind.WORKGROUP else self.users
-        for name, queue_id in names.items():
-            if queue_id == queue.id:
-                return name
-        return ""
+        """The workgroup's name or the user's username ("" for a queue no longer configured)."""
+        return self._names.get(queue, "")
 
 
 @dataclass(frozen=True)

@@ -898,7 +898,11 @@ class Switchboard:
         profile = config.profile_of(agent.user_id)
         if agent.presence is not Presence.AVAILABLE or agent.connections <= 0:
             return None
-        for _, queue, _ in profile_queues(profile):
+        best: Interaction | None = None
+        best_priority: int | None = None
+        for priority, queue, _ in profile_queues(profile):  # ordered by profile priority
+            if best is not None and priority != best_priority:
+                return best  # queues of a later priority number come after
             line = self.floor.lines.get((agent.organisation_id, queue))
             if not line:
                 continue
@@ -908,8 +912,11 @@ class Switchboard:
                 if eligible(
                     agent, profile=profile, interaction=interaction, settings=settings, now=now
                 ):
-                    return interaction
-        return None
+                    key = (-interaction.priority, interaction.enqueued_at, interaction.id)
+                    if best is None or key < (-best.priority, best.enqueued_at, best.id):
+                        best, best_priority = interaction, priority
+                    break  # the first eligible of a line is its best
+        return best
 
     def _dispatch_all(self, now: datetime, effects: list[Effect]) -> None:
         """Give every ready agent work, longest idle first (after a timer or a reload)."""

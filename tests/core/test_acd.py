@@ -414,3 +414,16 @@ def test_an_offer_withdrawn_by_a_lost_connection_comes_back_on_reconnect() -> No
     newer = floor.text()
     floor.feed(AgentConnected(ORG, ALICE))
     assert floor.offers() == [(ALICE, older), (ALICE, newer)]
+
+
+def test_queues_of_equal_profile_priority_compete_on_waiting_time() -> None:
+    profile = AgentProfile(
+        ALICE, "alice", 1, queues=(ProfileQueue(SUPPORT, 1), ProfileQueue(SALES, 1))
+    )
+    floor = Floor(config(profiles={ALICE: profile}))
+    floor.sign_in(ALICE, available=False)
+    older_sales = floor.text(SALES_NUMBER)
+    floor.now += timedelta(seconds=30)
+    floor.text(SUPPORT_NUMBER)
+    floor.feed(AgentStateRequested(ORG, ALICE, "available"))
+    assert floor.offers() == [(ALICE, older_sales)]

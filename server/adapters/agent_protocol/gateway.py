@@ -56,7 +56,7 @@ class _Close(Exception):
 
 
 def _encode(frame: dict[str, Any]) -> str:
-    return orjson.dumps(frame).decode()
+    return orjson.dumps(frame, option=orjson.OPT_UTC_Z).decode()
 
 
 class AgentHub:
@@ -121,9 +121,6 @@ class AgentHub:
     def close(self) -> None:
         if self._figures_task is not None:
             self._figures_task.cancel()
-
-    def session_count(self) -> int:
-        return sum(len(sessions) for sessions in self._sessions.values())
 
 
 @dataclass(frozen=True)
@@ -332,9 +329,7 @@ class AgentSession:
                 }
             )
             return
-        self._outgoing.put_nowait(
-            {"type": "command_ack", "id": frame["id"], "result": orjson.loads(orjson.dumps(result))}
-        )
+        self._outgoing.put_nowait({"type": "command_ack", "id": frame["id"], "result": result})
 
     async def _get_interaction(self, frame: dict[str, Any]) -> None:
         interaction_id = int(frame["interaction_id"])
@@ -369,7 +364,7 @@ def _figure_json(figure: QueueFigures) -> dict[str, Any]:
         "id": figure.queue.id,
         "name": figure.name,
         "waiting": figure.waiting,
-        "oldest_enqueued_at": None if oldest is None else oldest.isoformat(),
+        "oldest_enqueued_at": None if oldest is None else oldest.isoformat().replace("+00:00", "Z"),
     }
 
 

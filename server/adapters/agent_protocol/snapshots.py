@@ -26,7 +26,7 @@ _interaction = table_of(Interaction)
 
 
 def _json(value: object) -> Any:
-    return orjson.loads(orjson.dumps(value))
+    return orjson.loads(orjson.dumps(value, option=orjson.OPT_UTC_Z))
 
 
 def message_json(row: Any) -> dict[str, Any]:

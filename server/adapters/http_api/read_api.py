@@ -31,8 +31,8 @@ def _scope(principal: Principal) -> dict[str, int | None]:
     """The query arguments that keep a principal to what it may see."""
     agent = None
     if not principal.at_least("supervisor"):
-        assert principal.user_id is not None  # only a user can be an agent
-        agent = principal.user_id
+        # an agent is always a user; -1 (no such user) would show nothing rather than everything
+        agent = principal.user_id if principal.user_id is not None else -1
     return {"organisation_id": principal.organisation_id, "visible_to_agent": agent}
 
 

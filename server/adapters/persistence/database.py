@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -18,13 +19,21 @@ __all__ = ["create_store_engine", "migrate"]
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
 
+def _json_text(value: object) -> str:
+    return orjson.dumps(value, option=orjson.OPT_UTC_Z).decode()
+
+
 def create_store_engine(url: str, *, sqlite_synchronous: str = "FULL") -> sa.Engine:
     """Return an engine for `url`; for SQLite, create the file's folder and set the pragmas."""
     if url.startswith("sqlite:///"):
         path = url.removeprefix("sqlite:///")
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = sa.create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            json_serializer=_json_text,
+        )
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(connection: Any, _record: Any) -> None:
@@ -36,7 +45,9 @@ def create_store_engine(url: str, *, sqlite_synchronous: str = "FULL") -> sa.Eng
             cursor.close()
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    return sa.create_engine(
+        url, pool_pre_ping=True, pool_size=5, max_overflow=5, json_serializer=_json_text
+    )
 
 
 def migrate(engine: sa.Engine) -> None:

@@ -184,7 +184,7 @@ def write_effects(
     events = []
     for effect in effects:
         if isinstance(effect, PushToAgent):
-            body: dict[str, Any] = orjson.loads(orjson.dumps(effect.event))
+            body: dict[str, Any] = orjson.loads(orjson.dumps(effect.event, option=orjson.OPT_UTC_Z))
             push = AgentPush(
                 effect.organisation_id, effect.user_id, sequences.take(effect.user_id), body
             )

@@ -11,9 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from server.adapters.persistence.accounts import hash_token
 from server.adapters.persistence.tables import (
-    ApiToken,
     Interaction,
     InteractionHandler,
     Message,
@@ -25,31 +23,19 @@ from server.adapters.persistence.tables import (
 
 __all__ = [
     "get_interaction",
-    "hash_token",
     "list_interactions",
     "list_queues",
-    "organisation_for_token",
     "theirs",
 ]
 
 _interaction = table_of(Interaction)
 _message = table_of(Message)
 _handler = table_of(InteractionHandler)
-_token = table_of(ApiToken)
 _user = table_of(User)
 _workgroup = table_of(Workgroup)
 _member = table_of(WorkgroupMember)
 
 _QUEUE_ORDER = (_interaction.c.priority.desc(), _interaction.c.enqueued_at, _interaction.c.id)
-
-
-def organisation_for_token(connection: sa.Connection, token: str) -> int | None:
-    row = connection.execute(
-        sa.select(_token.c.organisation_id).where(
-            _token.c.token_hash == hash_token(token), _token.c.revoked_at.is_(None)
-        )
-    ).first()
-    return None if row is None else int(row.organisation_id)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -243,7 +229,7 @@ def list_queues(
             "id": queue_id,
             "name": names.get((kind, queue_id), ""),
             "waiting_count": len(entries),
-            "oldest_enqueued_at": entries[0]["enqueued_at"] if entries else None,
+            "oldest_enqueued_at": min((e["enqueued_at"] for e in entries), default=None),
             "waiting": entries,
         }
         for (kind, queue_id), entries in waiting.items()

@@ -1,0 +1,86 @@
+"""The read side's queue figures on a real store."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+from server.adapters.persistence import queries
+from server.adapters.persistence.tables import (
+    BrokerAccount,
+    Interaction,
+    Organisation,
+    PhoneNumber,
+    Provider,
+    Workgroup,
+    table_of,
+)
+
+T0 = datetime(2026, 1, 1, 9, tzinfo=UTC)
+
+
+def test_a_boosted_interaction_goes_first_and_the_oldest_wait_is_still_the_oldest(
+    store: sa.Engine,
+) -> None:
+    with store.begin() as db:
+        db.execute(table_of(Provider).insert().values(id=1, slug="p", name="P", created_at=T0))
+        db.execute(
+            table_of(Organisation)
+            .insert()
+            .values(id=1, provider_id=1, slug="o", name="O", created_at=T0)
+        )
+        db.execute(
+            table_of(Workgroup)
+            .insert()
+            .values(id=1, organisation_id=1, name="Support", created_at=T0)
+        )
+        db.execute(
+            table_of(BrokerAccount)
+            .insert()
+            .values(
+                id=1,
+                provider_id=1,
+                organisation_id=1,
+                public_id="a",
+                broker="sandbox",
+                name="A",
+                credentials={},
+                created_at=T0,
+            )
+        )
+        db.execute(
+            table_of(PhoneNumber)
+            .insert()
+            .values(
+                id=1,
+                organisation_id=1,
+                broker_account_id=1,
+                e164="+19205550100",
+                friendly_name="n",
+                workgroup_id=1,
+                created_at=T0,
+            )
+        )
+        for interaction_id, priority, minutes in ((1, 0, 0), (2, 10, 5), (3, 0, 2)):
+            db.execute(
+                table_of(Interaction)
+                .insert()
+                .values(
+                    id=interaction_id,
+                    organisation_id=1,
+                    number_id=1,
+                    local_number="+19205550100",
+                    remote_number=f"+1414555000{interaction_id}",
+                    state="queued",
+                    queue_kind="workgroup",
+                    queue_id=1,
+                    priority=priority,
+                    enqueued_at=T0 + timedelta(minutes=minutes),
+                    created_at=T0,
+                )
+            )
+    with store.connect() as db:
+        [support] = queries.list_queues(db, organisation_id=1)["queues"]
+    assert [w["interaction_id"] for w in support["waiting"]] == [2, 1, 3]
+    assert support["oldest_enqueued_at"] == "2026-01-01T09:00:00Z"
