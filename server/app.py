@@ -130,6 +130,6 @@ def _test_clock_route(clock: ManualClock, driver: Driver) -> Route:
             return error_response(422, "bad_parameter", "advance_s must be a number >= 0")
         now = clock.advance(float(seconds))
         await driver.tick()
-        return JSONResponse({"now": now.isoformat()})
+        return JSONResponse({"now": now.isoformat().replace("+00:00", "Z")})
 
     return Route("/_test/clock", advance, methods=["POST"])

@@ -12,54 +12,45 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from server.adapters.persistence.database import create_store_engine
-from server.adapters.persistence.tables import SQLModel
-
 # One constant scales every wait in the suite (a slow machine raises it, never a test's sleep).
 TIMEOUT_SCALE = float(os.environ.get("PARLEY_TEST_TIMEOUT_SCALE", "1"))
 
 
 @functools.cache
-def _postgres_url() -> str | None:
-    """A database of this test run's own on the PostgreSQL server that
-    PARLEY_TEST_DATABASE_URL names (so that two runs on one server never meet), dropped at exit."""
+def _postgres_admin() -> sa.Engine | None:
+    """An engine on the PostgreSQL server that PARLEY_TEST_DATABASE_URL names, or None."""
     given = os.environ.get("PARLEY_TEST_DATABASE_URL", "")
     if not given:
         return None
-    server_url = sa.make_url(given.replace("postgresql://", "postgresql+psycopg://", 1))
+    url = sa.make_url(given.replace("postgresql://", "postgresql+psycopg://", 1))
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    atexit.register(admin.dispose)
+    return admin
+
+
+def _new_postgres_database() -> str:
+    """A database of its own on that server (two stores, or two test runs, never meet there),
+    dropped when the test run ends."""
+    admin = _postgres_admin()
+    assert admin is not None
     name = f"parley_test_{os.getpid()}_{secrets.token_hex(4)}"
-    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
 
     def drop() -> None:
         with admin.connect() as connection:
             connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
     atexit.register(drop)
-    return server_url.set(database=name).render_as_string(hide_password=False)
-
-
-def reset_database(url: str) -> None:
-    """Drop every table (and Alembic's version row) so migrations start from nothing."""
-    engine = create_store_engine(url)
-    try:
-        with engine.begin() as connection:
-            SQLModel.metadata.drop_all(connection)
-            connection.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
-    finally:
-        engine.dispose()
+    return admin.url.set(database=name).render_as_string(hide_password=False)
 
 
 def fresh_database_url(folder: Path) -> str:
-    """Return the URL of an empty store: a new SQLite file in `folder`, or the PostgreSQL test
-    database (PARLEY_TEST_DATABASE_URL) emptied."""
-    postgres = _postgres_url()
-    if postgres is None:
+    """Return the URL of an empty store: a new SQLite file in `folder`, or a new database on the
+    PostgreSQL server of PARLEY_TEST_DATABASE_URL."""
+    if _postgres_admin() is None:
         return f"sqlite:///{folder / 'parley.sqlite3'}"
-    reset_database(postgres)
-    return postgres
+    return _new_postgres_database()
 
 
 @pytest.fixture

@@ -322,7 +322,8 @@ async def clock_now(stack: Stack) -> str:
 
 def at(time: str, plus_s: float = 0) -> str:
     """`time` moved by `plus_s` seconds, written as the server writes times."""
-    return (datetime.fromisoformat(time) + timedelta(seconds=plus_s)).isoformat()
+    moved = datetime.fromisoformat(time) + timedelta(seconds=plus_s)
+    return moved.isoformat().replace("+00:00", "Z")
 
 
 async def wait_until(check: Callable[[], Awaitable[T | None]], *, what: str) -> T:
