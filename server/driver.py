@@ -82,6 +82,7 @@ class _Job:
     query: Query | None = None
     result: Any = None
     refused: CommandRefused | None = None
+    query_error: Exception | None = None
     effects: list[Effect] = field(default_factory=list)
 
 
@@ -176,8 +177,10 @@ class Driver:
 
     async def query(self, query: Query) -> Any:
         """Run `query(switchboard, connection)` in the writer, between two groups: what it reads
-        is consistent with the events sent so far."""
+        is consistent with the events sent so far. Raises what the query raised."""
         job = await self._put(self._job((), query))
+        if job.query_error is not None:
+            raise job.query_error
         return job.result
 
     async def tick(self) -> None:
@@ -287,7 +290,11 @@ class Driver:
             after = write_effects(connection, effects, sequences=self._sequences, now=now)
             for job in group:  # queries see the group's effects, in memory and in the store
                 if job.query is not None:
-                    job.result = job.query(switchboard, connection)
+                    try:
+                        job.result = job.query(switchboard, connection)
+                    except Exception as error:  # a failed read must not undo the group's writes
+                        log.exception("a query failed")
+                        job.query_error = error
             return after
 
     def _feed(

@@ -174,3 +174,37 @@ def test_another_organisation_sees_nothing(stack: Stack) -> None:
         stranger.headers["Authorization"] = "Bearer not-a-token-of-anyone"
         assert stranger.get("/api/interactions").status_code == 401
         assert stranger.get("/auth/me").status_code == 401
+
+
+def _hello_with_cookie(stack: Stack, cookie: str, origin: str | None) -> dict[str, object]:
+    """Open the agent socket as a browser would (cookie, Origin) and return the first frame, or
+    {"closed": code} when the server closes instead."""
+    import asyncio
+
+    import orjson
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    async def talk() -> dict[str, object]:
+        headers = {"Cookie": f"parley_session={cookie}"}
+        if origin is not None:
+            headers["Origin"] = origin
+        url = stack.server.base_url.replace("http://", "ws://") + "/agent/ws"
+        async with connect(url, additional_headers=headers, origin=None) as ws:
+            await ws.send(orjson.dumps({"type": "hello", "versions": [1]}).decode())
+            try:
+                return dict(orjson.loads(await asyncio.wait_for(ws.recv(), 10 * TIMEOUT_SCALE)))
+            except ConnectionClosed as closed:
+                return {"closed": None if closed.rcvd is None else closed.rcvd.code}
+
+    return asyncio.run(talk())
+
+
+def test_a_browser_session_opens_the_agent_socket_only_from_its_own_site(stack: Stack) -> None:
+    with browser(stack) as client:
+        assert sign_in(client, "alice").status_code == 200
+        cookie = client.cookies["parley_session"]
+    host = stack.server.base_url.removeprefix("http://")
+    same = _hello_with_cookie(stack, cookie, origin=f"http://{host}")
+    assert same["type"] == "welcome"
+    assert _hello_with_cookie(stack, cookie, origin="https://evil.example") == {"closed": 4001}

@@ -320,16 +320,20 @@ class AgentSession:
         try:
             result = await self._driver.command(event)
         except CommandRefused as refused:
-            self._outgoing.put_nowait(
-                {
-                    "type": "command_error",
-                    "id": frame["id"],
-                    "code": refused.code,
-                    "detail": refused.detail,
-                }
-            )
+            self._command_error(frame, refused.code, refused.detail)
+            return
+        except DriverStopped:
+            raise
+        except Exception:  # the store failed: nothing was changed, the client may retry
+            log.exception("command %s of user %s failed", frame["type"], self.user_id)
+            self._command_error(frame, "unavailable", "the server could not do it now; retry")
             return
         self._outgoing.put_nowait({"type": "command_ack", "id": frame["id"], "result": result})
+
+    def _command_error(self, frame: dict[str, Any], code: str, detail: str) -> None:
+        self._outgoing.put_nowait(
+            {"type": "command_error", "id": frame["id"], "code": code, "detail": detail}
+        )
 
     async def _get_interaction(self, frame: dict[str, Any]) -> None:
         interaction_id = int(frame["interaction_id"])
@@ -459,7 +463,18 @@ class AgentEndpoint:
                     return accounts.principal_for_token(connection, token=token, now=now)
 
             return await asyncio.to_thread(by_token)
+        if not _same_origin(websocket):
+            return None  # a page of another site may not use the agent's session cookie
         return await asyncio.to_thread(lambda: authenticate(websocket, engine, now=now))
+
+
+def _same_origin(websocket: WebSocket) -> bool:
+    """True when the handshake has no Origin (not a browser) or one naming this host."""
+    origin = websocket.headers.get("origin")
+    if origin is None:
+        return True
+    host = websocket.headers.get("x-forwarded-host") or websocket.headers.get("host", "")
+    return origin.split("://", 1)[-1].rstrip("/") == host
 
 
 def agent_routes(
