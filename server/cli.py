@@ -46,7 +46,8 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_config_check(settings: Settings, args: argparse.Namespace) -> int:
-    from server.adapters.config_files import ConfigInvalid, load_config_folder
+    from server.adapters.config_document import ConfigInvalid
+    from server.adapters.config_files import load_config_folder
 
     try:
         document = load_config_folder(Path(args.folder))
@@ -58,7 +59,8 @@ def cmd_config_check(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_config_apply(settings: Settings, args: argparse.Namespace) -> int:
-    from server.adapters.config_files import ConfigInvalid, load_config_folder
+    from server.adapters.config_document import ConfigInvalid
+    from server.adapters.config_files import load_config_folder
     from server.adapters.persistence.config_apply import ConfigConflict, apply_config
 
     try:
@@ -77,7 +79,7 @@ def cmd_config_apply(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_config_export(settings: Settings, args: argparse.Namespace) -> int:
-    from server.adapters.persistence.config_apply import export_config
+    from server.adapters.persistence.config_export import export_config
 
     export_config(_engine(settings), organisation_slug=args.org, folder=Path(args.folder))
     print(f"organisation {args.org!r} written to {args.folder}")

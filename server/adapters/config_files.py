@@ -1,82 +1,58 @@
-"""Organisation configuration as files: a folder of YAML read into a validated document.
+"""Reading a configuration folder: its YAML files checked and read into one document.
 
 The folder format is described in `routing_profiles/README.md` (ARCHITECTURE.md, "Decisions:
 Configuration"). `load_config_folder(path)` reads the six files, replaces `${ENV_NAME}` and
 `${ENV_NAME:-fallback}` placeholders in every string, checks everything it can without a store
 (syntax, unknown and missing keys, types, ranges, duplicates, regular expressions, handlers,
 references between the files, broker credentials, phone numbers, routing profiles and escalation
-steps) and returns an `OrganisationDocument`, or
-raises `ConfigInvalid` listing every problem at once. Apply the document to the store with
-`server.adapters.persistence.config_apply.apply_config`; `write_config_folder` writes one back as
-files, credentials as placeholders.
-
-Collections whose order means nothing (users, workgroups, members, profiles, accounts, numbers,
-skills) are sorted, and a profile's queues by (priority, workgroup), so two folders that configure
-the same thing give equal documents; inbound routes and escalation steps keep their order.
-
-Exception tree:
-    ConfigError          -- an organisation's configuration cannot be used
-    ├── ConfigInvalid    -- the files are wrong; `problems` lists every `ConfigProblem`
-    └── ConfigConflict   -- (config_apply) the files are valid but the store refuses them
+steps) and returns an `OrganisationDocument` (`server.adapters.config_document`), or raises
+`ConfigInvalid` listing every problem at once. Apply the document to the store with
+`server.adapters.persistence.config_apply.apply_config`;
+`server.adapters.config_writer.write_config_folder` writes one back as files.
 """
 
 from __future__ import annotations
 
 import difflib
-import enum
 import importlib
 import os
 import re
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import phonenumbers
 import yaml
 
+from server.adapters.config_document import (
+    ACCOUNT_FLAGS,
+    CONFIG_FILES,
+    ROLES,
+    STRATEGIES,
+    WORKGROUP_NUMBERS,
+    BrokerAccountSpec,
+    ConfigInvalid,
+    ConfigProblem,
+    Destination,
+    DestinationKind,
+    EscalationStep,
+    NumberSpec,
+    OrganisationDocument,
+    OrganisationSpec,
+    ProfileQueueSpec,
+    ProviderSpec,
+    RouteSpec,
+    RoutingProfileSpec,
+    UserSpec,
+    WorkgroupSpec,
+)
 from server.core.phone_numbers import ImpossibleNumber, to_e164
 from server.core.routing import RouteField
 
-__all__ = [
-    "CONFIG_FILES",
-    "ROLES",
-    "STRATEGIES",
-    "BrokerAccountSpec",
-    "ConfigError",
-    "ConfigInvalid",
-    "ConfigProblem",
-    "Destination",
-    "DestinationKind",
-    "EscalationStep",
-    "NumberSpec",
-    "OrganisationDocument",
-    "OrganisationSpec",
-    "ProfileQueueSpec",
-    "ProviderSpec",
-    "RouteSpec",
-    "RoutingProfileSpec",
-    "UserSpec",
-    "WorkgroupSpec",
-    "credential_variable",
-    "load_config_folder",
-    "write_config_folder",
-]
+__all__ = ["load_config_folder"]
 
-CONFIG_FILES = (
-    "organisation.yaml",
-    "people.yaml",
-    "profiles.yaml",
-    "brokers.yaml",
-    "numbers.yaml",
-    "inbound_routes.yaml",
-)
 _REQUIRED_FILES = frozenset({"organisation.yaml", "inbound_routes.yaml"})
-
-ROLES = ("agent", "supervisor", "admin")
-# How a workgroup picks among the agents who could take an interaction; the first is the default.
-STRATEGIES = ("longest_idle", "least_busy", "round_robin")
 _SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{3,64}")
 _HANDLER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
@@ -84,187 +60,6 @@ _HANDLER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Z
 _PLACEHOLDER = re.compile(r"\$\{(?:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\})?")
 _TOP = "top level"
 _SKILL_HINT = "lower-case letters, digits, '-' and '_', at most 64"
-
-
-# --- the document -------------------------------------------------------------------------------
-
-
-class ConfigError(Exception):
-    """An organisation's configuration cannot be used."""
-
-
-@dataclass(frozen=True)
-class ConfigProblem:
-    """One thing wrong in one file: `where` names the item (`routes[2] 'spanish'`)."""
-
-    file: str
-    where: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}: {self.where}: {self.message}"
-
-
-class ConfigInvalid(ConfigError):
-    """The folder is not a valid configuration; `problems` holds every problem found."""
-
-    def __init__(self, problems: Iterable[ConfigProblem]) -> None:
-        self.problems = tuple(problems)
-        super().__init__("\n".join(str(problem) for problem in self.problems))
-
-
-@dataclass(frozen=True)
-class ProviderSpec:
-    slug: str
-    name: str
-
-
-@dataclass(frozen=True)
-class OrganisationSpec:
-    slug: str
-    name: str
-    provider: ProviderSpec
-    country: str = "US"
-
-
-@dataclass(frozen=True)
-class UserSpec:
-    """A user; `routing_profile` names a `RoutingProfileSpec` (None: only the user's own queue).
-
-    `skills` (skill: level 1..10) count on top of the profile's; for a skill in both, the user's
-    level wins.
-    """
-
-    username: str
-    display_name: str
-    role: str = "agent"
-    send_alerts: bool = False
-    routing_profile: str | None = None
-    skills: Mapping[str, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class EscalationStep:
-    """After `after_s` seconds in queue: drop the skills requirement, or overflow to a workgroup.
-
-    Exactly one of `drop_skills` (True) or `overflow_to` (a workgroup name) is set.
-    """
-
-    after_s: int
-    drop_skills: bool = False
-    overflow_to: str | None = None
-
-
-@dataclass(frozen=True)
-class WorkgroupSpec:
-    """A workgroup (a team and its queue) and how its queue offers work.
-
-    `strategy` is one of `STRATEGIES`; `required_skills` (skill: minimum level) must all be met by
-    an agent; `escalation` steps are in order of strictly increasing `after_s`.
-    """
-
-    name: str
-    members: tuple[str, ...] = ()
-    strategy: str = "longest_idle"
-    offer_timeout_s: int = 30
-    wrap_up_timeout_s: int = 60
-    transfer_priority_boost: int = 10
-    required_skills: Mapping[str, int] = field(default_factory=dict)
-    escalation: tuple[EscalationStep, ...] = ()
-
-
-@dataclass(frozen=True)
-class ProfileQueueSpec:
-    """A queue a profile takes work from: lower `priority` is served first, after `delay_s`."""
-
-    workgroup: str
-    priority: int
-    delay_s: int = 0
-
-
-@dataclass(frozen=True)
-class RoutingProfileSpec:
-    """The agent side of routing: queues (sorted by priority, then workgroup), capacity, skills."""
-
-    name: str
-    sms_capacity: int = 3
-    skills: Mapping[str, int] = field(default_factory=dict)
-    queues: tuple[ProfileQueueSpec, ...] = ()
-
-
-@dataclass(frozen=True)
-class BrokerAccountSpec:
-    """A broker account; `credentials` never shows in `repr`."""
-
-    public_id: str
-    broker: str
-    name: str
-    region: str
-    credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
-    inbound_enabled: bool = True
-    outbound_enabled: bool = True
-    mms_enabled: bool = False
-    user_can_block: bool = False
-    user_confirmation_required: bool = False
-
-
-@dataclass(frozen=True)
-class NumberSpec:
-    """A number (E.164) on an account, assigned to exactly one of `workgroup` or `user`."""
-
-    e164: str
-    account: str
-    friendly_name: str
-    workgroup: str | None = None
-    user: str | None = None
-    mms_enabled: bool | None = None  # None: as the account says
-    user_can_block: bool | None = None  # None: as the account says
-
-
-class DestinationKind(enum.StrEnum):
-    WORKGROUP = "workgroup"
-    USER = "user"
-    HANDLER = "handler"
-    ASSIGNED = "assigned"  # the queue the number is assigned to
-
-
-@dataclass(frozen=True)
-class Destination:
-    """Where a route sends a text; `target` is a name, `module:function`, or "" for assigned."""
-
-    kind: DestinationKind
-    target: str = ""
-
-
-@dataclass(frozen=True)
-class RouteSpec:
-    name: str
-    field: RouteField
-    pattern: str
-    destination: Destination
-
-
-@dataclass(frozen=True)
-class OrganisationDocument:
-    """One organisation's whole configuration, validated; routes in order, the default last."""
-
-    organisation: OrganisationSpec
-    users: tuple[UserSpec, ...] = ()
-    workgroups: tuple[WorkgroupSpec, ...] = ()
-    accounts: tuple[BrokerAccountSpec, ...] = ()
-    numbers: tuple[NumberSpec, ...] = ()
-    routes: tuple[RouteSpec, ...] = ()
-    default_destination: Destination = Destination(DestinationKind.ASSIGNED)
-    profiles: tuple[RoutingProfileSpec, ...] = ()
-
-
-def credential_variable(*, public_id: str, field: str) -> str:
-    """Return the environment variable an exported credential is read from.
-
-    `credential_variable(public_id="demo-twilio", field="auth_token")` is
-    `PARLEY_DEMO_TWILIO_AUTH_TOKEN`.
-    """
-    return "PARLEY_" + re.sub(r"[^A-Z0-9]", "_", f"{public_id}_{field}".upper())
 
 
 # --- reading YAML -------------------------------------------------------------------------------
@@ -552,14 +347,6 @@ class _People:
     profile_references: list[tuple[str, str]] = field(default_factory=list)
 
 
-# A workgroup's numeric settings: (default, minimum, maximum).
-_WORKGROUP_NUMBERS = MappingProxyType(
-    {
-        "offer_timeout_s": (30, 5, 600),
-        "wrap_up_timeout_s": (60, 0, 3600),
-        "transfer_priority_boost": (10, 0, 1000),
-    }
-)
 _ESCALATION_AFTER_MAX = 86_400  # a day
 
 
@@ -655,7 +442,7 @@ def _read_workgroup(
         item,
         where,
         required=("name",),
-        optional=("members", "strategy", *_WORKGROUP_NUMBERS, "required_skills", "escalation"),
+        optional=("members", "strategy", *WORKGROUP_NUMBERS, "required_skills", "escalation"),
     )
     if workgroup is None:
         return None, None, []
@@ -683,7 +470,7 @@ def _read_workgroup(
         strategy = None
     numbers = {
         key: file.integer(workgroup, key, where, default=default, minimum=low, maximum=high)
-        for key, (default, low, high) in _WORKGROUP_NUMBERS.items()
+        for key, (default, low, high) in WORKGROUP_NUMBERS.items()
     }
     required_skills = file.skills(workgroup, "required_skills", where)
     escalation, escalation_ok = _read_escalation(file, workgroup, where)
@@ -864,18 +651,6 @@ def _read_profiles(
     return profiles, names
 
 
-# An account's true/false settings and their defaults.
-_ACCOUNT_FLAGS = MappingProxyType(
-    {
-        "inbound_enabled": True,
-        "outbound_enabled": True,
-        "mms_enabled": False,
-        "user_can_block": False,
-        "user_confirmation_required": False,
-    }
-)
-
-
 def _read_credentials(file: _File, value: object, where: str) -> dict[str, str] | None:
     """Return the credentials mapping with placeholders replaced; None if any value is wrong."""
     if value is None:
@@ -919,7 +694,7 @@ def _read_brokers(
             item,
             where,
             required=("public_id", "broker"),
-            optional=("name", "region", *_ACCOUNT_FLAGS, "credentials"),
+            optional=("name", "region", *ACCOUNT_FLAGS, "credentials"),
         )
         if account is None:
             continue
@@ -938,9 +713,7 @@ def _read_brokers(
             regions[public_id] = region or country
         name = file.text(account, "name", where, default=public_id)
         broker = file.text(account, "broker", where, max_length=32)
-        flags = {
-            key: file.flag(account, key, where, default=d) for key, d in _ACCOUNT_FLAGS.items()
-        }
+        flags = {key: file.flag(account, key, where, default=d) for key, d in ACCOUNT_FLAGS.items()}
         credentials = _read_credentials(file, account.get("credentials"), f"{where}.credentials")
         if broker is not None:
             try:
@@ -1307,136 +1080,3 @@ def load_config_folder(
         default_destination=default,
         profiles=tuple(sorted(profiles, key=lambda profile: profile.name)),
     )
-
-
-# --- writing ------------------------------------------------------------------------------------
-
-_HEADER = (
-    "# Written by `parley config export`. Credentials are read from the environment:\n"
-    "# set each ${PARLEY_...} variable before `parley config apply`.\n"
-)
-
-
-def _destination_node(destination: Destination) -> dict[str, object]:
-    if destination.kind is DestinationKind.ASSIGNED:
-        return {"assigned": True}
-    return {destination.kind.value: destination.target}
-
-
-def _user_node(user: UserSpec) -> dict[str, object]:
-    node: dict[str, object] = {
-        "username": user.username,
-        "display_name": user.display_name,
-        "role": user.role,
-        "send_alerts": user.send_alerts,
-    }
-    if user.routing_profile is not None:
-        node["routing_profile"] = user.routing_profile
-    if user.skills:
-        node["skills"] = dict(user.skills)
-    return node
-
-
-def _workgroup_node(workgroup: WorkgroupSpec) -> dict[str, object]:
-    node: dict[str, object] = {
-        "name": workgroup.name,
-        "members": list(workgroup.members),
-        "strategy": workgroup.strategy,
-        **{key: getattr(workgroup, key) for key in _WORKGROUP_NUMBERS},
-    }
-    if workgroup.required_skills:
-        node["required_skills"] = dict(workgroup.required_skills)
-    if workgroup.escalation:
-        node["escalation"] = [
-            {"after_s": step.after_s, "overflow_to": step.overflow_to}
-            if step.overflow_to is not None
-            else {"after_s": step.after_s, "drop_skills": True}
-            for step in workgroup.escalation
-        ]
-    return node
-
-
-def _profile_node(profile: RoutingProfileSpec) -> dict[str, object]:
-    node: dict[str, object] = {"name": profile.name, "sms_capacity": profile.sms_capacity}
-    if profile.skills:
-        node["skills"] = dict(profile.skills)
-    node["queues"] = [
-        {"workgroup": queue.workgroup, "priority": queue.priority, "delay_s": queue.delay_s}
-        for queue in profile.queues
-    ]
-    return node
-
-
-def _document_files(document: OrganisationDocument) -> dict[str, dict[str, object]]:
-    """Return each file's content, credentials replaced by `${PARLEY_...}` placeholders."""
-    organisation = document.organisation
-    accounts = []
-    for account in document.accounts:
-        accounts.append(
-            {
-                "public_id": account.public_id,
-                "broker": account.broker,
-                "name": account.name,
-                "region": account.region,
-                **{key: getattr(account, key) for key in _ACCOUNT_FLAGS},
-                "credentials": {
-                    key: "${" + credential_variable(public_id=account.public_id, field=key) + "}"
-                    for key in sorted(account.credentials)
-                },
-            }
-        )
-    numbers = []
-    for number in document.numbers:
-        entry: dict[str, object] = {
-            "number": number.e164,
-            "account": number.account,
-            "friendly_name": number.friendly_name,
-        }
-        if number.workgroup is not None:
-            entry["workgroup"] = number.workgroup
-        if number.user is not None:
-            entry["user"] = number.user
-        if number.mms_enabled is not None:
-            entry["mms_enabled"] = number.mms_enabled
-        if number.user_can_block is not None:
-            entry["user_can_block"] = number.user_can_block
-        numbers.append(entry)
-    return {
-        "organisation.yaml": {
-            "slug": organisation.slug,
-            "name": organisation.name,
-            "provider": {"slug": organisation.provider.slug, "name": organisation.provider.name},
-            "country": organisation.country,
-        },
-        "people.yaml": {
-            "users": [_user_node(user) for user in document.users],
-            "workgroups": [_workgroup_node(workgroup) for workgroup in document.workgroups],
-        },
-        "profiles.yaml": {"profiles": [_profile_node(profile) for profile in document.profiles]},
-        "brokers.yaml": {"accounts": accounts},
-        "numbers.yaml": {"numbers": numbers},
-        "inbound_routes.yaml": {
-            "routes": [
-                {
-                    "name": route.name,
-                    "type": route.field.value,
-                    "pattern": route.pattern,
-                    "destination": _destination_node(route.destination),
-                }
-                for route in document.routes
-            ],
-            "default": {"destination": _destination_node(document.default_destination)},
-        },
-    }
-
-
-def write_config_folder(document: OrganisationDocument, folder: Path) -> None:
-    """Write `document` as the six files in `folder` (created if needed; files replaced).
-
-    Credentials are never written: each becomes `${PARLEY_<PUBLIC_ID>_<FIELD>}` (see
-    `credential_variable`), so `load_config_folder` reads them back from the environment.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, content in _document_files(document).items():
-        text = yaml.safe_dump(content, sort_keys=False, allow_unicode=True, width=100)
-        (folder / name).write_text(_HEADER + text, encoding="utf-8")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from server.adapters.config_files import (
+from server.adapters.config_document import (
     ConfigInvalid,
     ConfigProblem,
     Destination,
@@ -19,9 +19,9 @@ from server.adapters.config_files import (
     RoutingProfileSpec,
     WorkgroupSpec,
     credential_variable,
-    load_config_folder,
-    write_config_folder,
 )
+from server.adapters.config_files import load_config_folder
+from server.adapters.config_writer import write_config_folder
 from server.core.routing import RouteField
 
 REPOSITORY = Path(__file__).resolve().parents[2]

@@ -13,19 +13,17 @@ import sqlalchemy as sa
 import yaml
 from sqlmodel import SQLModel
 
-from server.adapters.config_files import (
+from server.adapters.config_document import (
     EscalationStep,
     OrganisationDocument,
     OrganisationSpec,
     ProviderSpec,
     credential_variable,
-    load_config_folder,
 )
-from server.adapters.persistence.config_apply import (
-    ChangeCount,
-    ConfigConflict,
+from server.adapters.config_files import load_config_folder
+from server.adapters.persistence.config_apply import ChangeCount, ConfigConflict, apply_config
+from server.adapters.persistence.config_export import (
     OrganisationNotFound,
-    apply_config,
     export_config,
     read_organisation_document,
 )

@@ -1,0 +1,157 @@
+"""Writing a configuration folder: a configuration document written back as YAML files.
+
+`write_config_folder` writes what `server.adapters.config_files.load_config_folder` reads, with
+every broker credential replaced by a `${PARLEY_...}` placeholder (`credential_variable`), so a
+written folder holds no secret. `server.adapters.persistence.config_export.export_config` uses it
+to export an organisation from the store.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from server.adapters.config_document import (
+    ACCOUNT_FLAGS,
+    WORKGROUP_NUMBERS,
+    Destination,
+    DestinationKind,
+    OrganisationDocument,
+    RoutingProfileSpec,
+    UserSpec,
+    WorkgroupSpec,
+    credential_variable,
+)
+
+__all__ = ["write_config_folder"]
+
+_HEADER = (
+    "# Written by `parley config export`. Credentials are read from the environment:\n"
+    "# set each ${PARLEY_...} variable before `parley config apply`.\n"
+)
+
+
+def _destination_node(destination: Destination) -> dict[str, object]:
+    if destination.kind is DestinationKind.ASSIGNED:
+        return {"assigned": True}
+    return {destination.kind.value: destination.target}
+
+
+def _user_node(user: UserSpec) -> dict[str, object]:
+    node: dict[str, object] = {
+        "username": user.username,
+        "display_name": user.display_name,
+        "role": user.role,
+        "send_alerts": user.send_alerts,
+    }
+    if user.routing_profile is not None:
+        node["routing_profile"] = user.routing_profile
+    if user.skills:
+        node["skills"] = dict(user.skills)
+    return node
+
+
+def _workgroup_node(workgroup: WorkgroupSpec) -> dict[str, object]:
+    node: dict[str, object] = {
+        "name": workgroup.name,
+        "members": list(workgroup.members),
+        "strategy": workgroup.strategy,
+        **{key: getattr(workgroup, key) for key in WORKGROUP_NUMBERS},
+    }
+    if workgroup.required_skills:
+        node["required_skills"] = dict(workgroup.required_skills)
+    if workgroup.escalation:
+        node["escalation"] = [
+            {"after_s": step.after_s, "overflow_to": step.overflow_to}
+            if step.overflow_to is not None
+            else {"after_s": step.after_s, "drop_skills": True}
+            for step in workgroup.escalation
+        ]
+    return node
+
+
+def _profile_node(profile: RoutingProfileSpec) -> dict[str, object]:
+    node: dict[str, object] = {"name": profile.name, "sms_capacity": profile.sms_capacity}
+    if profile.skills:
+        node["skills"] = dict(profile.skills)
+    node["queues"] = [
+        {"workgroup": queue.workgroup, "priority": queue.priority, "delay_s": queue.delay_s}
+        for queue in profile.queues
+    ]
+    return node
+
+
+def _document_files(document: OrganisationDocument) -> dict[str, dict[str, object]]:
+    """Return each file's content, credentials replaced by `${PARLEY_...}` placeholders."""
+    organisation = document.organisation
+    accounts = []
+    for account in document.accounts:
+        accounts.append(
+            {
+                "public_id": account.public_id,
+                "broker": account.broker,
+                "name": account.name,
+                "region": account.region,
+                **{key: getattr(account, key) for key in ACCOUNT_FLAGS},
+                "credentials": {
+                    key: "${" + credential_variable(public_id=account.public_id, field=key) + "}"
+                    for key in sorted(account.credentials)
+                },
+            }
+        )
+    numbers = []
+    for number in document.numbers:
+        entry: dict[str, object] = {
+            "number": number.e164,
+            "account": number.account,
+            "friendly_name": number.friendly_name,
+        }
+        if number.workgroup is not None:
+            entry["workgroup"] = number.workgroup
+        if number.user is not None:
+            entry["user"] = number.user
+        if number.mms_enabled is not None:
+            entry["mms_enabled"] = number.mms_enabled
+        if number.user_can_block is not None:
+            entry["user_can_block"] = number.user_can_block
+        numbers.append(entry)
+    return {
+        "organisation.yaml": {
+            "slug": organisation.slug,
+            "name": organisation.name,
+            "provider": {"slug": organisation.provider.slug, "name": organisation.provider.name},
+            "country": organisation.country,
+        },
+        "people.yaml": {
+            "users": [_user_node(user) for user in document.users],
+            "workgroups": [_workgroup_node(workgroup) for workgroup in document.workgroups],
+        },
+        "profiles.yaml": {"profiles": [_profile_node(profile) for profile in document.profiles]},
+        "brokers.yaml": {"accounts": accounts},
+        "numbers.yaml": {"numbers": numbers},
+        "inbound_routes.yaml": {
+            "routes": [
+                {
+                    "name": route.name,
+                    "type": route.field.value,
+                    "pattern": route.pattern,
+                    "destination": _destination_node(route.destination),
+                }
+                for route in document.routes
+            ],
+            "default": {"destination": _destination_node(document.default_destination)},
+        },
+    }
+
+
+def write_config_folder(document: OrganisationDocument, folder: Path) -> None:
+    """Write `document` as the six files in `folder` (created if needed; files replaced).
+
+    Credentials are never written: each becomes `${PARLEY_<PUBLIC_ID>_<FIELD>}` (see
+    `credential_variable`), so `load_config_folder` reads them back from the environment.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, content in _document_files(document).items():
+        text = yaml.safe_dump(content, sort_keys=False, allow_unicode=True, width=100)
+        (folder / name).write_text(_HEADER + text, encoding="utf-8")
