@@ -1,0 +1,316 @@
+"""Who gets work first: the ACD's decisions on offers, slots and waiting lines.
+
+`Switchboard` (switchboard.py) is a `Dispatcher`: the agents' commands and the inbound texts it
+handles end here whenever an interaction starts waiting or an agent frees a slot. PRODUCT.md,
+"Who gets work first": an agent with a free slot takes, among the interactions it is eligible
+for, the one in the queue of lowest profile priority number, then of highest interaction
+priority, then the earliest enqueued; when several agents could take an interaction, the
+workgroup's strategy picks among them. Everything here is pure: it reads and changes the floor
+and the interactions, and appends effects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from server.core.acd import Agent, Floor, Presence, eligible, pick_agent, profile_queues
+from server.core.effects import Effect, PushToAgent, SaveAgent, SaveInteraction
+from server.core.errors import CoreError
+from server.core.interactions import Interaction, InteractionState, Move
+from server.core.profiles import AgentProfile, Strategy, WorkgroupSettings
+from server.core.routing import OrganisationConfig, QueueKind, QueueRef
+from server.core.views import agent_state_view, interaction_view
+
+__all__ = ["MISSED_OFFER", "Dispatcher", "UnknownOrganisation"]
+
+MISSED_OFFER = "missed offer"
+
+
+class UnknownOrganisation(CoreError):
+    def __init__(self, organisation_id: int) -> None:
+        super().__init__(f"organisation {organisation_id} has no configuration loaded")
+        self.organisation_id = organisation_id
+
+
+class Dispatcher:
+    """The floor, the live interactions and the configurations, and the decisions on them."""
+
+    floor: Floor
+    _interactions: dict[int, Interaction]
+    _configs: dict[int, OrganisationConfig]
+
+    def config(self, organisation_id: int) -> OrganisationConfig:
+        config = self._configs.get(organisation_id)
+        if config is None:
+            raise UnknownOrganisation(organisation_id)
+        return config
+
+    def _capacity(self, agent: Agent) -> int:
+        return self.config(agent.organisation_id).profile_of(agent.user_id).sms_capacity
+
+    def _end_offer(
+        self,
+        interaction: Interaction,
+        agent: Agent,
+        now: datetime,
+        effects: list[Effect],
+        *,
+        reason: str,
+    ) -> None:
+        """Put an offered interaction back in its queue; keep this agent off it for a while."""
+        settings = self._settings(interaction)
+        interaction.move(Move.OFFER_ENDED)
+        agent.offers.discard(interaction.id)
+        if reason != "withdrawn":  # a declined or unanswered offer goes to someone else first
+            until = now + timedelta(seconds=settings.offer_timeout_s)
+            interaction.excluded_until[agent.user_id] = until
+            self.floor.deadlines.push(until, "recheck", 0)
+        interaction.offered_to = None
+        interaction.offer_expires_at = None
+        interaction.offer_delivered = False
+        if agent.load == 0:
+            agent.idle_since = now
+        self._refresh(agent)
+        self.floor.enqueue(interaction)
+        effects.append(self._save(interaction))
+        self._push(
+            agent.organisation_id,
+            agent.user_id,
+            effects,
+            kind="offer_ended",
+            interaction_id=interaction.id,
+            reason=reason,
+        )
+
+    def _offer_expired(
+        self, interaction: Interaction, now: datetime, effects: list[Effect]
+    ) -> None:
+        assert interaction.offered_to is not None
+        agent = self.floor.agents[interaction.offered_to]
+        delivered = interaction.offer_delivered
+        self._end_offer(interaction, agent, now, effects, reason="expired")
+        if delivered:  # an undelivered offer expiring is not the agent's fault
+            agent.presence, agent.reason, agent.since = Presence.AWAY, MISSED_OFFER, now
+            self._refresh(agent)
+            effects.append(self._save_agent(agent))
+            self._push_agent_state(agent, effects)
+        self._dispatch_interaction(interaction, now, effects)
+
+    def _offer(
+        self, interaction: Interaction, agent: Agent, now: datetime, effects: list[Effect]
+    ) -> None:
+        settings = self._settings(interaction)
+        self.floor.dequeue(interaction)
+        interaction.move(Move.OFFER)
+        interaction.offered_to = agent.user_id
+        interaction.offer_expires_at = now + timedelta(seconds=settings.offer_timeout_s)
+        interaction.offer_delivered = False
+        agent.offers.add(interaction.id)
+        self._refresh(agent)
+        if interaction.queue.kind is QueueKind.WORKGROUP:
+            self.floor.round_robin_last[interaction.queue.id] = agent.user_id
+        self.floor.deadlines.push(interaction.offer_expires_at, "offer", interaction.id)
+        effects.append(self._save(interaction))
+        self._push(
+            agent.organisation_id,
+            agent.user_id,
+            effects,
+            kind="offer",
+            interaction_id=interaction.id,
+            expires_at=interaction.offer_expires_at,
+            interaction=self._view(interaction),
+        )
+
+    def _escalate(self, interaction: Interaction, now: datetime, effects: list[Effect]) -> None:
+        """Apply the overflow steps whose time has come to a waiting interaction."""
+        if interaction.state is not InteractionState.QUEUED:
+            return
+        if interaction.queue.kind is not QueueKind.WORKGROUP:
+            return
+        settings = self._settings(interaction)
+        waited = (now - interaction.enqueued_at).total_seconds()
+        overflow = [
+            s for s in settings.escalation if s.overflow_to is not None and waited >= s.after_s
+        ]
+        if not overflow:
+            return
+        target = overflow[-1].overflow_to
+        assert target is not None
+        self.floor.dequeue(interaction)
+        interaction.queue = QueueRef(QueueKind.WORKGROUP, target)
+        self._arm_waiting_deadlines(interaction, self.config(interaction.organisation_id))
+        self.floor.enqueue(interaction)
+        effects.append(self._save(interaction))
+
+    def _arm_waiting_deadlines(self, interaction: Interaction, config: OrganisationConfig) -> None:
+        """Times at which a waiting interaction may become eligible for more agents."""
+        if interaction.queue.kind is not QueueKind.WORKGROUP:
+            return
+        workgroup_id = interaction.queue.id
+        for delay in config.delays.get(workgroup_id, ()):
+            self.floor.deadlines.push(
+                interaction.enqueued_at + timedelta(seconds=delay), "recheck", 0
+            )
+        for step in config.settings_of(workgroup_id).escalation:
+            when = interaction.enqueued_at + timedelta(seconds=step.after_s)
+            self.floor.deadlines.push(
+                when,
+                "escalate" if step.overflow_to else "recheck",
+                interaction.id if step.overflow_to else 0,
+            )
+
+    def _settings(self, interaction: Interaction) -> WorkgroupSettings:
+        if interaction.queue.kind is QueueKind.WORKGROUP:
+            return self.config(interaction.organisation_id).settings_of(interaction.queue.id)
+        return WorkgroupSettings(id=0, name="")
+
+    def _refresh(self, agent: Agent) -> None:
+        """Keep the organisation's ready agents up to date after the agent changed."""
+        config = self._configs.get(agent.organisation_id)
+        capacity = 0 if config is None else config.profile_of(agent.user_id).sms_capacity
+        ready = (
+            agent.presence is Presence.AVAILABLE and agent.connections > 0 and agent.load < capacity
+        )
+        self.floor.ready_in(agent.organisation_id).set(agent, ready=ready)
+
+    def _dispatch_interaction(
+        self, interaction: Interaction, now: datetime, effects: list[Effect]
+    ) -> None:
+        """Offer a waiting interaction to the agent its workgroup's strategy picks, if any.
+
+        Only ready agents are looked at, longest idle first: with that strategy the first
+        eligible one is the answer; the others compare every eligible ready agent.
+        """
+        if interaction.state is not InteractionState.QUEUED:
+            return
+        config = self.config(interaction.organisation_id)
+        settings = self._settings(interaction)
+        ready = self.floor.ready_in(interaction.organisation_id)
+        if interaction.queue.kind is QueueKind.USER:
+            user_id = interaction.queue.id
+            takers: Mapping[int, AgentProfile] = {user_id: config.profile_of(user_id)}
+            order = [user_id] if user_id in ready else []
+        else:
+            takers = config.takers.get(interaction.queue.id, {})
+            order = ready.longest_idle_first()
+        checked = settings if settings.id else None
+        candidates: list[Agent] = []
+        capacities: dict[int, int] = {}
+        for user_id in order:
+            profile = takers.get(user_id)
+            if profile is None:
+                continue
+            agent = self.floor.agents[user_id]
+            if eligible(agent, profile=profile, interaction=interaction, settings=checked, now=now):
+                candidates.append(agent)
+                capacities[user_id] = profile.sms_capacity
+                if settings.strategy is Strategy.LONGEST_IDLE:
+                    break
+        chosen = pick_agent(
+            candidates,
+            strategy=settings.strategy,
+            capacities=capacities,
+            last_user_id=self.floor.round_robin_last.get(settings.id),
+        )
+        if chosen is not None:
+            self._offer(interaction, chosen, now, effects)
+
+    def _find_work(self, agent: Agent, now: datetime, effects: list[Effect]) -> None:
+        """Offer the agent what it should take next, while it has free slots."""
+        config = self._configs.get(agent.organisation_id)
+        if config is None:
+            return
+        profile = config.profile_of(agent.user_id)
+        while agent.free_slots(profile.sms_capacity) > 0:
+            found = self._best_for(agent, config, now)
+            if found is None:
+                return
+            self._offer(found, agent, now, effects)
+
+    def _best_for(
+        self, agent: Agent, config: OrganisationConfig, now: datetime
+    ) -> Interaction | None:
+        profile = config.profile_of(agent.user_id)
+        if agent.presence is not Presence.AVAILABLE or agent.connections <= 0:
+            return None
+        best: Interaction | None = None
+        best_priority: int | None = None
+        for priority, queue, _ in profile_queues(profile):  # ordered by profile priority
+            if best is not None and priority != best_priority:
+                return best  # queues of a later priority number come after
+            line = self.floor.lines.get((agent.organisation_id, queue))
+            if not line:
+                continue
+            settings = config.settings_of(queue.id) if queue.kind is QueueKind.WORKGROUP else None
+            for interaction_id in line.ids():
+                interaction = self._interactions[interaction_id]
+                if eligible(
+                    agent, profile=profile, interaction=interaction, settings=settings, now=now
+                ):
+                    key = (-interaction.priority, interaction.enqueued_at, interaction.id)
+                    if best is None or key < (-best.priority, best.enqueued_at, best.id):
+                        best, best_priority = interaction, priority
+                    break  # the first eligible of a line is its best
+        return best
+
+    def _dispatch_all(self, now: datetime, effects: list[Effect]) -> None:
+        """Give every ready agent work, longest idle first (after a timer or a reload)."""
+        for ready in list(self.floor.ready.values()):
+            for user_id in ready.longest_idle_first():
+                self._find_work(self.floor.agents[user_id], now, effects)
+
+    def _view(self, interaction: Interaction) -> dict[str, Any]:
+        return interaction_view(interaction, self.config(interaction.organisation_id))
+
+    def _push(
+        self, organisation_id: int, user_id: int, effects: list[Effect], **event: object
+    ) -> None:
+        effects.append(PushToAgent(organisation_id, user_id, event))
+
+    def _push_interaction(
+        self, interaction: Interaction, user_id: int, effects: list[Effect]
+    ) -> None:
+        self._push(
+            interaction.organisation_id,
+            user_id,
+            effects,
+            kind="interaction",
+            interaction=self._view(interaction),
+        )
+
+    def _push_agent_state(self, agent: Agent, effects: list[Effect]) -> None:
+        self._push(
+            agent.organisation_id,
+            agent.user_id,
+            effects,
+            kind="agent_state",
+            **agent_state_view(agent, capacity=self._capacity(agent)),
+        )
+
+    def _save(self, interaction: Interaction) -> SaveInteraction:
+        return SaveInteraction(
+            id=interaction.id,
+            state=interaction.state,
+            queue=interaction.queue,
+            priority=interaction.priority,
+            agent_id=interaction.agent_id,
+            offered_to=interaction.offered_to,
+            offer_expires_at=interaction.offer_expires_at,
+            offer_delivered=interaction.offer_delivered,
+            wrap_up_by=interaction.wrap_up_by,
+            wrap_up_until=interaction.wrap_up_until,
+            closed_at=interaction.closed_at,
+        )
+
+    @staticmethod
+    def _save_agent(agent: Agent) -> SaveAgent:
+        return SaveAgent(
+            organisation_id=agent.organisation_id,
+            user_id=agent.user_id,
+            presence=agent.presence.value,
+            reason=agent.reason,
+            since=agent.since,
+            idle_since=agent.idle_since,
+        )
