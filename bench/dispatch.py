@@ -45,15 +45,11 @@ import gc
 import json
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -61,6 +57,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from bench.bench_server import BenchServer  # noqa: E402
 
 AGENTS = 1_000
 CAPACITY = 20
@@ -195,80 +193,6 @@ def _provision_in_child(database_url: str, work: Path) -> list[str]:
 
 
 # -- the server -----------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class _Server:
-    def __init__(self, database_url: str, log_path: Path) -> None:
-        self.port = _free_port()
-        self.log_path = log_path
-        env = {
-            **os.environ,
-            "PARLEY_DATABASE_URL": database_url,
-            "PARLEY_ENV": "bench",
-            "PARLEY_LOG_LEVEL": "WARNING",
-            "PARLEY_SANDBOX_URL": f"http://127.0.0.1:{self.port}/sandbox",
-        }
-        self._log = log_path.open("ab")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "server.app:create_app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--loop",
-                "uvloop",
-                "--http",
-                "httptools",
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=self._log,
-        )
-
-    def wait_healthy(self, timeout_s: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                sys.exit(f"the server exited at start:\n{self.log()}")
-            try:
-                with urllib.request.urlopen(
-                    f"http://127.0.0.1:{self.port}/health", timeout=1
-                ) as answer:
-                    if answer.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.05)
-        self.stop()
-        sys.exit(f"the server did not answer /health in {timeout_s} s:\n{self.log()}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
 
 
 def _cpu_seconds(pid: int, task: str = "") -> float:
@@ -701,7 +625,7 @@ def _py_spy() -> str | None:
     return str(beside) if beside.exists() else None
 
 
-def _run_load(server: _Server, tokens: list[str], work: Path) -> dict[str, Any]:
+def _run_load(server: BenchServer, tokens: list[str], work: Path) -> dict[str, Any]:
     config_path = work / "load.json"
     config_path.write_text(
         json.dumps({"port": server.port, "tokens": tokens, "server_pid": server.process.pid}),
@@ -758,7 +682,7 @@ def main() -> int:
         database_url = f"sqlite:///{work / 'parley.sqlite3'}"
         print(f"provisioning {AGENTS} agents ...", flush=True)
         tokens = _provision_in_child(database_url, work)
-        server = _Server(database_url, work / "server.log")
+        server = BenchServer(database_url, work / "server.log", {"PARLEY_ENV": "bench"})
         try:
             server.wait_healthy()
             print(f"server on port {server.port}; load process running ...", flush=True)

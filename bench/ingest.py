@@ -25,16 +25,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.bench_server import BenchServer  # noqa: E402
 from bench.load_client import TwilioAccount, form_params, signature  # noqa: E402
 from tests.end_to_end.organisations import ACME, provision  # noqa: E402
 
@@ -56,12 +53,6 @@ MAX_ERROR_SHARE = 0.001
 TARGET_RATIO = 0.25
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _check_signing(account: TwilioAccount, url: str) -> None:
     """Our fast signature must be the official one, or every ingest request would be refused."""
     import hashlib
@@ -74,73 +65,6 @@ def _check_signing(account: TwilioAccount, url: str) -> None:
     official = RequestValidator(account.auth_token).compute_signature(url, params)
     if ours != official:
         sys.exit(f"the bench signs wrongly: {ours} != {official}")
-
-
-class _Server:
-    def __init__(self, database_url: str, log_path: Path) -> None:
-        self.port = _free_port()
-        self.log_path = log_path
-        env = {
-            **os.environ,
-            "PARLEY_DATABASE_URL": database_url,
-            "PARLEY_NOOP_ROUTE": "true",
-            "PARLEY_LOG_LEVEL": "WARNING",
-        }
-        self._log = log_path.open("ab")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "server.app:create_app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--loop",
-                "uvloop",
-                "--http",
-                "httptools",
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=self._log,
-        )
-
-    def wait_healthy(self, timeout_s: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                sys.exit(f"the server exited at start:\n{self.log()}")
-            try:
-                with urllib.request.urlopen(
-                    f"http://127.0.0.1:{self.port}/health", timeout=1
-                ) as answer:
-                    if answer.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.05)
-        self.stop()
-        sys.exit(f"the server did not answer /health in {timeout_s} s:\n{self.log()}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
 
 
 def _run_phase(config: dict[str, Any]) -> dict[str, Any]:
@@ -182,7 +106,7 @@ def main() -> int:
             public_id=ACME.account("twilio"),
             number=ACME.twilio_number,
         )
-        server = _Server(database_url, work / "server.log")
+        server = BenchServer(database_url, work / "server.log", {"PARLEY_NOOP_ROUTE": "true"})
         try:
             server.wait_healthy()
             url = f"http://127.0.0.1:{server.port}/webhooks/twilio/{account.public_id}"
@@ -197,7 +121,7 @@ def main() -> int:
     return _report(results, stored, errors_in_log, time.monotonic() - started)
 
 
-def _phases(server: _Server, account: TwilioAccount) -> list[dict[str, Any]]:
+def _phases(server: BenchServer, account: TwilioAccount) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
     next_index = 1
     rates: dict[str, list[float]] = {"noop": [], "ingest": []}
