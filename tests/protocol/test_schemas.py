@@ -381,3 +381,26 @@ def test_a_client_may_not_send_an_unknown_transfer_target() -> None:
     transfer = {"type": "transfer", "id": "c1", "interaction_id": 1, "to": {"queue": "x"}}
     with pytest.raises(FrameInvalid, match="transfer: to: "):
         validate_frame(transfer, direction="client")
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {"type": "ack", "seq": -1},
+        {"type": "ack", "seq": True},
+        {"type": "ack", "seq": "3"},
+        {"type": "ack", "seq": 3, "extra": 1},
+        {"type": "ack"},
+        {"type": "ping", "seq": 1},
+    ],
+)
+def test_the_hand_checked_frames_refuse_what_their_schemas_refuse(frame: dict[str, object]) -> None:
+    with pytest.raises(FrameInvalid):
+        validate_frame(frame, direction="client")
+
+
+@pytest.mark.parametrize(
+    "frame", [{"type": "ack", "seq": 0}, {"type": "ack", "seq": 41}, {"type": "pong"}]
+)
+def test_the_hand_checked_frames_pass(frame: dict[str, object]) -> None:
+    validate_frame(frame, direction="client")

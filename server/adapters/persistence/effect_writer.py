@@ -63,6 +63,13 @@ _outbox = table_of(Outbox)
 _handler = table_of(InteractionHandler)
 
 
+_KNOWN_INBOUND = sa.select(_message.c.broker_message_id).where(  # built once, run per group
+    _message.c.broker_account_id == sa.bindparam("account"),
+    _message.c.direction == "inbound",
+    _message.c.broker_message_id.in_(sa.bindparam("ids", expanding=True)),
+)
+
+
 def known_inbound_ids(
     connection: sa.Connection, wanted: Iterable[tuple[int, str]]
 ) -> set[tuple[int, str]]:
@@ -72,13 +79,7 @@ def known_inbound_ids(
         by_account.setdefault(account_id, set()).add(message_id)
     known: set[tuple[int, str]] = set()
     for account_id, ids in by_account.items():
-        rows = connection.execute(
-            sa.select(_message.c.broker_message_id).where(
-                _message.c.broker_account_id == account_id,
-                _message.c.direction == "inbound",
-                _message.c.broker_message_id.in_(sorted(ids)),
-            )
-        )
+        rows = connection.execute(_KNOWN_INBOUND, {"account": account_id, "ids": sorted(ids)})
         known.update((account_id, row.broker_message_id) for row in rows)
     return known
 

@@ -76,9 +76,12 @@ def load_handler(target: str) -> Callable[[routing.HandlerContext], str | None]:
     return cast(Callable[[routing.HandlerContext], "str | None"], handler)
 
 
+_REVISIONS = sa.select(_organisation.c.id, _organisation.c.config_revision)
+
+
 def config_revisions(connection: sa.Connection) -> dict[int, int]:
-    rows = connection.execute(sa.select(_organisation.c.id, _organisation.c.config_revision))
-    return {row.id: row.config_revision for row in rows}
+    """{organisation id: configuration revision}; the writer reads it once per group."""
+    return {row.id: row.config_revision for row in connection.execute(_REVISIONS)}
 
 
 def _queue(kind: str, queue_id: int) -> routing.QueueRef:
