@@ -27,6 +27,7 @@ from server.adapters.brokers.webhook import (
     MalformedWebhook,
     WebhookItem,
     WebhookRequest,
+    unknown_credential_fields,
 )
 from server.core.delivery import DeliveryStatus
 from server.core.events import Media
@@ -66,11 +67,7 @@ _RECEIVED = "message-received"
 
 def check_credentials(credentials: Mapping[str, str]) -> list[str]:
     """Return what is wrong with an account's credentials; an empty list means they are usable."""
-    problems = [
-        f"unknown credential field {name!r}"
-        for name in sorted(credentials)
-        if name not in CREDENTIAL_FIELDS
-    ]
+    problems = unknown_credential_fields(credentials, CREDENTIAL_FIELDS)
     for name in ("webhook_username", "webhook_password"):
         if not credentials.get(name, ""):
             problems.append(f"{name} is required")

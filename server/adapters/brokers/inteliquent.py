@@ -33,6 +33,7 @@ from server.adapters.brokers.webhook import (
     MalformedWebhook,
     WebhookItem,
     WebhookRequest,
+    unknown_credential_fields,
 )
 from server.core.delivery import DeliveryStatus
 from server.core.events import Media
@@ -78,11 +79,7 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 def check_credentials(credentials: Mapping[str, str]) -> list[str]:
     """Return what is wrong with an account's credentials; an empty list means they are usable."""
-    problems = [
-        f"unknown credential field {name!r}"
-        for name in sorted(credentials)
-        if name not in CREDENTIAL_FIELDS
-    ]
+    problems = unknown_credential_fields(credentials, CREDENTIAL_FIELDS)
     problems += [
         f"{name} is empty" for name in sorted(credentials) if not credentials[name].strip()
     ]

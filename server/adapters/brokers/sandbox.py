@@ -20,6 +20,7 @@ from server.adapters.brokers.webhook import (
     MalformedWebhook,
     WebhookItem,
     WebhookRequest,
+    unknown_credential_fields,
 )
 from server.core.delivery import DeliveryStatus
 from server.core.events import Media
@@ -49,11 +50,7 @@ _RECEIPT_STATUSES: Mapping[str, DeliveryStatus] = {
 
 def check_credentials(credentials: Mapping[str, str]) -> list[str]:
     """Return what is wrong with an account's credentials; an empty list means they are usable."""
-    problems = [
-        f"unknown credential field {name!r}"
-        for name in sorted(credentials)
-        if name not in CREDENTIAL_FIELDS
-    ]
+    problems = unknown_credential_fields(credentials, CREDENTIAL_FIELDS)
     key = credentials.get("webhook_key", "")
     if not key:
         problems.append("webhook_key is required")

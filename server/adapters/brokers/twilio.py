@@ -26,6 +26,7 @@ from server.adapters.brokers.webhook import (
     MalformedWebhook,
     WebhookItem,
     WebhookRequest,
+    unknown_credential_fields,
 )
 from server.core.delivery import DeliveryStatus
 from server.core.events import Media
@@ -72,11 +73,7 @@ _MAX_MEDIA = 10  # Twilio attaches at most 10 media to a message
 
 def check_credentials(credentials: Mapping[str, str]) -> list[str]:
     """Return what is wrong with an account's credentials; an empty list means they are usable."""
-    problems = [
-        f"unknown credential field {name!r}"
-        for name in sorted(credentials)
-        if name not in CREDENTIAL_FIELDS
-    ]
+    problems = unknown_credential_fields(credentials, CREDENTIAL_FIELDS)
     account_sid = credentials.get("account_sid", "")
     if not account_sid:
         problems.append("account_sid is required")

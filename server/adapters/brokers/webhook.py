@@ -12,8 +12,10 @@ Exception tree:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
+
+import orjson
 
 from server.core.delivery import DeliveryStatus
 from server.core.events import Media
@@ -26,6 +28,8 @@ __all__ = [
     "WebhookItem",
     "WebhookRejected",
     "WebhookRequest",
+    "json_accepted",
+    "unknown_credential_fields",
 ]
 
 
@@ -81,3 +85,16 @@ class AuthenticationFailed(WebhookRejected):
 class MalformedWebhook(WebhookRejected):
     status = 400
     code = "malformed_webhook"
+
+
+def unknown_credential_fields(credentials: Mapping[str, str], allowed: Set[str]) -> list[str]:
+    """The problems `check_credentials` reports for fields a broker does not know, in order."""
+    return [
+        f"unknown credential field {name!r}" for name in sorted(credentials) if name not in allowed
+    ]
+
+
+def json_accepted(*, stored: int, duplicates: int) -> tuple[bytes, str]:
+    """The JSON answer to an accepted webhook: how many items were new, how many seen before."""
+    body = {"status": "ok", "stored": stored, "duplicates": duplicates}
+    return orjson.dumps(body), "application/json"
