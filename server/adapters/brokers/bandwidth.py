@@ -27,6 +27,7 @@ from server.adapters.brokers.webhook import (
     MalformedWebhook,
     WebhookItem,
     WebhookRequest,
+    json_accepted,
     unknown_credential_fields,
 )
 from server.core.delivery import DeliveryStatus
@@ -118,9 +119,9 @@ def parse(request: WebhookRequest) -> list[WebhookItem]:
     return [_item(event, f"[{index}]") for index, event in enumerate(events)]
 
 
-def success_response() -> tuple[bytes, str]:
+def success_response(*, stored: int, duplicates: int) -> tuple[bytes, str]:
     """Return the body and media type to answer a webhook that was accepted."""
-    return b'{"status":"ok"}', "application/json"
+    return json_accepted(stored=stored, duplicates=duplicates)
 
 
 def _item(event: object, where: str) -> WebhookItem:

@@ -33,6 +33,7 @@ from server.adapters.brokers.webhook import (
     MalformedWebhook,
     WebhookItem,
     WebhookRequest,
+    json_accepted,
     unknown_credential_fields,
 )
 from server.core.delivery import DeliveryStatus
@@ -126,9 +127,9 @@ def parse(request: WebhookRequest) -> list[WebhookItem]:
     return _texts(payload, reference_id)
 
 
-def success_response() -> tuple[bytes, str]:
+def success_response(*, stored: int, duplicates: int) -> tuple[bytes, str]:
     """Return the body and media type to answer a webhook that was accepted."""
-    return b'{"status":"ok"}', "application/json"
+    return json_accepted(stored=stored, duplicates=duplicates)
 
 
 def _check_static_header(request: WebhookRequest, *, name: str, value: str) -> None:

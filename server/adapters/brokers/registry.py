@@ -48,8 +48,9 @@ class BrokerWire(Protocol):
         """Return the texts and receipts the request carries; raise MalformedWebhook."""
         ...
 
-    def success_response(self) -> tuple[bytes, str]:
-        """Return the body and media type the broker expects when a webhook is accepted."""
+    def success_response(self, *, stored: int, duplicates: int) -> tuple[bytes, str]:
+        """Return the body and media type the broker expects when a webhook is accepted;
+        `stored` items were new, `duplicates` seen before."""
         ...
 
 

@@ -20,6 +20,7 @@ from server.adapters.brokers.webhook import (
     MalformedWebhook,
     WebhookItem,
     WebhookRequest,
+    json_accepted,
     unknown_credential_fields,
 )
 from server.core.delivery import DeliveryStatus
@@ -95,9 +96,9 @@ def parse(request: WebhookRequest) -> list[WebhookItem]:
     raise MalformedWebhook(f"type {kind[:40]!r} is neither 'message' nor 'receipt'")
 
 
-def success_response() -> tuple[bytes, str]:
+def success_response(*, stored: int, duplicates: int) -> tuple[bytes, str]:
     """Return the body and media type to answer a webhook that was accepted."""
-    return b'{"status":"ok"}', "application/json"
+    return json_accepted(stored=stored, duplicates=duplicates)
 
 
 def _string(payload: Mapping[str, object], field: str) -> str:

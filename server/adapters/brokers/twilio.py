@@ -149,8 +149,9 @@ def parse(request: WebhookRequest) -> list[WebhookItem]:
     ]
 
 
-def success_response() -> tuple[bytes, str]:
-    """Return the body and media type to answer a webhook that was accepted: empty TwiML."""
+def success_response(*, stored: int, duplicates: int) -> tuple[bytes, str]:
+    """Return the body and media type to answer a webhook that was accepted: empty TwiML
+    (Twilio reads nothing else; the counts are not sent)."""
     return b'<?xml version="1.0" encoding="UTF-8"?><Response></Response>', "text/xml"
 
 

@@ -110,11 +110,9 @@ class WebhookEndpoint:
         except Exception:
             log.exception("webhook for %s/%s could not be stored", broker, public_id)
             raise _Refused(503, "store_unavailable", "the store failed; retry") from None
-        if broker in ("inteliquent", "bandwidth", "sandbox"):
-            return JSONResponse(
-                {"status": "ok", "stored": submitted.stored, "duplicates": submitted.duplicates}
-            )
-        content, media_type = wire.success_response()
+        content, media_type = wire.success_response(
+            stored=submitted.stored, duplicates=submitted.duplicates
+        )
         return Response(content, media_type=media_type)
 
     async def _account(self, *, broker: str, public_id: str) -> AccountEntry:

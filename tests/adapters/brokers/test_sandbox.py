@@ -197,4 +197,8 @@ def test_a_body_that_is_not_json_is_malformed(body: bytes) -> None:
 
 
 def test_success_response() -> None:
-    assert sandbox.success_response() == (b'{"status":"ok"}', "application/json")
+    body, media_type = sandbox.success_response(stored=2, duplicates=1)
+    assert (orjson.loads(body), media_type) == (
+        {"status": "ok", "stored": 2, "duplicates": 1},
+        "application/json",
+    )

@@ -360,7 +360,7 @@ def test_malformed_forms_name_the_field(form: dict[str, str], message: str) -> N
 
 
 def test_success_response_is_empty_twiml() -> None:
-    assert twilio.success_response() == (
+    assert twilio.success_response(stored=1, duplicates=0) == (
         b'<?xml version="1.0" encoding="UTF-8"?><Response></Response>',
         "text/xml",
     )
