@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
+from server.adapters.persistence import queries
 from server.adapters.persistence.effect_writer import AgentPush
 from server.adapters.persistence.queries import theirs
 from server.adapters.persistence.tables import AgentEvent, Interaction, Message, table_of
@@ -30,21 +31,14 @@ def _json(value: object) -> Any:
 
 
 def message_json(row: Any) -> dict[str, Any]:
-    inbound = row.direction == "inbound"
-    return {
-        "id": row.id,
-        "interaction_id": row.interaction_id,
-        "direction": row.direction,
-        "from": row.remote_number if inbound else row.local_number,
-        "to": row.local_number if inbound else row.remote_number,
-        "body": row.body,
-        "media": list(row.media),
-        "keyword": row.keyword,
-        "status": row.status,
-        "status_reason": row.status_reason,
-        "author_id": row.author_id,
-        "created_at": _json(row.created_at),
-    }
+    """A message row as the agent protocol shows it: the HTTP API's view, less the broker's
+    id, plus who wrote it and why a send failed."""
+    view = queries.message_json(row)
+    del view["broker_message_id"]
+    view.update(
+        interaction_id=row.interaction_id, status_reason=row.status_reason, author_id=row.author_id
+    )
+    return view
 
 
 def _messages(connection: sa.Connection, interaction_ids: list[int]) -> dict[int, list[Any]]:
@@ -144,21 +138,10 @@ def agent_interaction(
     row = connection.execute(query).first()
     if row is None:
         return None
+    queue = QueueRef(QueueKind(row.queue_kind), row.queue_id)
     return {
         "interaction": {
-            "id": row.id,
-            "state": row.state,
-            "local_number": row.local_number,
-            "remote_number": row.remote_number,
-            "queue": {
-                "kind": row.queue_kind,
-                "id": row.queue_id,
-                "name": config.queue_name(QueueRef(QueueKind(row.queue_kind), row.queue_id)),
-            },
-            "priority": row.priority,
-            "enqueued_at": _json(row.enqueued_at),
-            "created_at": _json(row.created_at),
-            "closed_at": _json(row.closed_at),
+            **queries.interaction_json(row, queue_name=config.queue_name(queue)),
             "agent_id": row.agent_id,
         },
         "messages": _messages(connection, [interaction_id])[interaction_id],

@@ -23,8 +23,10 @@ from server.adapters.persistence.tables import (
 
 __all__ = [
     "get_interaction",
+    "interaction_json",
     "list_interactions",
     "list_queues",
+    "message_json",
     "theirs",
 ]
 
@@ -58,6 +60,11 @@ def _queue_names(connection: sa.Connection, organisation_id: int) -> dict[tuple[
 
 
 def _interaction_json(row: Any, names: dict[tuple[str, int], str]) -> dict[str, Any]:
+    return interaction_json(row, queue_name=names.get((row.queue_kind, row.queue_id), ""))
+
+
+def interaction_json(row: Any, *, queue_name: str) -> dict[str, Any]:
+    """An interaction row as the HTTP API shows it (the agent protocol adds `agent_id`)."""
     return {
         "id": row.id,
         "state": row.state,
@@ -66,7 +73,7 @@ def _interaction_json(row: Any, names: dict[tuple[str, int], str]) -> dict[str, 
         "queue": {
             "kind": row.queue_kind,
             "id": row.queue_id,
-            "name": names.get((row.queue_kind, row.queue_id), ""),
+            "name": queue_name,
         },
         "priority": row.priority,
         "enqueued_at": _iso(row.enqueued_at),
@@ -75,7 +82,8 @@ def _interaction_json(row: Any, names: dict[tuple[str, int], str]) -> dict[str, 
     }
 
 
-def _message_json(row: Any) -> dict[str, Any]:
+def message_json(row: Any) -> dict[str, Any]:
+    """A message row as the HTTP API shows it (the agent protocol shows a few fields more)."""
     return {
         "id": row.id,
         "direction": row.direction,
@@ -168,7 +176,7 @@ def get_interaction(
     )
     return {
         "interaction": _interaction_json(row, _queue_names(connection, organisation_id)),
-        "messages": [_message_json(message) for message in messages],
+        "messages": [message_json(message) for message in messages],
     }
 
 
