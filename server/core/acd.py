@@ -129,6 +129,10 @@ class ReadyAgents:
         """User ids, longest idle first (a copy: dispatching changes the order)."""
         return [user_id for _, user_id in self._order]
 
+    def in_order(self) -> Iterator[int]:
+        """User ids, longest idle first, without a copy: stop before offering anything."""
+        return (user_id for _, user_id in self._order)
+
     def __contains__(self, user_id: object) -> bool:
         return user_id in self._keys
 

@@ -11,7 +11,7 @@ and the interactions, and appends effects.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -191,10 +191,10 @@ class Dispatcher:
         if interaction.queue.kind is QueueKind.USER:
             user_id = interaction.queue.id
             takers: Mapping[int, AgentProfile] = {user_id: config.profile_of(user_id)}
-            order = [user_id] if user_id in ready else []
+            order: Iterable[int] = [user_id] if user_id in ready else []
         else:
             takers = config.takers.get(interaction.queue.id, {})
-            order = ready.longest_idle_first()
+            order = ready.in_order()  # nothing is offered until the loop is over
         checked = settings if settings.id else None
         candidates: list[Agent] = []
         capacities: dict[int, int] = {}
