@@ -12,7 +12,61 @@ here, at the boundary, so that the sender sees only this tree:
 
 from __future__ import annotations
 
-__all__ = ["BrokerRejected", "BrokerUnavailable", "SendError"]
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import httpx2
+
+__all__ = [
+    "BrokerClient",
+    "BrokerRejected",
+    "BrokerUnavailable",
+    "ClientSettings",
+    "OutboundText",
+    "SendError",
+]
+
+
+@dataclass(frozen=True)
+class OutboundText:
+    """One text (one part, already split and formatted) for a broker client to send.
+
+    `sender` and `recipient` are the numbers as the broker wants them (the outbound route's
+    formatted number; E.164 unless the broker's client reformats it). `media` are public URLs of
+    MMS attachments (empty for SMS). `idempotency_key` is stable across retries of the same
+    outbox row (send it where the broker takes one). `status_callback` is the absolute URL of
+    this account's receipt webhook (`/webhooks/<broker>/<account>/status`).
+    """
+
+    sender: str
+    recipient: str
+    text: str
+    idempotency_key: str
+    status_callback: str
+    media: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """What a broker client needs of its account: where its API is and how to sign in."""
+
+    api_url: str
+    credentials: Mapping[str, str] = field(repr=False)
+    timeout_s: float = 60.0
+
+
+class BrokerClient(Protocol):
+    """An outbound broker client: one per broker, sharing the sender's `httpx2.AsyncClient`."""
+
+    async def send(self, text: OutboundText, settings: ClientSettings) -> str:
+        """Send `text`; return the broker's message id, or raise `BrokerRejected` /
+        `BrokerUnavailable` (no httpx2 exception leaves a client)."""
+        ...
+
+
+class ClientFactory(Protocol):
+    def __call__(self, http: httpx2.AsyncClient) -> BrokerClient: ...
 
 
 class SendError(Exception):
