@@ -51,6 +51,7 @@ class OutboundText:
 class ClientSettings:
     """What a broker client needs of its account: where its API is and how to sign in."""
 
+    account: str  # the account's public id (the sandbox's API names it in its URLs)
     api_url: str
     credentials: Mapping[str, str] = field(repr=False)
     timeout_s: float = 60.0
