@@ -88,6 +88,8 @@ class Organisation(SQLModel, table=True):
     name: str = Field(max_length=200)
     country: str = Field(default="US", max_length=2)
     config_revision: int = 0
+    # Texts sent back when a customer texts STOP / START / HELP ({} keys: stop, start, help).
+    keyword_replies: dict[str, str] = _json(default=dict)
     created_at: datetime = _when()
 
 
@@ -195,6 +197,9 @@ class BrokerAccount(SQLModel, table=True):
     mms_enabled: bool = False
     user_can_block: bool = False
     user_confirmation_required: bool = False
+    # How texts go out: api_url, timeout_s, long_text, max_parts, consolidate, send_rate_per_s,
+    # proxy ({url, username, password}); see docs/configuration.md, "Sending".
+    sending: dict[str, Any] = _json(default=dict)
     created_at: datetime = _when()
 
 
@@ -235,6 +240,23 @@ class InboundRoute(SQLModel, table=True):
     target_kind: str = Field(max_length=16)  # workgroup, user, handler, assigned
     target: str = Field(default="", max_length=300)  # workgroup/user name or module:function
     is_default: bool = False
+
+
+class OutboundRoute(SQLModel, table=True):
+    """An ordered outbound route: which broker account a destination number goes through."""
+
+    __tablename__ = "outbound_route"
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = _org()
+    position: int
+    name: str = Field(max_length=100)
+    pattern: str
+    formatted_number: str = Field(max_length=100)
+    broker_account_id: int = Field(foreign_key="broker_account.id")
+    classifications: list[str] = _json(default=list)
+    users: list[int] = _json(default=list)  # user ids allowed; empty with workgroups: everyone
+    workgroups: list[int] = _json(default=list)
 
 
 class Interaction(SQLModel, table=True):
@@ -323,6 +345,46 @@ class Outbox(SQLModel, table=True):
     next_attempt_at: datetime = _when()
     last_error: str | None = None
     sent_at: datetime | None = _when(nullable=True)
+
+
+class OutboundPart(SQLModel, table=True):
+    """One broker send of an outbound message (a part of a split text, or a whole text).
+
+    Receipts name the broker's id of a part; several messages share a part when the sender
+    consolidated them into one text.
+    """
+
+    __tablename__ = "outbound_part"
+    __table_args__ = (
+        sa.UniqueConstraint("message_id", "part_index"),
+        sa.Index("outbound_part_by_broker_id", "broker_account_id", "broker_message_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = _org()
+    message_id: int = Field(foreign_key="message.id")
+    part_index: int
+    broker_account_id: int = Field(foreign_key="broker_account.id")
+    broker_message_id: str = Field(max_length=128)
+    status: str = Field(default="sent", max_length=16)
+    reason: str | None = None
+    updated_at: datetime = _when()
+
+
+class Attachment(SQLModel, table=True):
+    """A file an agent uploaded, served from an unguessable address until it expires."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = _org()
+    token: str = Field(unique=True, max_length=64)
+    filename: str = Field(max_length=255)
+    content_type: str = Field(max_length=127)
+    size: int
+    sha256: str = Field(max_length=64)
+    storage_key: str = Field(max_length=255)
+    uploaded_by: int | None = Field(default=None, foreign_key="app_user.id")
+    created_at: datetime = _when()
+    expires_at: datetime = _when(index=True)
 
 
 class DeliveryReceipt(SQLModel, table=True):
