@@ -13,17 +13,14 @@ steps) and returns an `OrganisationDocument` (`server.adapters.config_document`)
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import os
 import re
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import phonenumbers
-import yaml
 
 from server.adapters.config_document import (
     ACCOUNT_FLAGS,
@@ -47,260 +44,26 @@ from server.adapters.config_document import (
     UserSpec,
     WorkgroupSpec,
 )
+from server.adapters.config_yaml import (
+    SLUG,
+    TOP,
+    YamlFile,
+    item_where,
+    parse_yaml,
+    type_name,
+)
 from server.core.phone_numbers import ImpossibleNumber, to_e164
 from server.core.routing import RouteField
 
 __all__ = ["load_config_folder"]
 
 _REQUIRED_FILES = frozenset({"organisation.yaml", "inbound_routes.yaml"})
-_SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{3,64}")
 _HANDLER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
-# `${NAME}` or `${NAME:-fallback}`; a `${` that is neither leaves group 1 empty.
-_PLACEHOLDER = re.compile(r"\$\{(?:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\})?")
-_TOP = "top level"
-_SKILL_HINT = "lower-case letters, digits, '-' and '_', at most 64"
-
-
-# --- reading YAML -------------------------------------------------------------------------------
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """The safe loader, refusing a key written twice in one mapping (YAML keeps the last)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
-        seen: set[object] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, Hashable) and key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} is written twice", key_node.start_mark
-                )
-            if isinstance(key, Hashable):
-                seen.add(key)
-        return super().construct_mapping(node, deep)
-
-
-def _parse_yaml(path: Path, problems: list[ConfigProblem]) -> object:
-    """Return the file's YAML value (None when empty); record a syntax error as a problem."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        problems.append(ConfigProblem(path.name, _TOP, f"cannot be read: {error}"))
-        return None
-    loader = _UniqueKeyLoader(text)
-    try:
-        return loader.get_single_data()
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else _TOP
-        message = error.problem or error.context or "not valid YAML"
-        problems.append(ConfigProblem(path.name, where, f"YAML syntax: {message}"))
-    except yaml.YAMLError as error:
-        problems.append(ConfigProblem(path.name, _TOP, f"YAML syntax: {error}"))
-    finally:
-        loader.dispose()
-    return None
-
-
-def _type_name(value: object) -> str:
-    if value is None:
-        return "nothing"
-    names = {dict: "a mapping", list: "a list", str: "a string", bool: "true/false"}
-    return names.get(type(value), "a number" if isinstance(value, int | float) else "a value")
-
-
-class _File:
-    """Reads one file's values, recording every problem under the file's name.
-
-    Every reader returns None for a value that has a problem (already recorded), so that the
-    caller can skip checks that would only repeat it.
-    """
-
-    def __init__(
-        self, name: str, *, problems: list[ConfigProblem], environ: Mapping[str, str]
-    ) -> None:
-        self.name = name
-        self._problems = problems
-        self._environ = environ
-
-    def report(self, where: str, message: str) -> None:
-        self._problems.append(ConfigProblem(self.name, where, message))
-
-    def mapping(
-        self,
-        value: object,
-        where: str,
-        *,
-        required: Iterable[str] = (),
-        optional: Iterable[str] = (),
-    ) -> dict[str, object] | None:
-        """Return `value` as a mapping after checking its keys, or None if it is not one."""
-        if not isinstance(value, dict):
-            self.report(where, f"expected a mapping (key: value), got {_type_name(value)}")
-            return None
-        required = tuple(required)
-        known = (*required, *optional)
-        checked: dict[str, object] = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                self.report(where, f"key {key!r} is not a name")
-            elif key not in known:
-                close = difflib.get_close_matches(key, known, n=1)
-                hint = (
-                    f"did you mean {close[0]!r}?"
-                    if close
-                    else f"expected one of: {', '.join(known)}"
-                )
-                self.report(where, f"unknown key {key!r}; {hint}")
-            else:
-                checked[key] = item
-        for key in required:
-            if key not in value:
-                self.report(where, f"{key} is required")
-        return checked
-
-    def sequence(self, node: Mapping[str, object], key: str, where: str) -> list[object]:
-        """Return the list under `key` ([] when absent or not a list, the latter reported)."""
-        value = node.get(key)
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            self.report(where, f"{key} must be a list, got {_type_name(value)}")
-            return []
-        return value
-
-    def expand(self, text: str, *, where: str, label: str) -> str | None:
-        """Replace `${NAME}` and `${NAME:-fallback}` from the environment; None if one is unset."""
-        failed = False
-
-        def substitute(match: re.Match[str]) -> str:
-            nonlocal failed
-            name, fallback = match.group(1), match.group(2)
-            if name is None:
-                self.report(where, f"{label}: '${{' must start ${{NAME}} or ${{NAME:-fallback}}")
-                failed = True
-                return ""
-            value = self._environ.get(name, fallback)
-            if value is None:
-                self.report(where, f"{label}: environment variable {name} is not set")
-                failed = True
-                return ""
-            return value
-
-        expanded = _PLACEHOLDER.sub(substitute, text)
-        return None if failed else expanded
-
-    def text(
-        self,
-        node: Mapping[str, object],
-        key: str,
-        where: str,
-        *,
-        default: str | None = None,
-        max_length: int = 200,
-        pattern: re.Pattern[str] | None = None,
-        pattern_hint: str = "",
-    ) -> str | None:
-        """Return the string under `key` with placeholders replaced (`default` when absent)."""
-        if key not in node:
-            return default
-        value = node[key]
-        if not isinstance(value, str):
-            self.report(where, f"{key} must be a string, got {_type_name(value)}")
-            return None
-        expanded = self.expand(value, where=where, label=key)
-        if expanded is None:
-            return None
-        if not expanded.strip():
-            self.report(where, f"{key} is empty")
-            return None
-        if len(expanded) > max_length:
-            self.report(where, f"{key} is longer than {max_length} characters")
-            return None
-        if pattern is not None and not pattern.fullmatch(expanded):
-            self.report(where, f"{key} {expanded!r} is not valid: {pattern_hint}")
-            return None
-        return expanded
-
-    def flag(
-        self, node: Mapping[str, object], key: str, where: str, *, default: bool
-    ) -> bool | None:
-        """Return the true/false under `key` (`default` when absent)."""
-        if key not in node:
-            return default
-        return self.optional_flag(node, key, where)
-
-    def optional_flag(self, node: Mapping[str, object], key: str, where: str) -> bool | None:
-        """Return the true/false under `key`, None when absent (or wrong, which is reported)."""
-        value = node.get(key)
-        if value is None or isinstance(value, bool):
-            return value
-        self.report(where, f"{key} must be true or false, got {_type_name(value)}")
-        return None
-
-    def integer(
-        self,
-        node: Mapping[str, object],
-        key: str,
-        where: str,
-        *,
-        default: int | None,
-        minimum: int,
-        maximum: int | None = None,
-    ) -> int | None:
-        """Return the whole number under `key` within the bounds (`default` when absent)."""
-        if key not in node:
-            return default
-        value = node[key]
-        if isinstance(value, bool) or not isinstance(value, int):
-            got = repr(value) if isinstance(value, float) else _type_name(value)
-            self.report(where, f"{key} must be a whole number, got {got}")
-            return None
-        if value < minimum or (maximum is not None and value > maximum):
-            bounds = f"at least {minimum}" if maximum is None else f"from {minimum} to {maximum}"
-            self.report(where, f"{key} must be {bounds}, got {value}")
-            return None
-        return value
-
-    def skills(self, node: Mapping[str, object], key: str, where: str) -> dict[str, int] | None:
-        """Return the `skill: level` mapping under `key`, sorted ({} when absent).
-
-        Problems are reported at `where.key`; None when any entry is wrong.
-        """
-        value = node.get(key)
-        if value is None:
-            return {}
-        where = f"{where}.{key}"
-        if not isinstance(value, dict):
-            self.report(where, f"expected a mapping (skill: level), got {_type_name(value)}")
-            return None
-        skills: dict[str, int] = {}
-        ok = True
-        for skill, level in value.items():
-            if not isinstance(skill, str) or not _SLUG.fullmatch(skill):
-                self.report(where, f"skill {skill!r} is not valid: {_SKILL_HINT}")
-                ok = False
-            elif isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 10:
-                self.report(
-                    where, f"{skill}: level must be a whole number from 1 to 10, got {level!r}"
-                )
-                ok = False
-            else:
-                skills[skill] = level
-        return dict(sorted(skills.items())) if ok else None
-
-
-def _item_where(list_key: str, index: int, item: object, *, name_key: str) -> str:
-    """Name a list item as `routes[2] 'spanish'` (just `routes[2]` when it has no name)."""
-    name = item.get(name_key) if isinstance(item, dict) else None
-    if isinstance(name, str | int) and not isinstance(name, bool):
-        return f"{list_key}[{index}] {str(name)!r}"
-    return f"{list_key}[{index}]"
 
 
 def _region(
-    file: _File, node: Mapping[str, object], key: str, where: str, *, default: str
+    file: YamlFile, node: Mapping[str, object], key: str, where: str, *, default: str
 ) -> str | None:
     value = file.text(node, key, where, default=default, max_length=2)
     if value is not None and value not in phonenumbers.SUPPORTED_REGIONS:
@@ -312,21 +75,21 @@ def _region(
 # --- the five files -----------------------------------------------------------------------------
 
 
-def _read_organisation(file: _File, root: object) -> OrganisationSpec | None:
-    node = file.mapping(root, _TOP, required=("slug", "name", "provider"), optional=("country",))
+def _read_organisation(file: YamlFile, root: object) -> OrganisationSpec | None:
+    node = file.mapping(root, TOP, required=("slug", "name", "provider"), optional=("country",))
     if node is None:
         return None
     slug_hint = "lower-case letters, digits, '-' and '_', at most 64"
-    slug = file.text(node, "slug", _TOP, max_length=64, pattern=_SLUG, pattern_hint=slug_hint)
-    name = file.text(node, "name", _TOP)
-    country = _region(file, node, "country", _TOP, default="US")
+    slug = file.text(node, "slug", TOP, max_length=64, pattern=SLUG, pattern_hint=slug_hint)
+    name = file.text(node, "name", TOP)
+    country = _region(file, node, "country", TOP, default="US")
     provider: ProviderSpec | None = None
     if "provider" in node:
         where = "provider"
         provider_node = file.mapping(node["provider"], where, required=("slug", "name"))
         if provider_node is not None:
             provider_slug = file.text(
-                provider_node, "slug", where, max_length=64, pattern=_SLUG, pattern_hint=slug_hint
+                provider_node, "slug", where, max_length=64, pattern=SLUG, pattern_hint=slug_hint
             )
             provider_name = file.text(provider_node, "name", where)
             if provider_slug is not None and provider_name is not None:
@@ -350,7 +113,7 @@ class _People:
 _ESCALATION_AFTER_MAX = 86_400  # a day
 
 
-def _read_user(file: _File, item: object, where: str, people: _People) -> str | None:
+def _read_user(file: YamlFile, item: object, where: str, people: _People) -> str | None:
     """Read one user into `people.users`; return its username (None when it has none)."""
     user = file.mapping(
         item,
@@ -394,7 +157,7 @@ def _read_user(file: _File, item: object, where: str, people: _People) -> str | 
 
 
 def _read_escalation(
-    file: _File, node: Mapping[str, object], where: str
+    file: YamlFile, node: Mapping[str, object], where: str
 ) -> tuple[list[tuple[str, EscalationStep]], bool]:
     """Return a workgroup's good escalation steps, each with its `where`, and whether all are."""
     ok = isinstance(node.get("escalation", []) or [], list)
@@ -435,7 +198,7 @@ def _read_escalation(
 
 
 def _read_workgroup(
-    file: _File, item: object, where: str, usernames: set[str]
+    file: YamlFile, item: object, where: str, usernames: set[str]
 ) -> tuple[str | None, WorkgroupSpec | None, list[tuple[str, EscalationStep]]]:
     """Read one workgroup: (its name, its spec or None when wrong, its escalation steps)."""
     workgroup = file.mapping(
@@ -451,7 +214,7 @@ def _read_workgroup(
     members_ok = True
     for member in file.sequence(workgroup, "members", where):
         if not isinstance(member, str):
-            file.report(where, f"members must be usernames, got {_type_name(member)}")
+            file.report(where, f"members must be usernames, got {type_name(member)}")
             members_ok = False
             continue
         username = file.expand(member, where=where, label="members")
@@ -517,7 +280,7 @@ def _overflow_path(edges: Mapping[str, list[str]], start: str, goal: str) -> lis
 
 
 def _report_overflow_loops(
-    file: _File, overflows: list[tuple[str, str, str]], edges: Mapping[str, list[str]]
+    file: YamlFile, overflows: list[tuple[str, str, str]], edges: Mapping[str, list[str]]
 ) -> None:
     """Report each loop of overflow steps once, at the first step that closes it.
 
@@ -536,14 +299,14 @@ def _report_overflow_loops(
         file.report(where, f"overflow_to {target!r} makes a loop: {loop}")
 
 
-def _read_people(file: _File, root: object) -> _People:
+def _read_people(file: YamlFile, root: object) -> _People:
     people = _People()
-    node = file.mapping({} if root is None else root, _TOP, optional=("users", "workgroups"))
+    node = file.mapping({} if root is None else root, TOP, optional=("users", "workgroups"))
     if node is None:
         return _People(usernames=None, workgroup_names=None)
     usernames: set[str] = set()
-    for index, item in enumerate(file.sequence(node, "users", _TOP)):
-        where = _item_where("users", index, item, name_key="username")
+    for index, item in enumerate(file.sequence(node, "users", TOP)):
+        where = item_where("users", index, item, name_key="username")
         username = _read_user(file, item, where, people)
         if username is not None:
             if username in usernames:
@@ -551,8 +314,8 @@ def _read_people(file: _File, root: object) -> _People:
             usernames.add(username)
     names: set[str] = set()
     overflows: list[tuple[str, str, str]] = []  # (where, workgroup, target)
-    for index, item in enumerate(file.sequence(node, "workgroups", _TOP)):
-        where = _item_where("workgroups", index, item, name_key="name")
+    for index, item in enumerate(file.sequence(node, "workgroups", TOP)):
+        where = item_where("workgroups", index, item, name_key="name")
         name, workgroup, escalation = _read_workgroup(file, item, where, usernames)
         if name is not None:
             if name in names:
@@ -580,14 +343,14 @@ def _read_people(file: _File, root: object) -> _People:
 
 
 def _read_profile_queues(
-    file: _File, profile: Mapping[str, object], where: str, *, people: _People
+    file: YamlFile, profile: Mapping[str, object], where: str, *, people: _People
 ) -> list[ProfileQueueSpec] | None:
     """Return a profile's queues sorted by (priority, workgroup); None when one is wrong."""
     queues: list[ProfileQueueSpec] = []
     ok = isinstance(profile.get("queues", []) or [], list)
     seen: set[str] = set()
     for index, item in enumerate(file.sequence(profile, "queues", where)):
-        queue_where = f"{where}.{_item_where('queues', index, item, name_key='workgroup')}"
+        queue_where = f"{where}.{item_where('queues', index, item, name_key='workgroup')}"
         queue = file.mapping(
             item, queue_where, required=("workgroup", "priority"), optional=("delay_s",)
         )
@@ -620,16 +383,16 @@ def _read_profile_queues(
 
 
 def _read_profiles(
-    file: _File, root: object, *, people: _People
+    file: YamlFile, root: object, *, people: _People
 ) -> tuple[list[RoutingProfileSpec], set[str] | None]:
     """Return the routing profiles and their names (None: the file is broken)."""
     profiles: list[RoutingProfileSpec] = []
-    node = file.mapping({} if root is None else root, _TOP, optional=("profiles",))
+    node = file.mapping({} if root is None else root, TOP, optional=("profiles",))
     if node is None:
         return profiles, None
     names: set[str] = set()
-    for index, item in enumerate(file.sequence(node, "profiles", _TOP)):
-        where = _item_where("profiles", index, item, name_key="name")
+    for index, item in enumerate(file.sequence(node, "profiles", TOP)):
+        where = item_where("profiles", index, item, name_key="name")
         profile = file.mapping(
             item, where, required=("name",), optional=("sms_capacity", "skills", "queues")
         )
@@ -651,12 +414,12 @@ def _read_profiles(
     return profiles, names
 
 
-def _read_credentials(file: _File, value: object, where: str) -> dict[str, str] | None:
+def _read_credentials(file: YamlFile, value: object, where: str) -> dict[str, str] | None:
     """Return the credentials mapping with placeholders replaced; None if any value is wrong."""
     if value is None:
         return {}
     if not isinstance(value, dict):
-        file.report(where, f"expected a mapping (key: value), got {_type_name(value)}")
+        file.report(where, f"expected a mapping (key: value), got {type_name(value)}")
         return None
     credentials: dict[str, str] = {}
     ok = True
@@ -666,7 +429,7 @@ def _read_credentials(file: _File, value: object, where: str) -> dict[str, str] 
             ok = False
             continue
         if isinstance(raw, bool) or not isinstance(raw, str | int):
-            file.report(where, f"{key} must be a string, got {_type_name(raw)}")
+            file.report(where, f"{key} must be a string, got {type_name(raw)}")
             ok = False
             continue
         expanded = file.expand(str(raw), where=where, label=key)
@@ -678,18 +441,18 @@ def _read_credentials(file: _File, value: object, where: str) -> dict[str, str] 
 
 
 def _read_brokers(
-    file: _File, root: object, *, country: str
+    file: YamlFile, root: object, *, country: str
 ) -> tuple[list[BrokerAccountSpec], dict[str, str] | None]:
     """Return the accounts and the region of every account named (None: the file is broken)."""
     from server.adapters.brokers.registry import broker_wire
 
     accounts: list[BrokerAccountSpec] = []
-    node = file.mapping({} if root is None else root, _TOP, optional=("accounts",))
+    node = file.mapping({} if root is None else root, TOP, optional=("accounts",))
     if node is None:
         return accounts, None
     regions: dict[str, str] = {}
-    for index, item in enumerate(file.sequence(node, "accounts", _TOP)):
-        where = _item_where("accounts", index, item, name_key="public_id")
+    for index, item in enumerate(file.sequence(node, "accounts", TOP)):
+        where = item_where("accounts", index, item, name_key="public_id")
         account = file.mapping(
             item,
             where,
@@ -753,7 +516,7 @@ def _read_brokers(
 
 
 def _check_name(
-    file: _File, where: str, *, kind: str, name: str, known: set[str] | None, source: str
+    file: YamlFile, where: str, *, kind: str, name: str, known: set[str] | None, source: str
 ) -> bool:
     """Report `name` unless it is in `known` (None: the other file is broken, so say nothing)."""
     if known is None or name in known:
@@ -763,7 +526,7 @@ def _check_name(
 
 
 def _read_numbers(
-    file: _File,
+    file: YamlFile,
     root: object,
     *,
     country: str,
@@ -771,12 +534,12 @@ def _read_numbers(
     account_regions: dict[str, str] | None,
 ) -> list[NumberSpec]:
     numbers: list[NumberSpec] = []
-    node = file.mapping({} if root is None else root, _TOP, optional=("numbers",))
+    node = file.mapping({} if root is None else root, TOP, optional=("numbers",))
     if node is None:
         return numbers
     seen: dict[str, str] = {}
-    for index, item in enumerate(file.sequence(node, "numbers", _TOP)):
-        where = _item_where("numbers", index, item, name_key="number")
+    for index, item in enumerate(file.sequence(node, "numbers", TOP)):
+        where = item_where("numbers", index, item, name_key="number")
         entry = file.mapping(
             item,
             where,
@@ -873,7 +636,7 @@ def _handler_problem(target: str) -> str | None:
 
 
 def _read_destination(
-    file: _File, value: object, where: str, *, people: _People, allow_assigned: bool
+    file: YamlFile, value: object, where: str, *, people: _People, allow_assigned: bool
 ) -> Destination | None:
     kinds = [DestinationKind.WORKGROUP, DestinationKind.USER, DestinationKind.HANDLER]
     if allow_assigned:
@@ -914,16 +677,16 @@ def _read_destination(
 
 
 def _read_routes(
-    file: _File, root: object, *, people: _People
+    file: YamlFile, root: object, *, people: _People
 ) -> tuple[list[RouteSpec], Destination | None]:
     routes: list[RouteSpec] = []
-    node = file.mapping(root, _TOP, required=("default",), optional=("routes",))
+    node = file.mapping(root, TOP, required=("default",), optional=("routes",))
     if node is None:
         return routes, None
     names: set[str] = set()
     field_names = ", ".join(item.value for item in RouteField)
-    for index, item in enumerate(file.sequence(node, "routes", _TOP)):
-        where = _item_where("routes", index, item, name_key="name")
+    for index, item in enumerate(file.sequence(node, "routes", TOP)):
+        where = item_where("routes", index, item, name_key="name")
         route = file.mapping(item, where, required=("name", "type", "pattern", "destination"))
         if route is None:
             continue
@@ -944,7 +707,7 @@ def _read_routes(
                 file.report(where, f"type {route_type!r} is not one of: {field_names}")
         pattern = route.get("pattern")
         if "pattern" in route and not isinstance(pattern, str):
-            file.report(where, f"pattern must be a string, got {_type_name(pattern)}")
+            file.report(where, f"pattern must be a string, got {type_name(pattern)}")
             pattern = None
         if isinstance(pattern, str):
             pattern = file.expand(pattern, where=where, label="pattern")
@@ -992,25 +755,25 @@ def load_config_folder(
     environment: Mapping[str, str] = os.environ if environ is None else environ
     problems: list[ConfigProblem] = []
     if not path.is_dir():
-        raise ConfigInvalid([ConfigProblem(str(path), _TOP, "is not a folder")])
+        raise ConfigInvalid([ConfigProblem(str(path), TOP, "is not a folder")])
     roots: dict[str, object] = {}
     for name in CONFIG_FILES:
         file_path = path / name
         if file_path.is_file():
-            roots[name] = _parse_yaml(file_path, problems)
+            roots[name] = parse_yaml(file_path, problems)
         elif name in _REQUIRED_FILES:
-            problems.append(ConfigProblem(name, _TOP, "the file is missing"))
+            problems.append(ConfigProblem(name, TOP, "the file is missing"))
     syntax_failed = {problem.file for problem in problems}
     for extra in sorted(path.iterdir()):
         if extra.suffix in (".yaml", ".yml") and extra.name not in CONFIG_FILES:
             problems.append(
                 ConfigProblem(
-                    extra.name, _TOP, f"unknown file; expected some of: {', '.join(CONFIG_FILES)}"
+                    extra.name, TOP, f"unknown file; expected some of: {', '.join(CONFIG_FILES)}"
                 )
             )
 
-    def reader(name: str) -> _File:
-        return _File(name, problems=problems, environ=environment)
+    def reader(name: str) -> YamlFile:
+        return YamlFile(name, problems=problems, environ=environment)
 
     organisation = None
     if "organisation.yaml" in roots and "organisation.yaml" not in syntax_failed:
