@@ -34,6 +34,7 @@ from server.core.routing import RouteField
 __all__ = [
     "ACCOUNT_FLAGS",
     "CONFIG_FILES",
+    "NUMBER_CLASSES",
     "ROLES",
     "STRATEGIES",
     "WORKGROUP_NUMBERS",
@@ -47,10 +48,12 @@ __all__ = [
     "NumberSpec",
     "OrganisationDocument",
     "OrganisationSpec",
+    "OutboundRouteSpec",
     "ProfileQueueSpec",
     "ProviderSpec",
     "RouteSpec",
     "RoutingProfileSpec",
+    "SendingSpec",
     "UserSpec",
     "WorkgroupSpec",
     "credential_variable",
@@ -63,7 +66,11 @@ CONFIG_FILES = (
     "brokers.yaml",
     "numbers.yaml",
     "inbound_routes.yaml",
+    "outbound_routes.yaml",
 )
+
+# The classes of destination number an outbound route may serve (`server.core.outbound_routing`).
+NUMBER_CLASSES = ("local", "long_distance", "international", "toll_free")
 
 # How a workgroup picks among the agents who could take an interaction; the first is the default.
 STRATEGIES = tuple(strategy.value for strategy in Strategy)
@@ -123,6 +130,8 @@ class OrganisationSpec:
     name: str
     provider: ProviderSpec
     country: str = "US"
+    # The texts answering STOP / START / HELP ("" sends none); keys: stop, start, help.
+    keyword_replies: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -191,6 +200,21 @@ class RoutingProfileSpec:
 
 
 @dataclass(frozen=True)
+class SendingSpec:
+    """How an account's texts go out (brokers.yaml `sending:`); None: the broker's default."""
+
+    api_url: str | None = None
+    timeout_s: float = 60.0
+    long_text: str = "split"  # split into parts, or truncate to one text
+    max_parts: int = 10
+    consolidate: bool = False
+    send_rate_per_s: float | None = None  # None: as fast as the broker answers
+    proxy_url: str | None = None
+    proxy_username: str | None = None
+    proxy_password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
 class BrokerAccountSpec:
     """A broker account; `credentials` never shows in `repr`."""
 
@@ -204,6 +228,7 @@ class BrokerAccountSpec:
     mms_enabled: bool = False
     user_can_block: bool = False
     user_confirmation_required: bool = False
+    sending: SendingSpec = SendingSpec()
 
 
 @dataclass(frozen=True)
@@ -243,6 +268,21 @@ class RouteSpec:
 
 
 @dataclass(frozen=True)
+class OutboundRouteSpec:
+    """An outbound route: destinations matching `pattern` go through `account` as
+    `formatted_number`, for the number classes and the users / workgroups named (none named:
+    everyone)."""
+
+    name: str
+    pattern: str
+    formatted_number: str
+    account: str
+    classifications: tuple[str, ...]
+    users: tuple[str, ...] = ()
+    workgroups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class OrganisationDocument:
     """One organisation's whole configuration, validated; routes in order, the default last."""
 
@@ -254,6 +294,8 @@ class OrganisationDocument:
     routes: tuple[RouteSpec, ...] = ()
     default_destination: Destination = Destination(DestinationKind.ASSIGNED)
     profiles: tuple[RoutingProfileSpec, ...] = ()
+    # No routes (or no outbound_routes.yaml): each number sends through its own account.
+    outbound_routes: tuple[OutboundRouteSpec, ...] = ()
 
 
 def credential_variable(*, public_id: str, field: str) -> str:

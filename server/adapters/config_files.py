@@ -37,12 +37,18 @@ from server.adapters.config_document import (
     NumberSpec,
     OrganisationDocument,
     OrganisationSpec,
+    OutboundRouteSpec,
     ProfileQueueSpec,
     ProviderSpec,
     RouteSpec,
     RoutingProfileSpec,
     UserSpec,
     WorkgroupSpec,
+)
+from server.adapters.config_outbound import (
+    read_keyword_replies,
+    read_outbound_routes,
+    read_sending,
 )
 from server.adapters.config_yaml import (
     SLUG,
@@ -76,7 +82,12 @@ def _region(
 
 
 def _read_organisation(file: YamlFile, root: object) -> OrganisationSpec | None:
-    node = file.mapping(root, TOP, required=("slug", "name", "provider"), optional=("country",))
+    node = file.mapping(
+        root,
+        TOP,
+        required=("slug", "name", "provider"),
+        optional=("country", "keyword_replies"),
+    )
     if node is None:
         return None
     slug_hint = "lower-case letters, digits, '-' and '_', at most 64"
@@ -94,9 +105,14 @@ def _read_organisation(file: YamlFile, root: object) -> OrganisationSpec | None:
             provider_name = file.text(provider_node, "name", where)
             if provider_slug is not None and provider_name is not None:
                 provider = ProviderSpec(provider_slug, provider_name)
-    if slug is None or name is None or country is None or provider is None:
+    replies = read_keyword_replies(
+        file, node.get("keyword_replies"), "keyword_replies", organisation=name or ""
+    )
+    if slug is None or name is None or country is None or provider is None or replies is None:
         return None
-    return OrganisationSpec(slug=slug, name=name, provider=provider, country=country)
+    return OrganisationSpec(
+        slug=slug, name=name, provider=provider, country=country, keyword_replies=replies
+    )
 
 
 @dataclass
@@ -457,7 +473,7 @@ def _read_brokers(
             item,
             where,
             required=("public_id", "broker"),
-            optional=("name", "region", *ACCOUNT_FLAGS, "credentials"),
+            optional=("name", "region", *ACCOUNT_FLAGS, "credentials", "sending"),
         )
         if account is None:
             continue
@@ -478,6 +494,7 @@ def _read_brokers(
         broker = file.text(account, "broker", where, max_length=32)
         flags = {key: file.flag(account, key, where, default=d) for key, d in ACCOUNT_FLAGS.items()}
         credentials = _read_credentials(file, account.get("credentials"), f"{where}.credentials")
+        sending = read_sending(file, account.get("sending"), f"{where}.sending")
         if broker is not None:
             try:
                 wire = broker_wire(broker)
@@ -495,6 +512,7 @@ def _read_brokers(
             or broker is None
             or region is None
             or credentials is None
+            or sending is None
             or None in flags.values()
         ):
             continue
@@ -510,6 +528,7 @@ def _read_brokers(
                 mms_enabled=bool(flags["mms_enabled"]),
                 user_can_block=bool(flags["user_can_block"]),
                 user_confirmation_required=bool(flags["user_confirmation_required"]),
+                sending=sending,
             )
         )
     return accounts, regions
@@ -829,6 +848,17 @@ def load_config_folder(
         routes, default = _read_routes(
             reader("inbound_routes.yaml"), roots["inbound_routes.yaml"], people=people
         )
+    outbound_routes: tuple[OutboundRouteSpec, ...] = ()
+    if "outbound_routes.yaml" in roots and "outbound_routes.yaml" not in syntax_failed:
+        outbound_routes = tuple(
+            read_outbound_routes(
+                reader("outbound_routes.yaml"),
+                roots["outbound_routes.yaml"],
+                accounts=None if account_regions is None else set(account_regions),
+                usernames=people.usernames,
+                workgroups=people.workgroup_names,
+            )
+        )
     if problems:
         raise ConfigInvalid(problems)
     assert organisation is not None  # else a problem was recorded
@@ -842,4 +872,5 @@ def load_config_folder(
         routes=tuple(routes),
         default_destination=default,
         profiles=tuple(sorted(profiles, key=lambda profile: profile.name)),
+        outbound_routes=outbound_routes,
     )

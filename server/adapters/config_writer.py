@@ -15,10 +15,12 @@ import yaml
 from server.adapters.config_document import (
     ACCOUNT_FLAGS,
     WORKGROUP_NUMBERS,
+    BrokerAccountSpec,
     Destination,
     DestinationKind,
     OrganisationDocument,
     RoutingProfileSpec,
+    SendingSpec,
     UserSpec,
     WorkgroupSpec,
     credential_variable,
@@ -100,6 +102,9 @@ def _document_files(document: OrganisationDocument) -> dict[str, dict[str, objec
                 },
             }
         )
+        sending = _sending_node(account)
+        if sending:
+            accounts[-1]["sending"] = sending
     numbers = []
     for number in document.numbers:
         entry: dict[str, object] = {
@@ -122,6 +127,7 @@ def _document_files(document: OrganisationDocument) -> dict[str, dict[str, objec
             "name": organisation.name,
             "provider": {"slug": organisation.provider.slug, "name": organisation.provider.name},
             "country": organisation.country,
+            "keyword_replies": dict(organisation.keyword_replies),
         },
         "people.yaml": {
             "users": [_user_node(user) for user in document.users],
@@ -142,7 +148,41 @@ def _document_files(document: OrganisationDocument) -> dict[str, dict[str, objec
             ],
             "default": {"destination": _destination_node(document.default_destination)},
         },
+        "outbound_routes.yaml": {
+            "routes": [
+                {
+                    "name": route.name,
+                    "pattern": route.pattern,
+                    "formatted_number": route.formatted_number,
+                    "account": route.account,
+                    "classifications": list(route.classifications),
+                    "users": list(route.users),
+                    "workgroups": list(route.workgroups),
+                }
+                for route in document.outbound_routes
+            ]
+        },
     }
+
+
+def _sending_node(account: BrokerAccountSpec) -> dict[str, object]:
+    """An account's `sending:` settings that differ from the defaults; the proxy password as a
+    `${PARLEY_...}` placeholder."""
+    sending, defaults = account.sending, SendingSpec()
+    node: dict[str, object] = {
+        key: getattr(sending, key)
+        for key in ("api_url", "timeout_s", "long_text", "max_parts", "consolidate")
+        if getattr(sending, key) != getattr(defaults, key)
+    }
+    if sending.send_rate_per_s is not None:
+        node["send_rate_per_s"] = sending.send_rate_per_s
+    if sending.proxy_url is not None:
+        proxy: dict[str, object] = {"url": sending.proxy_url}
+        if sending.proxy_username is not None:
+            variable = credential_variable(public_id=account.public_id, field="proxy_password")
+            proxy.update(username=sending.proxy_username, password="${" + variable + "}")
+        node["proxy"] = proxy
+    return node
 
 
 def write_config_folder(document: OrganisationDocument, folder: Path) -> None:

@@ -38,12 +38,15 @@ def demo_folder(tmp_path: Path, **files: str) -> Path:
     """Copy the demo folder into `tmp_path`, replacing the files given (`people="..."`).
 
     The demo's profiles.yaml names the demo's workgroups, so it is left out when `people` is
-    replaced and `profiles` is not given.
+    replaced and `profiles` is not given; outbound_routes.yaml, which names the demo's accounts
+    and workgroups, likewise when `people` or `brokers` is replaced.
     """
     folder = tmp_path / "organisation"
     shutil.copytree(DEMO, folder)
     if "people" in files and "profiles" not in files:
         (folder / "profiles.yaml").unlink()
+    if ("people" in files or "brokers" in files) and "outbound_routes" not in files:
+        (folder / "outbound_routes.yaml").unlink()  # it names the demo's accounts and workgroups
     for name, text in files.items():
         (folder / f"{name}.yaml").write_text(textwrap.dedent(text), encoding="utf-8")
     return folder
@@ -368,7 +371,7 @@ def test_files_missing_and_files_unknown(tmp_path: Path) -> None:
             "number.yaml",
             "top level",
             "unknown file; expected some of: organisation.yaml, people.yaml, profiles.yaml, "
-            "brokers.yaml, numbers.yaml, inbound_routes.yaml",
+            "brokers.yaml, numbers.yaml, inbound_routes.yaml, outbound_routes.yaml",
         ),
     ]
 

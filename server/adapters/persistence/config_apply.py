@@ -34,8 +34,10 @@ from server.adapters.config_document import (
     NumberSpec,
     OrganisationDocument,
     OrganisationSpec,
+    OutboundRouteSpec,
     RouteSpec,
     RoutingProfileSpec,
+    SendingSpec,
     UserSpec,
     WorkgroupSpec,
 )
@@ -47,6 +49,7 @@ from server.adapters.persistence.tables import (
     Interaction,
     Message,
     Organisation,
+    OutboundRoute,
     PhoneNumber,
     Provider,
     RoutingProfile,
@@ -73,6 +76,7 @@ _profile = table_of(RoutingProfile)
 _account = table_of(BrokerAccount)
 _number = table_of(PhoneNumber)
 _route = table_of(InboundRoute)
+_outbound_route = table_of(OutboundRoute)
 _interaction = table_of(Interaction)
 _message = table_of(Message)
 _receipt = table_of(DeliveryReceipt)
@@ -91,6 +95,7 @@ _ENTITIES = tuple(
         _account,
         _number,
         _route,
+        _outbound_route,
     )
 )
 # A workgroup's settings stored as they are in its `WorkgroupSpec`.
@@ -156,6 +161,8 @@ def _masked(values: Mapping[str, Any]) -> dict[str, Any]:
     masked = dict(values)
     if "credentials" in masked:
         masked["credentials"] = {key: "***" for key in sorted(masked["credentials"])}
+    if masked.get("sending", {}).get("proxy_password") is not None:
+        masked["sending"] = {**masked["sending"], "proxy_password": "***"}
     return masked
 
 
@@ -259,10 +266,15 @@ def _apply_organisation(changes: _Changes, spec: OrganisationSpec) -> tuple[int,
         sa.select(_provider.c.id).where(_provider.c.slug == spec.provider.slug)
     ).scalar()
     if provider is None:
-        values = {"slug": spec.provider.slug, "name": spec.provider.name}
-        provider = changes.create(_provider, spec.provider.slug, values)
+        provider = changes.create(
+            _provider, spec.provider.slug, {"slug": spec.provider.slug, "name": spec.provider.name}
+        )
     rows = _rows(connection, sa.select(_organisation).where(_organisation.c.slug == spec.slug))
-    values = {"name": spec.name, "country": spec.country}
+    values: dict[str, Any] = {
+        "name": spec.name,
+        "country": spec.country,
+        "keyword_replies": dict(sorted(spec.keyword_replies.items())),
+    }
     if not rows:
         organisation_id = changes.create(
             _organisation,
@@ -437,6 +449,17 @@ def _account_values(account: BrokerAccountSpec) -> dict[str, Any]:
         "region": account.region,
         "credentials": dict(account.credentials),
         **{flag: getattr(account, flag) for flag in _ACCOUNT_FLAGS},
+        "sending": sending_value(account.sending),
+    }
+
+
+def sending_value(sending: SendingSpec) -> dict[str, Any]:
+    """The `sending` column: the settings that differ from their defaults."""
+    defaults = SendingSpec()
+    return {
+        name: getattr(sending, name)
+        for name in SendingSpec.__dataclass_fields__
+        if getattr(sending, name) != getattr(defaults, name)
     }
 
 
@@ -604,6 +627,51 @@ def _apply_routes(
         changes.delete(_route, left_out, left_out["name"], ("name", "position", "field", "pattern"))
 
 
+def _apply_outbound_routes(
+    changes: _Changes, organisation_id: int, routes: Iterable[OutboundRouteSpec]
+) -> None:
+    """Make the outbound routes the document's, in order, matched by name (as inbound routes)."""
+    connection = changes.connection
+    accounts = {
+        row["public_id"]: row["id"]
+        for row in _rows(
+            connection,
+            sa.select(_account.c.public_id, _account.c.id).where(
+                _account.c.organisation_id == organisation_id
+            ),
+        )
+    }
+    users = _names(connection, _user, organisation_id)
+    workgroups = _names(connection, _workgroup, organisation_id)
+    rows = _rows(
+        connection,
+        sa.select(_outbound_route)
+        .where(_outbound_route.c.organisation_id == organisation_id)
+        .order_by(_outbound_route.c.position, _outbound_route.c.id),
+    )
+    existing = {row["name"]: row for row in rows}
+    shown = ("name", "position", "pattern", "broker_account_id")
+    for position, route in enumerate(routes):
+        values = {
+            "name": route.name,
+            "position": position,
+            "pattern": route.pattern,
+            "formatted_number": route.formatted_number,
+            "broker_account_id": accounts[route.account],
+            "classifications": list(route.classifications),
+            "users": sorted(users[name] for name in route.users),
+            "workgroups": sorted(workgroups[name] for name in route.workgroups),
+        }
+        if route.name in existing:
+            changes.update(_outbound_route, existing.pop(route.name), route.name, values)
+        else:
+            changes.create(
+                _outbound_route, route.name, values, scope={"organisation_id": organisation_id}
+            )
+    for left_out in existing.values():
+        changes.delete(_outbound_route, left_out, left_out["name"], shown)
+
+
 def _remove_accounts(changes: _Changes, organisation_id: int, keep: Iterable[str]) -> None:
     """Delete the organisation's accounts not in `keep`; ConfigConflict if history needs them."""
     connection = changes.connection
@@ -713,6 +781,7 @@ def apply_config(
         _apply_routes(
             changes, organisation_id, document.routes, default=document.default_destination
         )
+        _apply_outbound_routes(changes, organisation_id, document.outbound_routes)
         _remove_accounts(changes, organisation_id, [a.public_id for a in document.accounts])
         _remove_people(
             changes,

@@ -26,10 +26,12 @@ from server.adapters.config_document import (
     NumberSpec,
     OrganisationDocument,
     OrganisationSpec,
+    OutboundRouteSpec,
     ProfileQueueSpec,
     ProviderSpec,
     RouteSpec,
     RoutingProfileSpec,
+    SendingSpec,
     UserSpec,
     WorkgroupSpec,
 )
@@ -38,6 +40,7 @@ from server.adapters.persistence.tables import (
     BrokerAccount,
     InboundRoute,
     Organisation,
+    OutboundRoute,
     PhoneNumber,
     Provider,
     RoutingProfile,
@@ -63,6 +66,7 @@ _profile = table_of(RoutingProfile)
 _account = table_of(BrokerAccount)
 _number = table_of(PhoneNumber)
 _route = table_of(InboundRoute)
+_outbound_route = table_of(OutboundRoute)
 
 # A workgroup's settings stored as they are in its `WorkgroupSpec`.
 _WORKGROUP_SETTINGS = ("strategy", *WORKGROUP_NUMBERS)
@@ -165,6 +169,13 @@ def read_organisation_document(
         .where(_route.c.organisation_id == organisation_id)
         .order_by(_route.c.is_default, _route.c.position, _route.c.id),
     )
+    outbound_routes = _rows(
+        connection,
+        sa.select(_outbound_route, _account.c.public_id)
+        .join(_account, _account.c.id == _outbound_route.c.broker_account_id)
+        .where(_outbound_route.c.organisation_id == organisation_id)
+        .order_by(_outbound_route.c.position, _outbound_route.c.id),
+    )
     default = next(
         (_destination(row) for row in routes if row["is_default"]),
         Destination(DestinationKind.ASSIGNED),
@@ -175,6 +186,7 @@ def read_organisation_document(
             name=organisation["name"],
             provider=ProviderSpec(organisation["provider_slug"], organisation["provider_name"]),
             country=organisation["country"],
+            keyword_replies=dict(sorted(organisation["keyword_replies"].items())),
         ),
         users=tuple(
             UserSpec(
@@ -199,6 +211,7 @@ def read_organisation_document(
                 region=row["region"],
                 credentials=dict(row["credentials"]),
                 **{flag: row[flag] for flag in _ACCOUNT_FLAGS},
+                sending=SendingSpec(**row["sending"]),
             )
             for row in sorted(accounts, key=lambda row: row["public_id"])
         ),
@@ -226,6 +239,20 @@ def read_organisation_document(
         ),
         default_destination=default,
         profiles=tuple(_profile_spec(row) for row in sorted(profiles, key=lambda row: row["name"])),
+        outbound_routes=tuple(
+            OutboundRouteSpec(
+                name=row["name"],
+                pattern=row["pattern"],
+                formatted_number=row["formatted_number"],
+                account=row["public_id"],
+                classifications=tuple(row["classifications"]),
+                users=tuple(sorted(usernames[user] for user in row["users"] if user in usernames)),
+                workgroups=tuple(
+                    sorted(workgroup_names[w] for w in row["workgroups"] if w in workgroup_names)
+                ),
+            )
+            for row in outbound_routes
+        ),
     )
 
 

@@ -71,6 +71,10 @@ def other_organisation(document: OrganisationDocument) -> OrganisationDocument:
             replace(number, account=number.account.replace("demo", "acme"))
             for number in document.numbers
         ),
+        outbound_routes=tuple(
+            replace(route, account=route.account.replace("demo", "acme"))
+            for route in document.outbound_routes
+        ),
     )
 
 
@@ -174,6 +178,7 @@ def test_applying_the_demo_creates_its_rows(store: sa.Engine, demo: Organisation
         "broker_account": 4,
         "phone_number": 5,
         "inbound_route": 3,
+        "outbound_route": 5,
     }
     with store.connect() as connection:
         assert read_organisation_document(connection, organisation_slug="demo") == demo
