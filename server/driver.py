@@ -97,6 +97,7 @@ class Driver:
         self._engine = engine
         self.engine = engine
         self._clock = clock
+        self.clock = clock  # the sender dates its retries with it
         self._group_commit_max = group_commit_max
         self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 from server.core.routing import LocalNumber
 
@@ -32,6 +33,7 @@ class AccountEntry:
     inbound_enabled: bool
     credentials: Mapping[str, str] = field(repr=False)
     numbers: Mapping[str, NumberEntry] = field(default_factory=dict)
+    sending: Mapping[str, Any] = field(default_factory=dict, repr=False)  # brokers.yaml `sending:`
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,19 @@
-"""The outbound sender: sends committed replies from the outbox to their broker.
+"""The outbound sender: works the durable outbox, part by part, through each account's broker.
 
-The driver hands it each reply after the commit that stored it (`enqueue`); at start it also
-takes every reply still pending in the outbox, so a restart loses none (a reply in flight at a
-crash may go twice: delivery is at least once). The result of each send goes back through the
-driver as `SendCompleted`, so the message's status changes in the same single writer as
-everything else. This issue sends through the sandbox broker only; the other brokers' clients
-come with the outbound issue, and a reply through them fails with a clear reason.
+The driver hands it each text after the commit that stored it (`enqueue`); at start it takes
+every row still pending in the outbox, from the part it had reached and not before the time its
+last failure set, so a restart loses nothing. Each part the broker takes is reported back
+through the driver (`PartSent`, committed before the next part goes), so only a part in flight
+at a crash may go twice; its idempotency key (`parley-<outbox id>-<part>`) lets a broker that
+takes one drop the second copy.
+
+Failures: a timeout, a connection error, a 5xx, 408 or 429 (`BrokerUnavailable`) is retried with
+exponential backoff (`RETRY_BASE_S` doubling, at most `RETRY_MAX_S`, `MAX_ATTEMPTS` tries); the
+wait is committed (`SendFailed` with `retry_at`) so a restart keeps it. A refusal
+(`BrokerRejected`, a 4xx) is final; Twilio's 21610 ("the recipient unsubscribed") also opts the
+number out. Each account has a worker of its own, so a slow broker never holds up another, and
+sends at most `send_rate_per_s` texts a second when its `sending:` settings say so, through its
+HTTP proxy when they name one, with its `timeout_s` (60 s unless set).
 """
 
 from __future__ import annotations
@@ -13,18 +21,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 import httpx2
 import sqlalchemy as sa
 
 from server.adapters.broker_directory import AccountEntry
-from server.adapters.brokers.sandbox_client import SandboxClient
-from server.adapters.brokers.sending import BrokerRejected, BrokerUnavailable
+from server.adapters.brokers.outbound_clients import DEFAULT_API_URLS, client_for
+from server.adapters.brokers.sandbox_client import SandboxBrokerClient
+from server.adapters.brokers.sending import (
+    BrokerClient,
+    BrokerRejected,
+    BrokerUnavailable,
+    ClientSettings,
+    OutboundText,
+)
 from server.adapters.persistence.effect_writer import OutboundJob
 from server.adapters.persistence.tables import Message, Outbox, table_of
-from server.core.events import SendCompleted
+from server.core.events import PartSent, SendFailed
 from server.driver import Driver, DriverStopped
 
 __all__ = ["OutboundSender", "pending_jobs"]
@@ -34,15 +51,18 @@ log = logging.getLogger("parley.sender")
 _outbox = table_of(Outbox)
 _message = table_of(Message)
 
-RETRY_DELAYS_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+RETRY_BASE_S = 2.0
+RETRY_MAX_S = 600.0
+MAX_ATTEMPTS = 10  # about 34 minutes of trying with the defaults
+_OPT_OUT_REASONS = frozenset({("twilio", "21610")})
 
 
 def pending_jobs(connection: sa.Connection) -> list[OutboundJob]:
-    """Every reply of the outbox not yet sent, oldest first."""
+    """Every text of the outbox not yet sent, oldest first, from the part it had reached."""
     rows = connection.execute(
         sa.select(_outbox, _message)
         .join(_message, _message.c.id == _outbox.c.message_id)
-        .where(_outbox.c.status.in_(("pending", "in_flight")))
+        .where(_outbox.c.status == "pending")
         .order_by(_outbox.c.id)
     )
     return [
@@ -54,25 +74,91 @@ def pending_jobs(connection: sa.Connection) -> list[OutboundJob]:
             author_id=row.author_id,
             broker_account_id=row.broker_account_id,
             sender=row.local_number,
-            recipient=row.remote_number,
-            body=row.body,
+            recipient=row.recipient or row.remote_number,
+            parts=tuple(row.parts) or (row.body,),
+            media=tuple(row.media),
+            parts_sent=row.parts_sent,
+            attempts=row.attempts,
+            next_attempt_at=row.next_attempt_at,
         )
         for row in rows
     ]
 
 
+def retry_delay_s(attempts: int, *, base_s: float = RETRY_BASE_S) -> float:
+    """The wait before try `attempts + 1`: doubling from `base_s`, capped, with 10 % jitter."""
+    delay: float = min(base_s * 2.0 ** max(attempts - 1, 0), RETRY_MAX_S)
+    return delay * (0.9 + 0.2 * random.random())
+
+
+class _AccountWorker:
+    """Sends one account's texts in order, at most at its rate."""
+
+    def __init__(self, sender: OutboundSender, account_id: int) -> None:
+        self.queue: asyncio.Queue[OutboundJob] = asyncio.Queue()
+        self._sender = sender
+        self._account_id = account_id
+        self._last_send = 0.0
+        self.task = asyncio.get_running_loop().create_task(self._work())
+
+    async def _work(self) -> None:
+        while True:
+            job = await self.queue.get()
+            try:
+                await self._sender.send_job(job, pace=self._pace)
+            except DriverStopped:
+                return
+            except Exception:
+                log.exception("sending message %s failed unexpectedly", job.message_id)
+
+    async def _pace(self, rate: float | None) -> None:
+        if not rate:
+            return
+        loop = asyncio.get_running_loop()
+        wait = self._last_send + 1.0 / rate - loop.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self._last_send = loop.time()
+
+
 class OutboundSender:
-    def __init__(self, *, driver: Driver, sandbox_url: str, http: httpx2.AsyncClient) -> None:
+    def __init__(
+        self,
+        *,
+        driver: Driver,
+        sandbox_url: str,
+        public_base_url: str,
+        http: httpx2.AsyncClient,
+        retry_base_s: float = RETRY_BASE_S,
+    ) -> None:
         self._driver = driver
         self._sandbox_url = sandbox_url.rstrip("/")
-        self._sandbox = SandboxClient(http)
-        self._queue: asyncio.Queue[OutboundJob] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+        self._public_base_url = public_base_url.rstrip("/")
+        self._http = http
+        self._proxied: dict[tuple[str, str | None], httpx2.AsyncClient] = {}
+        self._workers: dict[int, _AccountWorker] = {}
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._retry_base_s = retry_base_s
+
+    # -- the queue ---------------------------------------------------------------------------
 
     def enqueue(self, jobs: list[OutboundJob]) -> None:
         """Called on the event loop after the commit that stored `jobs` (the driver's `on_send`)."""
         for job in jobs:
-            self._queue.put_nowait(job)
+            worker = self._workers.get(job.broker_account_id)
+            if worker is None:
+                worker = self._workers[job.broker_account_id] = _AccountWorker(
+                    self, job.broker_account_id
+                )
+            worker.queue.put_nowait(job)
+
+    def _enqueue_later(self, job: OutboundJob, delay_s: float) -> None:
+        def due() -> None:
+            self._timers.discard(handle)
+            self.enqueue([job])
+
+        handle = asyncio.get_running_loop().call_later(max(delay_s, 0.0), due)
+        self._timers.add(handle)
 
     async def start(self) -> None:
         engine = self._driver.engine
@@ -81,78 +167,161 @@ class OutboundSender:
             with engine.connect() as connection:
                 return pending_jobs(connection)
 
-        self.enqueue(await asyncio.to_thread(read))
-        self._task = asyncio.get_running_loop().create_task(self._work())
+        now = self._driver.clock.now()
+        for job in await asyncio.to_thread(read):
+            due = job.next_attempt_at
+            delay = 0.0 if due is None else (due - now).total_seconds()
+            if delay > 0:
+                self._enqueue_later(job, delay)
+            else:
+                self.enqueue([job])
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for handle in self._timers:
+            handle.cancel()
+        self._timers.clear()
+        for worker in self._workers.values():
+            worker.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await worker.task
+        self._workers.clear()
+        for client in self._proxied.values():
+            await client.aclose()
+        self._proxied.clear()
 
-    async def _work(self) -> None:
-        while True:
-            job = await self._queue.get()
-            try:
-                await self._send(job)
-            except DriverStopped:
-                return
-            except Exception:
-                log.exception("sending reply %s failed unexpectedly", job.message_id)
+    # -- one text ----------------------------------------------------------------------------
 
-    def _account(self, job: OutboundJob) -> AccountEntry | None:
+    def _account(self, account_id: int) -> AccountEntry | None:
         for account in self._driver.directory.accounts.values():
-            if account.id == job.broker_account_id:
+            if account.id == account_id:
                 return account
         return None
 
-    async def _send(self, job: OutboundJob) -> None:
-        account = self._account(job)
-        broker_id: str | None = None
-        error: str | None = None
+    def _client(self, account: AccountEntry) -> BrokerClient:
+        sending = account.sending
+        http = self._http
+        proxy_url = sending.get("proxy_url")
+        if proxy_url:
+            key = (str(proxy_url), sending.get("proxy_username"))
+            if key not in self._proxied:
+                auth = None
+                if sending.get("proxy_username") is not None:
+                    auth = (str(sending["proxy_username"]), str(sending.get("proxy_password", "")))
+                self._proxied[key] = httpx2.AsyncClient(
+                    proxy=httpx2.Proxy(str(proxy_url), auth=auth)
+                )
+            http = self._proxied[key]
+        if account.broker == "sandbox":
+            return SandboxBrokerClient(http)
+        return client_for(account.broker, http)
+
+    def _settings(self, account: AccountEntry) -> ClientSettings:
+        sending: Mapping[str, Any] = account.sending
+        default = (
+            self._sandbox_url
+            if account.broker == "sandbox"
+            else DEFAULT_API_URLS.get(account.broker, "")
+        )
+        return ClientSettings(
+            account=account.public_id,
+            api_url=str(sending.get("api_url") or default),
+            credentials=account.credentials,
+            timeout_s=float(sending.get("timeout_s", 60.0)),
+        )
+
+    def _status_callback(self, account: AccountEntry) -> str:
+        base = self._public_base_url or self._sandbox_url.rsplit("/sandbox", 1)[0]
+        return f"{base}/webhooks/{account.broker}/{account.public_id}/status"
+
+    async def send_job(self, job: OutboundJob, *, pace: Any) -> None:
+        account = self._account(job.broker_account_id)
         if account is None:
-            error = "the broker account of this number no longer exists"
-        elif account.broker != "sandbox":
-            error = f"sending through {account.broker} is not available yet"
-        else:
-            broker_id, error = await self._send_sandbox(job, account.public_id, account.credentials)
+            await self._fail(job, "the broker account of this number no longer exists")
+            return
+        try:
+            client = self._client(account)
+        except KeyError as error:
+            await self._fail(job, str(error.args[0]))
+            return
+        settings = self._settings(account)
+        for index in range(job.parts_sent, len(job.parts)):
+            await pace(account.sending.get("send_rate_per_s"))
+            text = OutboundText(
+                sender=job.sender,
+                recipient=job.recipient,
+                text=job.parts[index],
+                idempotency_key=f"parley-{job.outbox_id}-{index}",
+                status_callback=self._status_callback(account),
+                media=job.media if index == 0 else (),
+            )
+            try:
+                broker_id = await client.send(text, settings)
+            except BrokerRejected as rejected:
+                opted_out = (account.broker, rejected.reason) in _OPT_OUT_REASONS
+                await self._fail(job, rejected.reason, detail=rejected.detail, opted_out=opted_out)
+                return
+            except BrokerUnavailable as unavailable:
+                await self._retry(job, index, str(unavailable))
+                return
+            await self._driver.submit(
+                [
+                    PartSent(
+                        organisation_id=job.organisation_id,
+                        message_id=job.message_id,
+                        part_index=index,
+                        broker_account_id=account.id,
+                        broker_message_id=broker_id,
+                    )
+                ]
+            )
+
+    async def _fail(
+        self, job: OutboundJob, reason: str, *, detail: str = "", opted_out: bool = False
+    ) -> None:
+        log.warning("message %s failed: %s %s", job.message_id, reason, detail)
         await self._driver.submit(
             [
-                SendCompleted(
+                SendFailed(
                     organisation_id=job.organisation_id,
-                    interaction_id=job.interaction_id,
-                    author_id=job.author_id,
                     message_id=job.message_id,
-                    broker_message_id=broker_id,
-                    error=error,
+                    reason=reason,
+                    attempts=job.attempts + 1,
+                    opted_out=opted_out,
                 )
             ]
         )
 
-    async def _send_sandbox(
-        self, job: OutboundJob, public_id: str, credentials: Mapping[str, Any]
-    ) -> tuple[str | None, str | None]:
-        origin = self._sandbox_url.rsplit("/sandbox", 1)[0]
-        for delay in (*RETRY_DELAYS_S, None):
-            try:
-                broker_id = await self._sandbox.send(
-                    account_public_id=public_id,
-                    api_base_url=self._sandbox_url,
-                    key=str(credentials.get("webhook_key", "")),
-                    sender=job.sender,
-                    to=job.recipient,
-                    text=job.body,
-                    media=(),
-                    idempotency_key=f"parley-outbox-{job.outbox_id}",
-                    status_callback=f"{origin}/webhooks/sandbox/{public_id}",
+    async def _retry(self, job: OutboundJob, part_index: int, error: str) -> None:
+        attempts = job.attempts + 1
+        if attempts >= MAX_ATTEMPTS:
+            await self._fail(job, f"broker unavailable after {attempts} attempts: {error}")
+            return
+        delay = retry_delay_s(attempts, base_s=self._retry_base_s)
+        retry_at = self._driver.clock.now() + timedelta(seconds=delay)
+        await self._driver.submit(
+            [
+                SendFailed(
+                    organisation_id=job.organisation_id,
+                    message_id=job.message_id,
+                    reason=error,
+                    attempts=attempts,
+                    retry_at=retry_at,
                 )
-            except BrokerRejected as rejected:
-                return None, rejected.reason
-            except BrokerUnavailable as unavailable:
-                if delay is None:
-                    return None, f"broker unavailable: {unavailable}"
-                await asyncio.sleep(delay)
-            else:
-                return broker_id, None
-        return None, "broker unavailable"
+            ]
+        )
+        again = OutboundJob(
+            outbox_id=job.outbox_id,
+            message_id=job.message_id,
+            organisation_id=job.organisation_id,
+            interaction_id=job.interaction_id,
+            author_id=job.author_id,
+            broker_account_id=job.broker_account_id,
+            sender=job.sender,
+            recipient=job.recipient,
+            parts=job.parts,
+            media=job.media,
+            parts_sent=part_index,
+            attempts=attempts,
+            next_attempt_at=retry_at,
+        )
+        self._enqueue_later(again, delay)

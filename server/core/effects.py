@@ -15,11 +15,13 @@ from server.core.routing import QueueRef
 
 __all__ = [
     "CommandResult",
+    "DeferSend",
     "Effect",
     "MarkSent",
     "NoteHandler",
     "OpenInteraction",
     "PushToAgent",
+    "RecordPartSent",
     "RecordConsent",
     "ReportRoutingProblem",
     "SaveAgent",
@@ -137,27 +139,57 @@ class PushToAgent:
 
 @dataclass(frozen=True)
 class StoreOutboundMessage:
-    """An agent's reply: a message row and its outbox row, sent after commit."""
+    """A text to send (an agent's, or Parley's answer to a keyword): its message row and its
+    outbox row, sent after commit. `recipient` is the number as the broker is given it; `parts`
+    the SMS parts (one text for an MMS); `media` the MMS attachments' addresses."""
 
     id: int
     organisation_id: int
-    interaction_id: int
+    interaction_id: int | None
     broker_account_id: int
     number_id: int
     local_number: str
     remote_number: str
     body: str
-    author_id: int
+    author_id: int | None
     created_at: datetime
+    recipient: str = ""
+    parts: tuple[str, ...] = ()
+    media: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RecordPartSent:
+    """The broker took a part: remember its id (receipts name it) and go on from the next."""
+
+    organisation_id: int
+    message_id: int
+    part_index: int
+    broker_account_id: int
+    broker_message_id: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class DeferSend:
+    """A send failed for now: the outbox row waits until `retry_at` (its `attempts`-th try)."""
+
+    message_id: int
+    attempts: int
+    retry_at: datetime
+    reason: str
 
 
 @dataclass(frozen=True)
 class MarkSent:
+    """A message's status moved: the message row (and, when final for the outbox, its row)."""
+
     message_id: int
     broker_message_id: str | None
     status: DeliveryStatus
     reason: str | None
     at: datetime
+    part_statuses: tuple[tuple[int, DeliveryStatus], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -178,6 +210,8 @@ Effect = (
     | NoteHandler
     | PushToAgent
     | StoreOutboundMessage
+    | RecordPartSent
+    | DeferSend
     | MarkSent
     | CommandResult
 )

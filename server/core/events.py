@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from datetime import datetime
+
 from server.core.delivery import DeliveryStatus
+from server.core.outbound import Attachment
 from server.core.routing import LocalNumber
 
 __all__ = [
@@ -12,6 +15,7 @@ __all__ = [
     "AgentConnected",
     "AgentDisconnected",
     "AgentStateRequested",
+    "ConversationStarted",
     "DeadlineReached",
     "DeliveryReceiptReceived",
     "DisconnectRequested",
@@ -20,8 +24,9 @@ __all__ = [
     "OfferAccepted",
     "OfferAcknowledged",
     "OfferDeclined",
+    "PartSent",
     "ReplyWritten",
-    "SendCompleted",
+    "SendFailed",
     "SmsReceived",
     "TransferRequested",
     "WrapUpEnded",
@@ -111,6 +116,7 @@ class ReplyWritten:
     user_id: int
     interaction_id: int
     text: str
+    attachments: tuple[Attachment, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -144,15 +150,41 @@ class DisconnectRequested:
 
 
 @dataclass(frozen=True)
-class SendCompleted:
-    """The broker took an outbound message (or refused it for good, when `error` is set)."""
+class ConversationStarted:
+    """An agent texts a number first: from `local_number` (None: the one number they may use)."""
 
     organisation_id: int
-    interaction_id: int
-    author_id: int | None
+    user_id: int
+    remote_number: str
+    local_number: str | None
+    text: str
+    attachments: tuple[Attachment, ...] = ()
+
+
+@dataclass(frozen=True)
+class PartSent:
+    """The broker took part `part_index` of an outbound message and named it `broker_message_id`."""
+
+    organisation_id: int
     message_id: int
-    broker_message_id: str | None
-    error: str | None = None
+    part_index: int
+    broker_account_id: int
+    broker_message_id: str
+
+
+@dataclass(frozen=True)
+class SendFailed:
+    """A send of an outbound message failed: for good (`retry_at` None) or until `retry_at`.
+
+    `opted_out`: the broker refused because the recipient opted out (Twilio's error 21610).
+    """
+
+    organisation_id: int
+    message_id: int
+    reason: str
+    attempts: int
+    retry_at: datetime | None = None
+    opted_out: bool = False
 
 
 @dataclass(frozen=True)
@@ -169,6 +201,7 @@ AgentCommand = (
     | WrapUpRequested
     | WrapUpEnded
     | DisconnectRequested
+    | ConversationStarted
 )
 
 Event = (
@@ -178,6 +211,7 @@ Event = (
     | AgentDisconnected
     | OfferAcknowledged
     | AgentCommand
-    | SendCompleted
+    | PartSent
+    | SendFailed
     | DeadlineReached
 )

@@ -6,11 +6,12 @@ Brokers send numbers as `+19205551234`, `19205551234`, `9205551234` or even JSON
 
 from __future__ import annotations
 
+import enum
 import re
 
 import phonenumbers
 
-__all__ = ["ImpossibleNumber", "to_e164"]
+__all__ = ["ImpossibleNumber", "NumberClass", "classify_destination", "to_e164"]
 
 # North American numbers in the forms brokers send most (+1NXXNXXXXXX, 1NXXNXXXXXX, NXXNXXXXXX)
 # are possible numbers by length alone, which is all `is_possible_number` checks for them; they
@@ -47,3 +48,44 @@ def to_e164(raw: object, *, region: str = "US") -> str:
     if not phonenumbers.is_possible_number(parsed):
         raise ImpossibleNumber(f"{text!r} is not a possible phone number")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+class NumberClass(enum.StrEnum):
+    """The classes of destination an outbound route may serve (PureConnect's classifications)."""
+
+    LOCAL = "local"
+    LONG_DISTANCE = "long_distance"
+    INTERNATIONAL = "international"
+    TOLL_FREE = "toll_free"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ")
+
+
+def classify_destination(destination: str, *, local_number: str, region: str) -> NumberClass:
+    """Class of `destination` (E.164) for a text from `local_number` in `region`.
+
+    Toll free by the numbering plan; international when its country is not `region`'s (a
+    North American number is national anywhere in the plan); local when it shares
+    `local_number`'s geographic area code, else long distance.
+    """
+    try:
+        parsed = phonenumbers.parse(destination, region)
+        local = phonenumbers.parse(local_number, region)
+    except phonenumbers.NumberParseException:
+        return NumberClass.INTERNATIONAL
+    if phonenumbers.number_type(parsed) == phonenumbers.PhoneNumberType.TOLL_FREE:
+        return NumberClass.TOLL_FREE
+    home = phonenumbers.country_code_for_region(region)
+    if parsed.country_code != home:
+        return NumberClass.INTERNATIONAL
+    national, local_national = str(parsed.national_number), str(local.national_number)
+    length = phonenumbers.length_of_geographical_area_code(parsed) or (
+        3 if parsed.country_code == 1 else 0
+    )
+    if length and local.country_code == parsed.country_code:
+        if national[:length] == local_national[:length]:
+            return NumberClass.LOCAL
+        return NumberClass.LONG_DISTANCE
+    return NumberClass.LOCAL if length == 0 else NumberClass.LONG_DISTANCE

@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from server.core.outbound import AccountPolicy, OutboundNumber, OutboundRoute
 from server.core.profiles import AgentProfile, WorkgroupSettings
 
 __all__ = [
@@ -119,6 +120,16 @@ class OrganisationConfig:
     revision: int = 0
     workgroup_settings: Mapping[int, WorkgroupSettings] = field(default_factory=dict)
     profiles: Mapping[int, AgentProfile] = field(default_factory=dict)  # by user id
+    outbound_routes: tuple[OutboundRoute, ...] = ()
+    accounts: Mapping[int, AccountPolicy] = field(default_factory=dict)  # by account id
+    numbers: Mapping[str, OutboundNumber] = field(default_factory=dict)  # by E.164
+    memberships: Mapping[int, frozenset[int]] = field(default_factory=dict)  # user: workgroups
+    keyword_replies: Mapping[str, str] = field(default_factory=dict)  # stop, start, help
+
+    def account(self, account_id: int) -> AccountPolicy:
+        """The account's sending policy (defaults for one not configured)."""
+        found = self.accounts.get(account_id)
+        return found if found is not None else AccountPolicy(id=account_id)
 
     def settings_of(self, workgroup_id: int) -> WorkgroupSettings:
         """The workgroup's queue settings (defaults when it has none configured)."""

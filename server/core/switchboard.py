@@ -27,25 +27,23 @@ from server.core.acd import (
     profile_queues,
 )
 from server.core.consent import ALL_NUMBERS, Consent, ConsentBook, ConsentState
-from server.core.delivery import DeliveryStatus
-from server.core.dispatching import Dispatcher, UnknownOrganisation
+from server.core.delivery import OutboundBook
+from server.core.dispatching import UnknownOrganisation
 from server.core.effects import (
     CommandResult,
     Effect,
-    MarkSent,
     NoteHandler,
     OpenInteraction,
     RecordConsent,
     ReportRoutingProblem,
-    StoreDeliveryReceipt,
     StoreInboundMessage,
-    StoreOutboundMessage,
 )
 from server.core.errors import CommandRefused
 from server.core.events import (
     AgentConnected,
     AgentDisconnected,
     AgentStateRequested,
+    ConversationStarted,
     DeadlineReached,
     DeliveryReceiptReceived,
     DisconnectRequested,
@@ -53,8 +51,9 @@ from server.core.events import (
     OfferAccepted,
     OfferAcknowledged,
     OfferDeclined,
+    PartSent,
     ReplyWritten,
-    SendCompleted,
+    SendFailed,
     SmsReceived,
     TransferRequested,
     WrapUpEnded,
@@ -62,6 +61,7 @@ from server.core.events import (
 )
 from server.core.interactions import Interaction, InteractionState, Move
 from server.core.keywords import Keyword, classify_keyword
+from server.core.outbound_desk import OutboundDesk
 from server.core.routing import OrganisationConfig, QueueKind, QueueRef, choose_queue
 from server.core.views import agent_state_view, message_view
 
@@ -88,7 +88,7 @@ _LIVE = (InteractionState.CONNECTED, InteractionState.IDLE)
 _LONG_AGO = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-class Switchboard(Dispatcher):
+class Switchboard(OutboundDesk):
     def __init__(
         self,
         *,
@@ -98,6 +98,7 @@ class Switchboard(Dispatcher):
         consents: Iterable[Consent] = (),
         next_interaction_id: int = 1,
         next_message_id: int = 1,
+        outbound: OutboundBook | None = None,
     ) -> None:
         self._configs: dict[int, OrganisationConfig] = dict(configs)
         self._interactions: dict[int, Interaction] = {}
@@ -108,6 +109,7 @@ class Switchboard(Dispatcher):
         for interaction in open_interactions:
             self._restore(interaction)
         self.consents = ConsentBook(consents)
+        self.outbound = OutboundBook() if outbound is None else outbound
         self._next_interaction_id = next_interaction_id
         self._next_message_id = next_message_id
 
@@ -186,7 +188,7 @@ class Switchboard(Dispatcher):
             case SmsReceived():
                 self._sms_received(event, now, effects)
             case DeliveryReceiptReceived():
-                effects.append(self._receipt_received(event, now))
+                self._receipt_received(event, now, effects)
             case DeadlineReached():
                 self._deadline_reached(now, effects)
             case AgentConnected():
@@ -225,8 +227,12 @@ class Switchboard(Dispatcher):
                 )
             case WrapUpEnded():
                 self._wrap_up_ended(event, now, effects)
-            case SendCompleted():
-                self._send_completed(event, now, effects)
+            case ConversationStarted():
+                self._conversation_started(event, now, effects)
+            case PartSent():
+                self._part_sent(event, now, effects)
+            case SendFailed():
+                self._send_failed(event, now, effects)
         return effects
 
     # -- inbound texts -----------------------------------------------------------------------
@@ -293,6 +299,18 @@ class Switchboard(Dispatcher):
         )
         if keyword in _CONSENT_CHANGES:
             effects.extend(self._consent_change(event, keyword, message_id, now))
+        if keyword is not None:
+            self._keyword_reply(
+                organisation_id=event.organisation_id,
+                keyword=keyword,
+                number=config.numbers.get(event.number.e164),
+                number_id=event.number.id,
+                broker_account_id=event.broker_account_id,
+                local_number=event.number.e164,
+                remote_number=event.remote_number,
+                now=now,
+                effects=effects,
+            )
         if problems:
             effects.append(ReportRoutingProblem(event.organisation_id, message_id, problems))
         if interaction is None:
@@ -366,19 +384,6 @@ class Switchboard(Dispatcher):
                 changed_at=now,
             )
         ]
-
-    def _receipt_received(self, event: DeliveryReceiptReceived, now: datetime) -> Effect:
-        return StoreDeliveryReceipt(
-            organisation_id=event.organisation_id,
-            broker_account_id=event.broker_account_id,
-            broker_message_id=event.broker_message_id,
-            status=event.status,
-            broker_status=event.broker_status,
-            reason=event.reason,
-            received_at=now,
-        )
-
-    # -- agents: presence --------------------------------------------------------------------
 
     def _agent_for(self, organisation_id: int, user_id: int, *, now: datetime | None) -> Agent:
         agent = self.floor.agents.get(user_id)
@@ -509,77 +514,6 @@ class Switchboard(Dispatcher):
                 "illegal_state", f"interaction {interaction_id} is {interaction.state.value}"
             )
         return interaction
-
-    def _reply_written(self, event: ReplyWritten, now: datetime, effects: list[Effect]) -> None:
-        interaction = self._connected_to(event.organisation_id, event.user_id, event.interaction_id)
-        text = event.text
-        if not text.strip():
-            raise CommandRefused("bad_command", "a reply needs some text")
-        if self.consents.is_opted_out(
-            organisation_id=interaction.organisation_id,
-            remote_number=interaction.remote_number,
-            local_number=interaction.local_number,
-        ):
-            raise CommandRefused(
-                "opted_out", f"{interaction.remote_number} has opted out of texts from this number"
-            )
-        if interaction.state is InteractionState.IDLE:
-            interaction.move(Move.ACTIVITY)
-            effects.append(self._save(interaction))
-        message_id = self._take_message_id()
-        effects.append(
-            StoreOutboundMessage(
-                id=message_id,
-                organisation_id=interaction.organisation_id,
-                interaction_id=interaction.id,
-                broker_account_id=interaction.broker_account_id,
-                number_id=interaction.number_id,
-                local_number=interaction.local_number,
-                remote_number=interaction.remote_number,
-                body=text,
-                author_id=event.user_id,
-                created_at=now,
-            )
-        )
-        view = message_view(
-            message_id=message_id,
-            interaction_id=interaction.id,
-            direction="outbound",
-            sender=interaction.local_number,
-            recipient=interaction.remote_number,
-            body=text,
-            media=[],
-            keyword=None,
-            status=DeliveryStatus.QUEUED.value,
-            author_id=event.user_id,
-            created_at=now,
-        )
-        self._push(
-            interaction.organisation_id,
-            event.user_id,
-            effects,
-            kind="message",
-            interaction_id=interaction.id,
-            message=view,
-        )
-        effects.append(CommandResult({"message": view}))
-
-    def _send_completed(self, event: SendCompleted, now: datetime, effects: list[Effect]) -> None:
-        status = DeliveryStatus.SENT if event.error is None else DeliveryStatus.FAILED
-        effects.append(
-            MarkSent(event.message_id, event.broker_message_id, status, event.error, now)
-        )
-        if event.author_id is not None:
-            self._push(
-                event.organisation_id,
-                event.author_id,
-                effects,
-                kind="message_status",
-                interaction_id=event.interaction_id,
-                message_id=event.message_id,
-                status=status.value,
-                reason=event.error,
-            )
 
     def _transfer_requested(
         self, event: TransferRequested, now: datetime, effects: list[Effect]

@@ -1101,7 +1101,7 @@ def test_a_reply_to_an_opted_out_phone_is_refused_with_a_protocol_code(
                     await alice.send(iid, "Are you still there?")
                 assert refusal(refused) == (
                     "opted_out",
-                    f"{phone} has opted out of texts from this number",
+                    f"{phone} has opted out of texts from {ACME.support}",
                 )
                 assert refused.value.code in codes
                 assert await alice.set_state("available") == {}  # still connected
@@ -1130,7 +1130,9 @@ def test_after_a_restart_the_agent_resumes_into_its_conversation(
             iid = (await next_of(alice, "offer")).data["interaction_id"]
             await alice.accept(iid)
             await alice.send(iid, "Looking into it")
-            await next_of(alice, "message_status")
+            sent = await next_of(alice, "message_status")
+            delivered = await next_of(alice, "message_status")  # the sandbox's receipt
+            assert (sent.data["status"], delivered.data["status"]) == ("sent", "delivered")
             await drain(alice, 0.1)
 
             await loop.run_in_executor(None, stack.server.stop)

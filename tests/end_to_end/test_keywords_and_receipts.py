@@ -34,10 +34,20 @@ def test_stop_opts_out_and_opens_nothing(stack: Stack) -> None:
     assert answer.status_code == 200
     assert stack.rows("SELECT id FROM interaction WHERE remote_number = :p", p=phone) == []
     [message] = stack.rows(
-        "SELECT keyword, interaction_id FROM message WHERE remote_number = :p", p=phone
+        "SELECT keyword, interaction_id FROM message WHERE remote_number = :p "
+        "AND direction = 'inbound'",
+        p=phone,
     )
     assert (message.keyword, message.interaction_id) == ("stop", None)
     assert consent(stack, phone) == {ACME.support: ("opted_out", "stop", "  Stop. ")}
+    # the opt-out is confirmed, from the number texted, with the organisation's STOP reply
+    [reply] = stack.rows(
+        "SELECT body, local_number, interaction_id FROM message WHERE remote_number = :p "
+        "AND direction = 'outbound'",
+        p=phone,
+    )
+    assert "unsubscribed" in reply.body and "START" in reply.body
+    assert (reply.local_number, reply.interaction_id) == (ACME.support, None)
     audit = stack.rows(
         "SELECT action, entity FROM audit WHERE entity_key = :k", k=f"{phone} {ACME.support}"
     )
@@ -70,10 +80,29 @@ def test_stopall_covers_every_number_and_start_opts_back_in(stack: Stack) -> Non
         ACME.support: ("opted_in", "start", "START"),
     }
     keywords = stack.rows(
-        "SELECT keyword FROM message WHERE remote_number = :p ORDER BY id", p=phone
+        "SELECT keyword FROM message WHERE remote_number = :p AND direction = 'inbound' "
+        "ORDER BY id",
+        p=phone,
     )
     assert [row.keyword for row in keywords] == ["stop_all", "start", "help", "help"]
     assert stack.rows("SELECT id FROM interaction WHERE remote_number = :p", p=phone) == []
+    replies = stack.rows(
+        "SELECT local_number, body FROM message WHERE remote_number = :p "
+        "AND direction = 'outbound' ORDER BY id",
+        p=phone,
+    )
+    # each keyword is answered from the number it was sent to
+    assert [row.local_number for row in replies] == [
+        ACME.support,
+        ACME.support,
+        ACME.support,
+        ACME.direct,
+    ]
+    assert ["unsubscribed" in replies[0].body, "subscribed again" in replies[1].body] == [
+        True,
+        True,
+    ]
+    assert all("STOP to unsubscribe" in row.body for row in replies[2:])
 
 
 def test_a_sentence_with_stop_in_it_is_an_ordinary_text(stack: Stack) -> None:

@@ -15,9 +15,14 @@ from urllib.parse import quote
 import httpx2
 import orjson
 
-from server.adapters.brokers.sending import BrokerRejected, BrokerUnavailable
+from server.adapters.brokers.sending import (
+    BrokerRejected,
+    BrokerUnavailable,
+    ClientSettings,
+    OutboundText,
+)
 
-__all__ = ["SandboxClient"]
+__all__ = ["SandboxBrokerClient", "SandboxClient"]
 
 _RETRYABLE_4XX = frozenset({408, 429})
 _DETAIL_LIMIT = 300
@@ -121,3 +126,23 @@ def _error(payload: object, response: httpx2.Response) -> tuple[str, str]:
             return code, str(detail)[:_DETAIL_LIMIT] if detail is not None else code
     text = response.text.strip()[:_DETAIL_LIMIT] or response.reason_phrase
     return f"http_{response.status_code}", text
+
+
+class SandboxBrokerClient:
+    """The sandbox as a `sending.BrokerClient`: what the outbound sender uses."""
+
+    def __init__(self, http: httpx2.AsyncClient) -> None:
+        self._http = http
+
+    async def send(self, text: OutboundText, settings: ClientSettings) -> str:
+        return await SandboxClient(self._http, timeout_s=settings.timeout_s).send(
+            account_public_id=settings.account,
+            api_base_url=settings.api_url,
+            key=settings.credentials.get("webhook_key", ""),
+            sender=text.sender,
+            to=text.recipient,
+            text=text.text,
+            media=text.media,
+            idempotency_key=text.idempotency_key,
+            status_callback=text.status_callback,
+        )

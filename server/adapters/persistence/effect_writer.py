@@ -21,18 +21,21 @@ from server.adapters.persistence.tables import (
     Interaction,
     InteractionHandler,
     Message,
+    OutboundPart,
     Outbox,
     UtcDateTime,
     table_of,
 )
 from server.core.delivery import DeliveryStatus
 from server.core.effects import (
+    DeferSend,
     Effect,
     MarkSent,
     NoteHandler,
     OpenInteraction,
     PushToAgent,
     RecordConsent,
+    RecordPartSent,
     ReportRoutingProblem,
     SaveAgent,
     SaveInteraction,
@@ -60,6 +63,7 @@ _audit = table_of(Audit)
 _event = table_of(AgentEvent)
 _presence = table_of(AgentPresence)
 _outbox = table_of(Outbox)
+_part = table_of(OutboundPart)
 _handler = table_of(InteractionHandler)
 
 
@@ -101,12 +105,16 @@ class OutboundJob:
     outbox_id: int
     message_id: int
     organisation_id: int
-    interaction_id: int
+    interaction_id: int | None
     author_id: int | None
     broker_account_id: int
     sender: str
-    recipient: str
-    body: str
+    recipient: str  # as the outbound route formats it for the broker
+    parts: tuple[str, ...]
+    media: tuple[str, ...] = ()
+    parts_sent: int = 0  # the parts the broker took already: sending goes on from the next
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
 
 
 @dataclass
@@ -180,6 +188,18 @@ def write_effects(
     for effect in effects:
         if isinstance(effect, SaveAgent):
             _save_agent(connection, effect)
+        elif isinstance(effect, RecordPartSent):
+            _record_part_sent(connection, effect)
+        elif isinstance(effect, DeferSend):
+            connection.execute(
+                _outbox.update()
+                .where(_outbox.c.id == effect.message_id)
+                .values(
+                    attempts=effect.attempts,
+                    next_attempt_at=effect.retry_at,
+                    last_error=effect.reason[:1000],
+                )
+            )
         elif isinstance(effect, MarkSent):
             _mark_sent(connection, effect)
     events = []
@@ -262,7 +282,7 @@ def _outbound_row(effect: StoreOutboundMessage) -> dict[str, Any]:
         "local_number": effect.local_number,
         "remote_number": effect.remote_number,
         "body": effect.body,
-        "media": [],
+        "media": [{"url": url, "content_type": None} for url in effect.media],
         "keyword": None,
         "status": DeliveryStatus.QUEUED.value,
         "author_id": effect.author_id,
@@ -277,6 +297,10 @@ def _outbox_row(effect: StoreOutboundMessage) -> dict[str, Any]:
         "message_id": effect.id,
         "broker_account_id": effect.broker_account_id,
         "status": "pending",
+        "recipient": effect.recipient,
+        "parts": list(effect.parts),
+        "media": list(effect.media),
+        "parts_sent": 0,
         "attempts": 0,
         "next_attempt_at": effect.created_at,
     }
@@ -291,8 +315,9 @@ def _job(effect: StoreOutboundMessage) -> OutboundJob:
         author_id=effect.author_id,
         broker_account_id=effect.broker_account_id,
         sender=effect.local_number,
-        recipient=effect.remote_number,
-        body=effect.body,
+        recipient=effect.recipient,
+        parts=effect.parts,
+        media=effect.media,
     )
 
 
@@ -314,25 +339,50 @@ def _save_agent(connection: sa.Connection, effect: SaveAgent) -> None:
         )
 
 
-def _mark_sent(connection: sa.Connection, effect: MarkSent) -> None:
+def _record_part_sent(connection: sa.Connection, effect: RecordPartSent) -> None:
     connection.execute(
-        _message.update()
-        .where(_message.c.id == effect.message_id)
-        .values(
-            status=effect.status.value,
-            status_reason=effect.reason,
+        _part.insert().values(
+            organisation_id=effect.organisation_id,
+            message_id=effect.message_id,
+            part_index=effect.part_index,
+            broker_account_id=effect.broker_account_id,
             broker_message_id=effect.broker_message_id,
+            status=DeliveryStatus.SENT.value,
+            updated_at=effect.at,
         )
     )
     connection.execute(
         _outbox.update()
         .where(_outbox.c.id == effect.message_id)
-        .values(
-            status="sent" if effect.status is DeliveryStatus.SENT else "failed",
-            sent_at=effect.at,
-            last_error=effect.reason,
-        )
+        .values(parts_sent=effect.part_index + 1)
     )
+    if effect.part_index == 0:
+        connection.execute(
+            _message.update()
+            .where(_message.c.id == effect.message_id)
+            .values(broker_message_id=effect.broker_message_id)
+        )
+
+
+def _mark_sent(connection: sa.Connection, effect: MarkSent) -> None:
+    """The message's status moved (forward only: the core decided it)."""
+    connection.execute(
+        _message.update()
+        .where(_message.c.id == effect.message_id)
+        .values(status=effect.status.value, status_reason=effect.reason)
+    )
+    if effect.status is DeliveryStatus.FAILED:
+        connection.execute(
+            _outbox.update()
+            .where(_outbox.c.id == effect.message_id, _outbox.c.status == "pending")
+            .values(status="failed", last_error=effect.reason)
+        )
+    elif effect.status is not DeliveryStatus.QUEUED:
+        connection.execute(
+            _outbox.update()
+            .where(_outbox.c.id == effect.message_id, _outbox.c.status == "pending")
+            .values(status="sent", sent_at=effect.at)
+        )
 
 
 def _interaction_row(effect: OpenInteraction) -> dict[str, Any]:

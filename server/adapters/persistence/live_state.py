@@ -25,6 +25,9 @@ from server.adapters.persistence.tables import (
     Interaction,
     Message,
     Organisation,
+    OutboundPart,
+    OutboundRoute,
+    Outbox,
     PhoneNumber,
     RoutingProfile,
     User,
@@ -34,8 +37,11 @@ from server.adapters.persistence.tables import (
 )
 from server.core import consent as core_consent
 from server.core import interactions as core_interactions
+from server.core import outbound as core_outbound
 from server.core import routing
 from server.core.acd import Agent, Presence
+from server.core.delivery import DeliveryStatus, OutboundBook, OutboundTrack
+from server.core.phone_numbers import NumberClass
 from server.core.profiles import (
     AgentProfile,
     EscalationStep,
@@ -65,6 +71,9 @@ _workgroup = table_of(Workgroup)
 _member = table_of(WorkgroupMember)
 _profile = table_of(RoutingProfile)
 _presence = table_of(AgentPresence)
+_outbound_route = table_of(OutboundRoute)
+_outbox = table_of(Outbox)
+_part = table_of(OutboundPart)
 
 
 def load_handler(target: str) -> Callable[[routing.HandlerContext], str | None]:
@@ -143,6 +152,7 @@ def load_organisation_configs(
                     is_default=row.is_default,
                 )
             )
+        outbound = _outbound_config(connection, org.id)
         configs[org.id] = routing.OrganisationConfig(
             id=org.id,
             slug=org.slug,
@@ -154,8 +164,114 @@ def load_organisation_configs(
             revision=org.config_revision,
             workgroup_settings=MappingProxyType(settings),
             profiles=MappingProxyType(profiles),
+            keyword_replies=MappingProxyType(dict(org.keyword_replies)),
+            **outbound,
         )
     return configs
+
+
+def _outbound_config(connection: sa.Connection, organisation_id: int) -> dict[str, Any]:
+    """The outbound part of an organisation's configuration, as `OrganisationConfig` fields."""
+    routes = tuple(
+        core_outbound.OutboundRoute(
+            id=row.id,
+            name=row.name,
+            pattern=re.compile(row.pattern),
+            formatted_number=row.formatted_number,
+            broker_account_id=row.broker_account_id,
+            classifications=frozenset(NumberClass(c) for c in row.classifications),
+            users=frozenset(row.users),
+            workgroups=frozenset(row.workgroups),
+        )
+        for row in connection.execute(
+            sa.select(_outbound_route)
+            .where(_outbound_route.c.organisation_id == organisation_id)
+            .order_by(_outbound_route.c.position, _outbound_route.c.id)
+        )
+    )
+    accounts = {
+        row.id: core_outbound.AccountPolicy(
+            id=row.id,
+            outbound_enabled=row.outbound_enabled,
+            mms_enabled=row.mms_enabled,
+            long_text=row.sending.get("long_text", "split"),
+            max_parts=int(row.sending.get("max_parts", 10)),
+        )
+        for row in connection.execute(
+            sa.select(_account).where(_account.c.organisation_id == organisation_id)
+        )
+    }
+    numbers = {
+        row.e164: core_outbound.OutboundNumber(
+            id=row.id,
+            e164=row.e164,
+            broker_account_id=row.broker_account_id,
+            user_id=row.user_id,
+            workgroup_id=row.workgroup_id,
+            mms_enabled=row.mms_enabled,
+        )
+        for row in connection.execute(
+            sa.select(_number).where(_number.c.organisation_id == organisation_id)
+        )
+    }
+    memberships: dict[int, set[int]] = defaultdict(set)
+    for row in connection.execute(
+        sa.select(_member.c.user_id, _member.c.workgroup_id).where(
+            _member.c.organisation_id == organisation_id
+        )
+    ):
+        memberships[row.user_id].add(row.workgroup_id)
+    return {
+        "outbound_routes": routes,
+        "accounts": MappingProxyType(accounts),
+        "numbers": MappingProxyType(numbers),
+        "memberships": MappingProxyType(
+            {user: frozenset(groups) for user, groups in memberships.items()}
+        ),
+    }
+
+
+def load_outbound_book(connection: sa.Connection) -> OutboundBook:
+    """The outbound messages whose fate is not final, with the parts the broker took."""
+    book = OutboundBook()
+    pending = (
+        sa.select(
+            _message.c.id,
+            _message.c.organisation_id,
+            _message.c.interaction_id,
+            _message.c.author_id,
+            _message.c.broker_account_id,
+            _message.c.status,
+            _outbox.c.parts,
+        )
+        .join(_outbox, _outbox.c.message_id == _message.c.id)
+        .where(
+            _message.c.direction == "outbound",
+            _message.c.status.in_((DeliveryStatus.QUEUED.value, DeliveryStatus.SENT.value)),
+        )
+    )
+    for row in connection.execute(pending):
+        book.track(
+            OutboundTrack(
+                message_id=row.id,
+                organisation_id=row.organisation_id,
+                interaction_id=row.interaction_id,
+                author_id=row.author_id,
+                broker_account_id=row.broker_account_id,
+                parts=max(1, len(row.parts)),
+                status=DeliveryStatus(row.status),
+            )
+        )
+    if not book.by_message:
+        return book
+    parts = sa.select(_part).where(_part.c.message_id.in_(list(book.by_message)))
+    for row in connection.execute(parts.order_by(_part.c.id)):
+        track = book.part_sent(
+            row.message_id, row.part_index, row.broker_account_id, row.broker_message_id
+        )
+        if track is not None:
+            track.part_status[row.part_index] = DeliveryStatus(row.status)
+    return book
 
 
 def _acd_settings(
@@ -247,6 +363,7 @@ def load_directory(connection: sa.Connection) -> BrokerDirectory:
             inbound_enabled=row.inbound_enabled,
             credentials=MappingProxyType(dict(row.credentials)),
             numbers=MappingProxyType(numbers[row.id]),
+            sending=MappingProxyType(dict(row.sending)),
         )
         for row in connection.execute(sa.select(_account))
     }
@@ -316,4 +433,5 @@ def load_switchboard(
         consents=consents,
         next_interaction_id=(max_interaction or 0) + 1,
         next_message_id=(max_message or 0) + 1,
+        outbound=load_outbound_book(connection),
     )

@@ -340,7 +340,11 @@ class Outbox(SQLModel, table=True):
     organisation_id: int = _org()
     message_id: int = Field(foreign_key="message.id", unique=True)
     broker_account_id: int = Field(foreign_key="broker_account.id")
-    status: str = Field(default="pending", max_length=16)  # pending, in_flight, sent, failed
+    status: str = Field(default="pending", max_length=16)  # pending, sent, failed
+    recipient: str = Field(default="", max_length=100)  # as the outbound route formats it
+    parts: list[str] = _json(default=list)  # the SMS parts (one text for an MMS)
+    media: list[str] = _json(default=list)  # MMS attachments' addresses
+    parts_sent: int = 0  # parts the broker took: a retry goes on from the next
     attempts: int = 0
     next_attempt_at: datetime = _when()
     last_error: str | None = None

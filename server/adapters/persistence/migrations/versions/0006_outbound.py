@@ -22,6 +22,15 @@ def upgrade() -> None:
         )
     with op.batch_alter_table("broker_account", schema=None) as batch_op:
         batch_op.add_column(sa.Column("sending", sa.JSON(), nullable=False, server_default="{}"))
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("recipient", sa.String(length=100), nullable=False, server_default="")
+        )
+        batch_op.add_column(sa.Column("parts", sa.JSON(), nullable=False, server_default="[]"))
+        batch_op.add_column(sa.Column("media", sa.JSON(), nullable=False, server_default="[]"))
+        batch_op.add_column(
+            sa.Column("parts_sent", sa.Integer(), nullable=False, server_default="0")
+        )
     op.create_table(
         "outbound_route",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -103,6 +112,9 @@ def downgrade() -> None:
     with op.batch_alter_table("outbound_route", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_outbound_route_organisation_id"))
     op.drop_table("outbound_route")
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        for column in ("parts_sent", "media", "parts", "recipient"):
+            batch_op.drop_column(column)
     with op.batch_alter_table("broker_account", schema=None) as batch_op:
         batch_op.drop_column("sending")
     with op.batch_alter_table("organisation", schema=None) as batch_op:

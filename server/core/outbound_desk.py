@@ -1,0 +1,471 @@
+"""The switchboard's outbound side: texts going out, and what becomes of them.
+
+An agent's reply, a conversation an agent starts and Parley's answer to STOP / START / HELP
+each become one outbound message (`StoreOutboundMessage`: the message row and its outbox row,
+one transaction). The sender works the outbox after the commit and reports back: each part the
+broker took (`PartSent`) or a failure (`SendFailed`, retried later or final). Receipts move the
+message's status forward only (`delivery.OutboundBook`), and the author sees every move as a
+`message_status` event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from server.core.consent import Consent, ConsentBook, ConsentState
+from server.core.delivery import DeliveryStatus, OutboundBook, OutboundTrack
+from server.core.dispatching import Dispatcher
+from server.core.effects import (
+    CommandResult,
+    DeferSend,
+    Effect,
+    MarkSent,
+    OpenInteraction,
+    RecordConsent,
+    RecordPartSent,
+    StoreDeliveryReceipt,
+    StoreOutboundMessage,
+)
+from server.core.errors import CommandRefused
+from server.core.events import (
+    ConversationStarted,
+    DeliveryReceiptReceived,
+    PartSent,
+    ReplyWritten,
+    SendFailed,
+)
+from server.core.interactions import Interaction, InteractionState, Move
+from server.core.keywords import Keyword
+from server.core.outbound import Attachment, OutboundNumber, OutboundPlan, plan_text, route_for
+from server.core.routing import OrganisationConfig, QueueKind, QueueRef
+from server.core.views import message_view
+
+__all__ = ["OutboundDesk"]
+
+_LIVE = frozenset({InteractionState.CONNECTED, InteractionState.IDLE})
+_KEYWORD_REPLIES = {
+    Keyword.STOP: "stop",
+    Keyword.STOP_ALL: "stop",
+    Keyword.START: "start",
+    Keyword.HELP: "help",
+}
+
+
+class OutboundDesk(Dispatcher):
+    """Sends texts and follows them; the `Switchboard` provides what is declared here."""
+
+    consents: ConsentBook
+    outbound: OutboundBook
+    _take_message_id: Callable[[], int]
+    _take_interaction_id: Callable[[], int]
+    _add: Callable[[Interaction], None]
+    _connected_to: Callable[[int, int, int], Interaction]
+    _open_by_parties: dict[tuple[int, str, str], int]
+
+    # -- texts going out ---------------------------------------------------------------------
+
+    def _plan(
+        self,
+        config: OrganisationConfig,
+        *,
+        body: str,
+        number: OutboundNumber | None,
+        broker_account_id: int,
+        local_number: str,
+        remote_number: str,
+        user_id: int | None,
+        attachments: tuple[Attachment, ...] = (),
+    ) -> OutboundPlan:
+        recipient, route_id, number_class = route_for(
+            config.outbound_routes,
+            destination=remote_number,
+            local_number=local_number,
+            broker_account_id=broker_account_id,
+            region=config.region,
+            user_id=user_id,
+            workgroups=() if user_id is None else config.memberships.get(user_id, ()),
+        )
+        policy = config.account(broker_account_id)
+        mms = (
+            policy.mms_enabled
+            if number is None or number.mms_enabled is None
+            else (number.mms_enabled)
+        )
+        return plan_text(
+            body,
+            recipient=recipient,
+            policy=policy,
+            mms_enabled=mms,
+            attachments=attachments,
+            route_id=route_id,
+            classification=number_class,
+        )
+
+    def _refuse_opted_out(
+        self, organisation_id: int, remote_number: str, local_number: str
+    ) -> None:
+        if self.consents.is_opted_out(
+            organisation_id=organisation_id, remote_number=remote_number, local_number=local_number
+        ):
+            raise CommandRefused(
+                "opted_out", f"{remote_number} has opted out of texts from {local_number}"
+            )
+
+    def _send_text(
+        self,
+        plan: OutboundPlan,
+        *,
+        organisation_id: int,
+        interaction_id: int | None,
+        number_id: int,
+        local_number: str,
+        remote_number: str,
+        author_id: int | None,
+        now: datetime,
+        effects: list[Effect],
+    ) -> dict[str, object]:
+        """Store the text and its outbox row; track it for receipts; return its view."""
+        message_id = self._take_message_id()
+        effects.append(
+            StoreOutboundMessage(
+                id=message_id,
+                organisation_id=organisation_id,
+                interaction_id=interaction_id,
+                broker_account_id=plan.broker_account_id,
+                number_id=number_id,
+                local_number=local_number,
+                remote_number=remote_number,
+                body=plan.body,
+                author_id=author_id,
+                created_at=now,
+                recipient=plan.recipient,
+                parts=plan.parts,
+                media=plan.media,
+            )
+        )
+        self.outbound.track(
+            OutboundTrack(
+                message_id=message_id,
+                organisation_id=organisation_id,
+                interaction_id=interaction_id,
+                author_id=author_id,
+                broker_account_id=plan.broker_account_id,
+                parts=len(plan.parts),
+            )
+        )
+        return message_view(
+            message_id=message_id,
+            interaction_id=interaction_id,
+            direction="outbound",
+            sender=local_number,
+            recipient=remote_number,
+            body=plan.body,
+            media=[{"url": url, "content_type": None} for url in plan.media],
+            keyword=None,
+            status=DeliveryStatus.QUEUED.value,
+            author_id=author_id,
+            created_at=now,
+        )
+
+    def _reply_written(self, event: ReplyWritten, now: datetime, effects: list[Effect]) -> None:
+        interaction = self._connected_to(event.organisation_id, event.user_id, event.interaction_id)
+        if not event.text.strip() and not event.attachments:
+            raise CommandRefused("bad_command", "a reply needs some text or an attachment")
+        self._refuse_opted_out(
+            interaction.organisation_id, interaction.remote_number, interaction.local_number
+        )
+        config = self.config(interaction.organisation_id)
+        plan = self._plan(
+            config,
+            body=event.text,
+            number=config.numbers.get(interaction.local_number),
+            broker_account_id=interaction.broker_account_id,
+            local_number=interaction.local_number,
+            remote_number=interaction.remote_number,
+            user_id=event.user_id,
+            attachments=event.attachments,
+        )
+        if interaction.state is InteractionState.IDLE:
+            interaction.move(Move.ACTIVITY)
+            effects.append(self._save(interaction))
+        view = self._send_text(
+            plan,
+            organisation_id=interaction.organisation_id,
+            interaction_id=interaction.id,
+            number_id=interaction.number_id,
+            local_number=interaction.local_number,
+            remote_number=interaction.remote_number,
+            author_id=event.user_id,
+            now=now,
+            effects=effects,
+        )
+        self._push(
+            interaction.organisation_id,
+            event.user_id,
+            effects,
+            kind="message",
+            interaction_id=interaction.id,
+            message=view,
+        )
+        effects.append(CommandResult({"message": view}))
+
+    def _from_number(
+        self, config: OrganisationConfig, user_id: int, asked: str | None
+    ) -> OutboundNumber:
+        """The number an agent starts a conversation from: theirs or their workgroups'."""
+        workgroups = config.memberships.get(user_id, frozenset())
+        usable = sorted(
+            (n for n in config.numbers.values() if n.usable_by(user_id, workgroups)),
+            key=lambda n: (n.user_id is None, n.e164),
+        )
+        if asked is not None:
+            for number in usable:
+                if number.e164 == asked:
+                    return number
+            raise CommandRefused(
+                "number_not_allowed",
+                f"{asked} is not your direct number nor a number of your workgroups",
+            )
+        if not usable:
+            raise CommandRefused(
+                "number_not_allowed", "you have no direct number and your workgroups have none"
+            )
+        return usable[0]
+
+    def _conversation_started(
+        self, event: ConversationStarted, now: datetime, effects: list[Effect]
+    ) -> None:
+        config = self.config(event.organisation_id)
+        agent = self.floor.agents.get(event.user_id)
+        number = self._from_number(config, event.user_id, event.local_number)
+        if not event.text.strip() and not event.attachments:
+            raise CommandRefused("bad_command", "the first text needs some words or an attachment")
+        existing = self._open_by_parties.get(
+            (event.organisation_id, number.e164, event.remote_number)
+        )
+        if existing is not None:
+            raise CommandRefused(
+                "conversation_open",
+                f"interaction {existing} with {event.remote_number} from {number.e164} is "
+                "still open",
+            )
+        self._refuse_opted_out(event.organisation_id, event.remote_number, number.e164)
+        plan = self._plan(
+            config,
+            body=event.text,
+            number=number,
+            broker_account_id=number.broker_account_id,
+            local_number=number.e164,
+            remote_number=event.remote_number,
+            user_id=event.user_id,
+            attachments=event.attachments,
+        )
+        interaction = Interaction(
+            id=self._take_interaction_id(),
+            organisation_id=event.organisation_id,
+            number_id=number.id,
+            local_number=number.e164,
+            remote_number=event.remote_number,
+            queue=QueueRef(QueueKind.USER, event.user_id),
+            state=InteractionState.CONNECTED,
+            enqueued_at=now,
+            created_at=now,
+            broker_account_id=number.broker_account_id,
+            agent_id=event.user_id,
+        )
+        self._add(interaction)
+        effects.append(
+            OpenInteraction(
+                id=interaction.id,
+                organisation_id=interaction.organisation_id,
+                number_id=interaction.number_id,
+                local_number=interaction.local_number,
+                remote_number=interaction.remote_number,
+                queue=interaction.queue,
+                state=InteractionState.QUEUED,
+                enqueued_at=now,
+                route_id=None,
+            )
+        )
+        effects.append(self._save(interaction))
+        if agent is not None:
+            agent.active.add(interaction.id)
+            self._refresh(agent)
+        view = self._send_text(
+            plan,
+            organisation_id=interaction.organisation_id,
+            interaction_id=interaction.id,
+            number_id=interaction.number_id,
+            local_number=interaction.local_number,
+            remote_number=interaction.remote_number,
+            author_id=event.user_id,
+            now=now,
+            effects=effects,
+        )
+        self._push_interaction(interaction, event.user_id, effects)
+        self._push(
+            interaction.organisation_id,
+            event.user_id,
+            effects,
+            kind="message",
+            interaction_id=interaction.id,
+            message=view,
+        )
+        effects.append(CommandResult({"interaction_id": interaction.id, "message": view}))
+
+    def _keyword_reply(
+        self,
+        *,
+        organisation_id: int,
+        keyword: Keyword,
+        number: OutboundNumber | None,
+        number_id: int,
+        broker_account_id: int,
+        local_number: str,
+        remote_number: str,
+        now: datetime,
+        effects: list[Effect],
+    ) -> None:
+        """Answer STOP / START / HELP with the organisation's text ("" answers nothing).
+
+        The confirmation of an opt-out is the one text sent to a number that opted out. A text
+        that cannot be routed is not sent (the keyword itself is kept all the same).
+        """
+        config = self.config(organisation_id)
+        text = config.keyword_replies.get(_KEYWORD_REPLIES.get(keyword, ""), "")
+        if not text:
+            return
+        try:
+            plan = self._plan(
+                config,
+                body=text,
+                number=number,
+                broker_account_id=broker_account_id,
+                local_number=local_number,
+                remote_number=remote_number,
+                user_id=None,
+            )
+        except CommandRefused:
+            return
+        self._send_text(
+            plan,
+            organisation_id=organisation_id,
+            interaction_id=None,
+            number_id=number_id,
+            local_number=local_number,
+            remote_number=remote_number,
+            author_id=None,
+            now=now,
+            effects=effects,
+        )
+
+    # -- what became of them -----------------------------------------------------------------
+
+    def _status_moved(
+        self, track: OutboundTrack, reason: str | None, now: datetime
+    ) -> list[Effect]:
+        """The effects of a tracked message's status after a change to its parts."""
+        effects: list[Effect] = []
+        status = track.message_status()
+        if status is track.status:
+            return effects
+        track.status = status
+        effects.append(MarkSent(track.message_id, None, status, reason, now))
+        if track.author_id is not None and track.interaction_id is not None:
+            self._push(
+                track.organisation_id,
+                track.author_id,
+                effects,
+                kind="message_status",
+                interaction_id=track.interaction_id,
+                message_id=track.message_id,
+                status=status.value,
+                reason=reason,
+            )
+        if track.is_final:
+            self.outbound.forget(track)
+        return effects
+
+    def _part_sent(self, event: PartSent, now: datetime, effects: list[Effect]) -> None:
+        effects.append(
+            RecordPartSent(
+                organisation_id=event.organisation_id,
+                message_id=event.message_id,
+                part_index=event.part_index,
+                broker_account_id=event.broker_account_id,
+                broker_message_id=event.broker_message_id,
+                at=now,
+            )
+        )
+        track = self.outbound.part_sent(
+            event.message_id, event.part_index, event.broker_account_id, event.broker_message_id
+        )
+        if track is not None:
+            effects.extend(self._status_moved(track, None, now))
+
+    def _send_failed(self, event: SendFailed, now: datetime, effects: list[Effect]) -> None:
+        if event.retry_at is not None:
+            effects.append(
+                DeferSend(event.message_id, event.attempts, event.retry_at, event.reason)
+            )
+            return
+        track = self.outbound.by_message.get(event.message_id)
+        if track is None:
+            effects.append(
+                MarkSent(event.message_id, None, DeliveryStatus.FAILED, event.reason, now)
+            )
+            return
+        track.part_status[-1] = DeliveryStatus.FAILED  # the part that could not be sent
+        effects.extend(self._status_moved(track, event.reason, now))
+        if event.opted_out:
+            self._broker_opt_out(track, now, effects)
+
+    def _broker_opt_out(self, track: OutboundTrack, now: datetime, effects: list[Effect]) -> None:
+        """The broker says the recipient opted out: record it as a STOP from them."""
+        interaction = (
+            None if track.interaction_id is None else self._interactions.get(track.interaction_id)
+        )
+        if interaction is None:
+            return
+        scope = interaction.local_number
+        self.consents.record(
+            Consent(
+                track.organisation_id,
+                interaction.remote_number,
+                scope,
+                ConsentState.OPTED_OUT,
+                changed_at=now,
+            )
+        )
+        effects.append(
+            RecordConsent(
+                organisation_id=track.organisation_id,
+                remote_number=interaction.remote_number,
+                scope=scope,
+                state=ConsentState.OPTED_OUT,
+                keyword=Keyword.STOP,
+                message_id=track.message_id,
+                text="(the broker reported the recipient opted out)",
+                changed_at=now,
+            )
+        )
+
+    def _receipt_received(
+        self, event: DeliveryReceiptReceived, now: datetime, effects: list[Effect]
+    ) -> None:
+        effects.append(
+            StoreDeliveryReceipt(
+                organisation_id=event.organisation_id,
+                broker_account_id=event.broker_account_id,
+                broker_message_id=event.broker_message_id,
+                status=event.status,
+                broker_status=event.broker_status,
+                reason=event.reason,
+                received_at=now,
+            )
+        )
+        for track in self.outbound.receipt(
+            event.broker_account_id, event.broker_message_id, event.status, event.reason
+        ):
+            effects.extend(self._status_moved(track, event.reason, now))
