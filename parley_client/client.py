@@ -324,6 +324,22 @@ class AgentClient:
         queued; `message` events report its delivery); raises `CommandFailed`."""
         return await self.command("send", interaction_id=interaction_id, text=text)
 
+    async def start_conversation(
+        self, to: str, text: str, *, from_number: str | None = None
+    ) -> dict[str, Any]:
+        """Text `to` first, from one of your numbers (`from_number`, else the first of them).
+        Returns `{"interaction_id": int, "message": Message}`; raises `CommandFailed` (e.g.
+        number_not_allowed, conversation_open, opted_out, no_route, text_too_long)."""
+        fields: dict[str, Any] = {"to": to, "text": text}
+        if from_number is not None:
+            fields["from"] = from_number
+        return await self.command("start_conversation", **fields)
+
+    async def count_segments(self, text: str) -> dict[str, Any]:
+        """How `text` would go out as SMS: `{"encoding", "parts", "units", "per_part",
+        "remaining_in_part"}`. Changes nothing."""
+        return await self.command("count_segments", text=text)
+
     async def transfer(
         self, interaction_id: int, *, to_user: str | None = None, to_workgroup: str | None = None
     ) -> dict[str, Any]:

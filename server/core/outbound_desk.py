@@ -38,6 +38,7 @@ from server.core.events import (
 from server.core.interactions import Interaction, InteractionState, Move
 from server.core.keywords import Keyword
 from server.core.outbound import Attachment, OutboundNumber, OutboundPlan, plan_text, route_for
+from server.core.phone_numbers import ImpossibleNumber, to_e164
 from server.core.routing import OrganisationConfig, QueueKind, QueueRef
 from server.core.views import message_view
 
@@ -238,26 +239,32 @@ class OutboundDesk(Dispatcher):
     ) -> None:
         config = self.config(event.organisation_id)
         agent = self.floor.agents.get(event.user_id)
-        number = self._from_number(config, event.user_id, event.local_number)
+        try:
+            remote_number = to_e164(event.remote_number, region=config.region)
+            asked = (
+                None
+                if event.local_number is None
+                else to_e164(event.local_number, region=config.region)
+            )
+        except ImpossibleNumber as error:
+            raise CommandRefused("bad_number", str(error)) from None
+        number = self._from_number(config, event.user_id, asked)
         if not event.text.strip() and not event.attachments:
             raise CommandRefused("bad_command", "the first text needs some words or an attachment")
-        existing = self._open_by_parties.get(
-            (event.organisation_id, number.e164, event.remote_number)
-        )
+        existing = self._open_by_parties.get((event.organisation_id, number.e164, remote_number))
         if existing is not None:
             raise CommandRefused(
                 "conversation_open",
-                f"interaction {existing} with {event.remote_number} from {number.e164} is "
-                "still open",
+                f"interaction {existing} with {remote_number} from {number.e164} is still open",
             )
-        self._refuse_opted_out(event.organisation_id, event.remote_number, number.e164)
+        self._refuse_opted_out(event.organisation_id, remote_number, number.e164)
         plan = self._plan(
             config,
             body=event.text,
             number=number,
             broker_account_id=number.broker_account_id,
             local_number=number.e164,
-            remote_number=event.remote_number,
+            remote_number=remote_number,
             user_id=event.user_id,
             attachments=event.attachments,
         )
@@ -266,7 +273,7 @@ class OutboundDesk(Dispatcher):
             organisation_id=event.organisation_id,
             number_id=number.id,
             local_number=number.e164,
-            remote_number=event.remote_number,
+            remote_number=remote_number,
             queue=QueueRef(QueueKind.USER, event.user_id),
             state=InteractionState.CONNECTED,
             enqueued_at=now,

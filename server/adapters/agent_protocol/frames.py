@@ -50,6 +50,8 @@ CLIENT_TYPES = frozenset(
         "end_wrap_up",
         "disconnect",
         "get_interaction",
+        "start_conversation",
+        "count_segments",
     }
 )
 SERVER_TYPES = frozenset(

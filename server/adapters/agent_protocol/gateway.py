@@ -16,7 +16,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import orjson
@@ -37,6 +37,7 @@ from server.adapters.persistence.accounts import Principal
 from server.adapters.persistence.effect_writer import AgentPush
 from server.core import events as core
 from server.core.errors import CommandRefused
+from server.core.sms_segments import count_segments
 from server.core.switchboard import QueueFigures
 from server.driver import Driver, DriverStopped
 
@@ -304,6 +305,11 @@ class AgentSession:
             await self.websocket.close(4002, "bad frame: hello was already received")
         elif kind == "get_interaction":
             await self._get_interaction(frame)
+        elif kind == "count_segments":
+            count = count_segments(frame["text"])
+            self._outgoing.put_nowait(
+                {"type": "command_ack", "id": frame["id"], "result": asdict(count)}
+            )
         else:
             await self._command(frame)
 
@@ -389,6 +395,9 @@ _COMMANDS: dict[str, Callable[[dict[str, Any], int, int], core.Event]] = {
     "wrap_up": lambda f, org, user: core.WrapUpRequested(org, user, f["interaction_id"]),
     "end_wrap_up": lambda f, org, user: core.WrapUpEnded(org, user, f["interaction_id"]),
     "disconnect": lambda f, org, user: core.DisconnectRequested(org, user, f["interaction_id"]),
+    "start_conversation": lambda f, org, user: core.ConversationStarted(
+        org, user, f["to"], f.get("from"), f["text"]
+    ),
 }
 
 
