@@ -13,6 +13,7 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from server.adapters.agent_protocol.gateway import AgentHub, GatewaySettings, agent_routes
+from server.adapters.attachment_store import AttachmentStore
 from server.adapters.clock import Clock, ManualClock, SystemClock
+from server.adapters.http_api.attachments import attachment_routes
 from server.adapters.http_api.auth import auth_routes
 from server.adapters.http_api.errors import error_response, http_exception_handler
 from server.adapters.http_api.read_api import read_routes
@@ -62,10 +65,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
         engine=engine, clock=clock, webhook_base_url=settings.sandbox_url.rsplit("/sandbox", 1)[0]
     )
     openapi: dict[str, Any] = yaml.safe_load(OPENAPI_FILE.read_text(encoding="utf-8"))
+    attachments = AttachmentStore(
+        engine=engine,
+        media_dir=Path(settings.media_dir),
+        ttl=timedelta(seconds=settings.attachment_ttl_s),
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(migrate, engine)
+        await anyio.to_thread.run_sync(attachments.prepare)
         loop = asyncio.get_running_loop()
         await anyio.to_thread.run_sync(lambda: driver.start(loop))
         # Everything loaded at start lives as long as the server: keep it out of the cyclic
@@ -101,6 +110,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *webhook_routes(driver=driver, settings=settings),
         *read_routes(engine, clock=clock),
         *auth_routes(engine, clock=clock),
+        *attachment_routes(store=attachments, clock=clock, settings=settings),
         *agent_routes(
             driver=driver,
             hub=hub,

@@ -57,6 +57,9 @@ class Settings:
     heartbeat_s: float = 15.0
     sandbox: bool = True
     sandbox_url: str = "http://127.0.0.1:8000/sandbox"
+    media_dir: str = "var/media"
+    attachment_ttl_s: int = 7 * 24 * 3600
+    max_attachment_bytes: int = 5 * 1024 * 1024
 
 
 def _read_dotenv(path: Path) -> dict[str, str]:
@@ -95,6 +98,12 @@ def _choice(name: str, value: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise SettingsError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
     return value
+
+
+def _media_dir(value: str) -> str:
+    if not value.strip():
+        raise SettingsError("PARLEY_MEDIA_DIR must name a folder, not be empty")
+    return value.strip()
 
 
 def load_settings(
@@ -156,4 +165,15 @@ def load_settings(
         sandbox_url=get(
             "SANDBOX_URL", f"http://127.0.0.1:{source.get('PORT', '8000')}/sandbox"
         ).rstrip("/"),
+        media_dir=_media_dir(get("MEDIA_DIR", defaults.media_dir)),
+        attachment_ttl_s=_integer(
+            "PARLEY_ATTACHMENT_TTL_S",
+            get("ATTACHMENT_TTL_S", str(defaults.attachment_ttl_s)),
+            minimum=60,
+        ),
+        max_attachment_bytes=_integer(
+            "PARLEY_MAX_ATTACHMENT_BYTES",
+            get("MAX_ATTACHMENT_BYTES", str(defaults.max_attachment_bytes)),
+            minimum=1024,
+        ),
     )
