@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from server.core.errors import CommandRefused
+from server.core.media import AttachmentRef, can_go_as_mms, link_text
 from server.core.phone_numbers import NumberClass, classify_destination
 from server.core.sms_segments import LongTextPolicy, prepare
 
@@ -33,25 +34,6 @@ __all__ = [
     "plan_text",
     "route_for",
 ]
-
-# What carriers take as MMS (Twilio's "accepted content types" for MMS to US/CA numbers, which
-# every carrier delivers): others go as a link.
-MMS_CONTENT_TYPES = frozenset(
-    {
-        "image/jpeg",
-        "image/jpg",
-        "image/png",
-        "image/gif",
-        "video/mp4",
-        "video/3gpp",
-        "audio/mpeg",
-        "audio/mp4",
-        "audio/amr",
-        "text/vcard",
-        "text/x-vcard",
-    }
-)
-MMS_MAX_BYTES = 5 * 1024 * 1024  # Twilio's and Bandwidth's limit for a whole MMS
 
 
 @dataclass(frozen=True)
@@ -105,11 +87,8 @@ class OutboundNumber:
 class Attachment:
     """An uploaded file to send: `url` is its public, expiring address."""
 
-    id: int
+    ref: AttachmentRef
     url: str
-    filename: str
-    content_type: str
-    size: int
 
 
 @dataclass(frozen=True)
@@ -186,7 +165,7 @@ def plan_text(
     """Decide the parts and media of a text; raise `CommandRefused` (e.g. `TooLong`)."""
     if not policy.outbound_enabled:
         raise CommandRefused("outbound_disabled", "this number's broker account does not send")
-    as_mms = bool(attachments) and mms_enabled and can_go_as_mms(attachments)
+    as_mms = can_go_as_mms([a.ref for a in attachments], mms_enabled=mms_enabled)
     if as_mms:
         return OutboundPlan(
             recipient=recipient,
@@ -209,17 +188,3 @@ def plan_text(
         route_id=route_id,
         classification=classification,
     )
-
-
-def can_go_as_mms(attachments: Sequence[Attachment], *, max_bytes: int = MMS_MAX_BYTES) -> bool:
-    """Whether every attachment is a type carriers take as MMS and together they fit."""
-    return (
-        all(attachment.content_type.lower() in MMS_CONTENT_TYPES for attachment in attachments)
-        and sum(attachment.size for attachment in attachments) <= max_bytes
-    )
-
-
-def link_text(body: str, links: Sequence[str]) -> str:
-    """The text with a link to each attachment on a line of its own."""
-    lines = [body.rstrip()] if body.strip() else []
-    return "\n".join([*lines, *links])
