@@ -28,6 +28,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from server.adapters.agent_protocol.gateway import AgentHub, GatewaySettings, agent_routes
 from server.adapters.attachment_store import AttachmentStore
+from server.adapters.brokers.registry import load_brokers
 from server.adapters.clock import Clock, ManualClock, SystemClock
 from server.adapters.http_api.attachments import attachment_routes
 from server.adapters.http_api.auth import auth_routes
@@ -56,6 +57,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         settings.database_url, sqlite_synchronous=settings.sqlite_synchronous
     )
     clock: Clock = ManualClock() if settings.clock == "manual" else SystemClock()
+    # The built-in brokers and those of the definition files: read once, a bad file stops here.
+    definitions = Path(settings.broker_definitions) if settings.broker_definitions else None
+    brokers = load_brokers(definitions)
     driver = Driver(engine=engine, clock=clock, group_commit_max=settings.group_commit_max)
     hub = AgentHub()
     driver.on_commit = hub.publish
@@ -107,7 +111,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes: list[BaseRoute] = [
         Route("/health", health, methods=["GET"]),
         Route("/openapi.json", openapi_document, methods=["GET"]),
-        *webhook_routes(driver=driver, settings=settings),
+        *webhook_routes(driver=driver, settings=settings, brokers=brokers),
         *read_routes(engine, clock=clock),
         *auth_routes(engine, clock=clock),
         *attachment_routes(store=attachments, clock=clock, settings=settings),
@@ -130,6 +134,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.settings = settings
     app.state.driver = driver
     app.state.clock = clock
+    app.state.brokers = brokers
     return app
 
 

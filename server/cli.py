@@ -10,9 +10,10 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
@@ -20,6 +21,9 @@ from server.adapters.persistence import accounts
 from server.adapters.persistence.database import create_store_engine, migrate
 from server.adapters.user_accounts_cli import register as register_user_accounts
 from server.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from server.adapters.brokers.registry import BrokerWire
 
 __all__ = ["main"]
 
@@ -45,12 +49,21 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _brokers(settings: Settings) -> Mapping[str, BrokerWire]:
+    """The brokers accounts may name: the built-in ones and PARLEY_BROKER_DEFINITIONS's.
+    Raises `DefinitionInvalid` (a `ConfigInvalid`)."""
+    from server.adapters.brokers.registry import load_brokers
+
+    folder = settings.broker_definitions
+    return load_brokers(Path(folder) if folder else None)
+
+
 def cmd_config_check(settings: Settings, args: argparse.Namespace) -> int:
     from server.adapters.config_document import ConfigInvalid
     from server.adapters.config_files import load_config_folder
 
     try:
-        document = load_config_folder(Path(args.folder))
+        document = load_config_folder(Path(args.folder), brokers=_brokers(settings))
     except ConfigInvalid as error:
         print(error, file=sys.stderr)
         return 1
@@ -64,7 +77,7 @@ def cmd_config_apply(settings: Settings, args: argparse.Namespace) -> int:
     from server.adapters.persistence.config_apply import ConfigConflict, apply_config
 
     try:
-        document = load_config_folder(Path(args.folder))
+        document = load_config_folder(Path(args.folder), brokers=_brokers(settings))
     except ConfigInvalid as error:
         print(error, file=sys.stderr)
         return 1

@@ -39,6 +39,7 @@ class Secret:
 
 
 ENVIRONMENTS = ("production", "development", "test", "bench")
+BROKER_DEFINITIONS = "broker_definitions"  # the default folder, when it exists
 CLOCKS = ("system", "manual")
 
 
@@ -50,6 +51,7 @@ class Settings:
     max_webhook_bytes: int = 64 * 1024
     trust_forwarded_headers: bool = False
     public_base_url: str = ""
+    broker_definitions: str = ""  # a folder of broker definition files; "" for none
     sqlite_synchronous: str = "FULL"
     group_commit_max: int = 512
     log_level: str = "WARNING"
@@ -82,6 +84,16 @@ def _flag(name: str, value: str) -> bool:
     if lowered in ("0", "false", "no", "off", ""):
         return False
     raise SettingsError(f"{name} must be true or false, not {value!r}")
+
+
+def _broker_definitions(value: str | None) -> str:
+    """The folder of broker definitions: the one named (it must exist; "" names none), else
+    `broker_definitions` in the working directory when there is one."""
+    if value is None:
+        return BROKER_DEFINITIONS if Path(BROKER_DEFINITIONS).is_dir() else ""
+    if value.strip() and not Path(value.strip()).is_dir():
+        raise SettingsError(f"PARLEY_BROKER_DEFINITIONS must name a folder, not {value!r}")
+    return value.strip()
 
 
 def _integer(name: str, value: str, *, minimum: int) -> int:
@@ -149,6 +161,7 @@ def load_settings(
             "PARLEY_TRUST_FORWARDED_HEADERS", get("TRUST_FORWARDED_HEADERS", "false")
         ),
         public_base_url=get("PUBLIC_BASE_URL", "").rstrip("/"),
+        broker_definitions=_broker_definitions(source.get("PARLEY_BROKER_DEFINITIONS")),
         sqlite_synchronous=synchronous,
         group_commit_max=_integer(
             "PARLEY_GROUP_COMMIT_MAX",

@@ -19,6 +19,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import phonenumbers
 
@@ -60,6 +61,9 @@ from server.adapters.config_yaml import (
 )
 from server.core.phone_numbers import ImpossibleNumber, to_e164
 from server.core.routing import RouteField
+
+if TYPE_CHECKING:
+    from server.adapters.brokers.registry import BrokerWire
 
 __all__ = ["load_config_folder"]
 
@@ -457,10 +461,10 @@ def _read_credentials(file: YamlFile, value: object, where: str) -> dict[str, st
 
 
 def _read_brokers(
-    file: YamlFile, root: object, *, country: str
+    file: YamlFile, root: object, *, country: str, brokers: Mapping[str, BrokerWire] | None
 ) -> tuple[list[BrokerAccountSpec], dict[str, str] | None]:
     """Return the accounts and the region of every account named (None: the file is broken)."""
-    from server.adapters.brokers.registry import broker_wire
+    from server.adapters.brokers.registry import BROKERS, broker_wire
 
     accounts: list[BrokerAccountSpec] = []
     node = file.mapping({} if root is None else root, TOP, optional=("accounts",))
@@ -497,7 +501,7 @@ def _read_brokers(
         sending = read_sending(file, account.get("sending"), f"{where}.sending")
         if broker is not None:
             try:
-                wire = broker_wire(broker)
+                wire = broker_wire(broker, BROKERS if brokers is None else brokers)
             except KeyError as error:
                 file.report(where, str(error.args[0]))
                 broker = None
@@ -762,14 +766,18 @@ def _read_routes(
 
 
 def load_config_folder(
-    path: Path, *, environ: Mapping[str, str] | None = None
+    path: Path,
+    *,
+    environ: Mapping[str, str] | None = None,
+    brokers: Mapping[str, BrokerWire] | None = None,
 ) -> OrganisationDocument:
     """Read and check the configuration folder at `path`; return its `OrganisationDocument`.
 
     `${NAME}` and `${NAME:-fallback}` in any string are read from `environ` (default
-    `os.environ`). Handlers named by routes are imported to check that they exist. Raises
-    `ConfigInvalid` with every problem found (nothing is half-read). Apply the result with
-    `config_apply.apply_config`.
+    `os.environ`). Accounts may name the brokers of `brokers` (`registry.load_brokers`;
+    default: the built-in ones). Handlers named by routes are imported to check that they
+    exist. Raises `ConfigInvalid` with every problem found (nothing is half-read). Apply the
+    result with `config_apply.apply_config`.
     """
     environment: Mapping[str, str] = os.environ if environ is None else environ
     problems: list[ConfigProblem] = []
@@ -822,7 +830,7 @@ def load_config_folder(
     account_regions: dict[str, str] | None = None
     if "brokers.yaml" not in syntax_failed:
         accounts, account_regions = _read_brokers(
-            reader("brokers.yaml"), roots.get("brokers.yaml"), country=country
+            reader("brokers.yaml"), roots.get("brokers.yaml"), country=country, brokers=brokers
         )
     if account_regions and people.usernames is not None and not people.alerted:
         problems.append(

@@ -1,21 +1,26 @@
-"""Registry of broker wire formats: the `BrokerWire` interface and the modules selected by name.
+"""Registry of broker wire formats: the `BrokerWire` interface and the brokers selected by name.
 
-Each broker module (`inteliquent`, `twilio`, `bandwidth`, `sandbox`) implements `BrokerWire`.
-Look one up with `broker_wire(account.broker)`, call `check_credentials` when configuration
-is applied, and `authenticate` then `parse` on every webhook, answering with
-`success_response()`.
+Each built-in broker module (`inteliquent`, `twilio`, `bandwidth`, `sandbox`) implements
+`BrokerWire`; `BROKERS` holds them. A broker described by a definition file is a
+`generic_broker.GenericBroker`, also a `BrokerWire`: `load_brokers(folder)` returns the built-in
+brokers and those of the folder's definitions, once at start (the composition root and the CLI
+call it and pass the mapping on; nothing here changes after import). Look one up with
+`broker_wire(account.broker, brokers)`, call `check_credentials` when configuration is applied,
+and `authenticate` then `parse` on every webhook, answering with `success_response()`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from types import MappingProxyType
 from typing import Protocol
 
 from server.adapters.brokers import bandwidth, inteliquent, sandbox, twilio
+from server.adapters.brokers.generic_broker import load_definitions
 from server.adapters.brokers.webhook import WebhookItem, WebhookRequest
 
-__all__ = ["BROKERS", "BrokerWire", "broker_wire"]
+__all__ = ["BROKERS", "BrokerWire", "broker_wire", "load_brokers"]
 
 
 class BrokerWire(Protocol):
@@ -58,12 +63,27 @@ def _by_name(*modules: BrokerWire) -> Mapping[str, BrokerWire]:
     return MappingProxyType({module.NAME: module for module in modules})
 
 
+# The built-in brokers.
 BROKERS: Mapping[str, BrokerWire] = _by_name(inteliquent, twilio, bandwidth, sandbox)
 
 
-def broker_wire(name: str) -> BrokerWire:
-    """Return the wire format of the broker called `name`; raise KeyError for an unknown name."""
+def load_brokers(definitions: Path | None) -> Mapping[str, BrokerWire]:
+    """Return the built-in brokers and a `GenericBroker` for each definition file in the
+    folder `definitions` (None: the built-in brokers only).
+
+    Raises `generic_broker.DefinitionInvalid` (a `ConfigInvalid`) listing every problem, among
+    them a definition that takes a built-in broker's name or a folder that does not exist.
+    """
+    if definitions is None:
+        return BROKERS
+    generic = load_definitions(definitions, reserved=BROKERS.keys())
+    return MappingProxyType({**BROKERS, **generic})
+
+
+def broker_wire(name: str, brokers: Mapping[str, BrokerWire] = BROKERS) -> BrokerWire:
+    """Return the wire format of the broker called `name` among `brokers` (by default the
+    built-in ones); raise KeyError naming the known brokers for an unknown name."""
     try:
-        return BROKERS[name]
+        return brokers[name]
     except KeyError:
-        raise KeyError(f"unknown broker {name!r}; known: {', '.join(sorted(BROKERS))}") from None
+        raise KeyError(f"unknown broker {name!r}; known: {', '.join(sorted(brokers))}") from None

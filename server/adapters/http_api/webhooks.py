@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from urllib.parse import parse_qsl
 
 import orjson
@@ -17,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from server.adapters.broker_directory import AccountEntry, NumberEntry
-from server.adapters.brokers.registry import BROKERS, broker_wire
+from server.adapters.brokers.registry import BROKERS, BrokerWire
 from server.adapters.brokers.webhook import (
     InboundText,
     MalformedWebhook,
@@ -46,9 +47,12 @@ class _Refused(Exception):
 
 
 class WebhookEndpoint:
-    def __init__(self, *, driver: Driver, settings: Settings) -> None:
+    def __init__(
+        self, *, driver: Driver, settings: Settings, brokers: Mapping[str, BrokerWire]
+    ) -> None:
         self._driver = driver
         self._settings = settings
+        self._brokers = brokers
         self._last_refresh = 0.0
 
     async def receive(self, request: Request) -> Response:
@@ -60,9 +64,9 @@ class WebhookEndpoint:
             return error_response(refused.status, refused.code, refused.detail)
 
     async def _handle(self, request: Request, *, broker: str, public_id: str) -> Response:
-        if broker not in BROKERS:
+        wire = self._brokers.get(broker)
+        if wire is None:
             raise _Refused(404, "unknown_broker", f"no broker is called {broker!r}")
-        wire = broker_wire(broker)
         account = await self._account(broker=broker, public_id=public_id)
         if not account.inbound_enabled:
             raise _Refused(403, "inbound_disabled", f"inbound texts are off for {public_id!r}")
@@ -208,8 +212,12 @@ async def noop_endpoint(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-def webhook_routes(*, driver: Driver, settings: Settings) -> list[Route]:
-    endpoint = WebhookEndpoint(driver=driver, settings=settings)
+def webhook_routes(
+    *, driver: Driver, settings: Settings, brokers: Mapping[str, BrokerWire] = BROKERS
+) -> list[Route]:
+    """The webhook routes for every broker of `brokers` (`registry.load_brokers`; by default
+    the built-in ones)."""
+    endpoint = WebhookEndpoint(driver=driver, settings=settings, brokers=brokers)
     routes = [
         Route("/webhooks/{broker}/{account}", endpoint.receive, methods=["POST"], name="webhook"),
         Route(
