@@ -87,7 +87,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         gc.freeze()
         gc.callbacks.append(_freeze_after_full_collection)
         async with httpx2.AsyncClient() as http:
-            sender = OutboundSender(driver=driver, sandbox_url=settings.sandbox_url, http=http)
+            sender = OutboundSender(
+                driver=driver,
+                sandbox_url=settings.sandbox_url,
+                public_base_url=settings.public_base_url,
+                http=http,
+                retry_base_s=settings.send_retry_base_s,
+                brokers=brokers,
+            )
             driver.on_send = sender.enqueue
             await sender.start()
             collector = loop.create_task(_collect_everything(3600.0))

@@ -62,6 +62,7 @@ class Settings:
     media_dir: str = "var/media"
     attachment_ttl_s: int = 7 * 24 * 3600
     max_attachment_bytes: int = 5 * 1024 * 1024
+    send_retry_base_s: float = 2.0  # the first wait after a failed send; doubles each time
 
 
 def _read_dotenv(path: Path) -> dict[str, str]:
@@ -189,4 +190,17 @@ def load_settings(
             get("MAX_ATTACHMENT_BYTES", str(defaults.max_attachment_bytes)),
             minimum=1024,
         ),
+        send_retry_base_s=_seconds(
+            "PARLEY_SEND_RETRY_BASE_S", get("SEND_RETRY_BASE_S", str(defaults.send_retry_base_s))
+        ),
     )
+
+
+def _seconds(name: str, value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of seconds, got {value!r}") from None
+    if not 0.001 <= seconds <= 3600:
+        raise SettingsError(f"{name} must be from 0.001 to 3600 seconds, got {value!r}")
+    return seconds

@@ -30,7 +30,9 @@ import httpx2
 import sqlalchemy as sa
 
 from server.adapters.broker_directory import AccountEntry
+from server.adapters.brokers.generic_broker import GenericBroker
 from server.adapters.brokers.outbound_clients import DEFAULT_API_URLS, client_for
+from server.adapters.brokers.registry import BrokerWire
 from server.adapters.brokers.sandbox_client import SandboxBrokerClient
 from server.adapters.brokers.sending import (
     BrokerClient,
@@ -130,6 +132,7 @@ class OutboundSender:
         public_base_url: str,
         http: httpx2.AsyncClient,
         retry_base_s: float = RETRY_BASE_S,
+        brokers: Mapping[str, BrokerWire] | None = None,
     ) -> None:
         self._driver = driver
         self._sandbox_url = sandbox_url.rstrip("/")
@@ -139,6 +142,7 @@ class OutboundSender:
         self._workers: dict[int, _AccountWorker] = {}
         self._timers: set[asyncio.TimerHandle] = set()
         self._retry_base_s = retry_base_s
+        self._brokers: Mapping[str, BrokerWire] = {} if brokers is None else brokers
 
     # -- the queue ---------------------------------------------------------------------------
 
@@ -213,6 +217,9 @@ class OutboundSender:
             http = self._proxied[key]
         if account.broker == "sandbox":
             return SandboxBrokerClient(http)
+        described = self._brokers.get(account.broker)
+        if isinstance(described, GenericBroker):  # a broker described by a definition file
+            return described.client(http)
         return client_for(account.broker, http)
 
     def _settings(self, account: AccountEntry) -> ClientSettings:
