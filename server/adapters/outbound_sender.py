@@ -33,7 +33,7 @@ from server.adapters.broker_directory import AccountEntry
 from server.adapters.brokers.generic_broker import GenericBroker
 from server.adapters.brokers.outbound_clients import DEFAULT_API_URLS, client_for
 from server.adapters.brokers.registry import BrokerWire
-from server.adapters.brokers.sandbox_client import SandboxBrokerClient
+from server.adapters.brokers.sandbox_client import SandboxClient
 from server.adapters.brokers.sending import (
     BrokerClient,
     BrokerRejected,
@@ -216,7 +216,7 @@ class OutboundSender:
                 )
             http = self._proxied[key]
         if account.broker == "sandbox":
-            return SandboxBrokerClient(http)
+            return SandboxClient(http)
         described = self._brokers.get(account.broker)
         if isinstance(described, GenericBroker):  # a broker described by a definition file
             return described.client(http)

@@ -42,17 +42,21 @@ from urllib.parse import quote
 import httpx2
 import orjson
 
+from server.adapters.brokers.broker_http import (
+    DETAIL_LIMIT,
+    call,
+    credential,
+    json_body,
+    plain_error,
+    refusal,
+)
 from server.adapters.brokers.sending import (
-    BrokerRejected,
     BrokerUnavailable,
     ClientSettings,
     OutboundText,
 )
 
 __all__ = ["BandwidthClient"]
-
-_RETRYABLE_4XX = frozenset({408, 429})
-_DETAIL_LIMIT = 300
 
 
 class BandwidthClient:
@@ -68,10 +72,10 @@ class BandwidthClient:
         Raises `BrokerRejected` (refused, or cannot be sent as given: do not retry) or
         `BrokerUnavailable` (retry later).
         """
-        account_id = _credential(settings, "account_id")
-        application_id = _credential(settings, "application_id")
-        username = _credential(settings, "api_username")
-        password = _credential(settings, "api_password")
+        account_id = credential(settings, "account_id", broker="Bandwidth")
+        application_id = credential(settings, "application_id", broker="Bandwidth")
+        username = credential(settings, "api_username", broker="Bandwidth")
+        password = credential(settings, "api_password", broker="Bandwidth")
         body: dict[str, object] = {
             "applicationId": application_id,
             "to": [text.recipient],
@@ -83,41 +87,24 @@ class BandwidthClient:
             body["media"] = list(text.media)
         body["tag"] = text.idempotency_key
         api_url = settings.api_url.rstrip("/")
-        try:
-            response = await self._http.post(
-                f"{api_url}/users/{quote(account_id, safe='')}/messages",
-                content=orjson.dumps(body),
-                headers={"Content-Type": "application/json", "Accept": "application/json"},
-                auth=httpx2.BasicAuth(username, password),
-                timeout=httpx2.Timeout(settings.timeout_s),
-            )
-        except httpx2.TimeoutException:
-            raise BrokerUnavailable(f"Bandwidth at {api_url} did not answer in time") from None
-        except (httpx2.InvalidURL, httpx2.UnsupportedProtocol) as error:
-            raise BrokerRejected(
-                f"the Bandwidth API address {settings.api_url!r} is not usable: {error}",
-                reason="invalid_api_url",
-            ) from None
-        except httpx2.HTTPError as error:
-            raise BrokerUnavailable(
-                f"cannot reach Bandwidth at {api_url}: {type(error).__name__}: {error}"
-            ) from None
-        return _message_id(response)
-
-
-def _credential(settings: ClientSettings, name: str) -> str:
-    value = settings.credentials.get(name, "")
-    if not value:
-        raise BrokerRejected(
-            f"Bandwidth account {settings.account!r} has no {name}", reason="missing_credentials"
+        response = await call(
+            self._http,
+            "POST",
+            f"{api_url}/users/{quote(account_id, safe='')}/messages",
+            broker="Bandwidth",
+            where=api_url,
+            timeout_s=settings.timeout_s,
+            content=orjson.dumps(body),
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+            auth=httpx2.BasicAuth(username, password),
         )
-    return value
+        return _message_id(response)
 
 
 def _message_id(response: httpx2.Response) -> str:
     """Return the id of the accepted message, or raise the error the answer stands for."""
     status = response.status_code
-    payload = _json(response)
+    payload = json_body(response)
     if 200 <= status < 300:
         message_id = payload.get("id") if isinstance(payload, dict) else None
         if not isinstance(message_id, str) or not message_id:
@@ -125,18 +112,7 @@ def _message_id(response: httpx2.Response) -> str:
                 f"Bandwidth answered {status} without a message id", status=status
             )
         return message_id
-    kind, detail = _error(payload, response)
-    message = f"Bandwidth answered {status} {kind}: {detail}"
-    if status >= 500 or status in _RETRYABLE_4XX:
-        raise BrokerUnavailable(message, status=status)
-    raise BrokerRejected(message, reason=kind, status=status)
-
-
-def _json(response: httpx2.Response) -> object:
-    try:
-        return orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        return None
+    raise refusal("Bandwidth", response, *_error(payload, response))
 
 
 def _error(payload: object, response: httpx2.Response) -> tuple[str, str]:
@@ -153,6 +129,5 @@ def _error(payload: object, response: httpx2.Response) -> tuple[str, str]:
                     for error in field_errors
                     if isinstance(error, dict)
                 )
-            return kind[:_DETAIL_LIMIT], "; ".join(parts)[:_DETAIL_LIMIT]
-    text = response.text.strip()[:_DETAIL_LIMIT] or response.reason_phrase
-    return f"http_{response.status_code}", text
+            return kind[:DETAIL_LIMIT], "; ".join(parts)[:DETAIL_LIMIT]
+    return plain_error(response)

@@ -24,6 +24,7 @@ import httpx2
 import orjson
 import phonenumbers
 
+from server.adapters.brokers.broker_http import DETAIL_LIMIT, call, json_body, plain_error, refusal
 from server.adapters.brokers.generic_definition import (
     BasicAuth,
     BodyNode,
@@ -63,7 +64,6 @@ __all__ = [
     "load_definitions",
 ]
 
-_DETAIL_LIMIT = 300
 _MAX_MEDIA = 10
 
 # A parsed webhook body: a JSON value, or a form as {field: [values]} (fields may repeat).
@@ -218,25 +218,16 @@ class GenericClient:
         name = self._definition.name
         method, url, headers, content = self._request(text, settings)
         where = _origin(url)
-        try:
-            response = await self._http.request(
-                method,
-                url,
-                headers=headers,
-                content=content,
-                timeout=httpx2.Timeout(settings.timeout_s),
-            )
-        except httpx2.TimeoutException:
-            raise BrokerUnavailable(f"{name} at {where} did not answer in time") from None
-        except (httpx2.InvalidURL, httpx2.UnsupportedProtocol) as error:
-            raise BrokerRejected(
-                f"the {name} API address {where!r} is not usable: {error}",
-                reason="invalid_api_url",
-            ) from None
-        except httpx2.HTTPError as error:
-            raise BrokerUnavailable(
-                f"cannot reach {name} at {where}: {type(error).__name__}: {error}"
-            ) from None
+        response = await call(
+            self._http,
+            method,
+            url,
+            broker=name,
+            where=where,
+            timeout_s=settings.timeout_s,
+            headers=headers,
+            content=content,
+        )
         return self._message_id(response)
 
     def _request(
@@ -324,7 +315,7 @@ class GenericClient:
         """Return the id of an accepted send, or raise the error the answer stands for."""
         name, outbound = self._definition.name, self._definition.outbound
         status = response.status_code
-        payload = _json(response)
+        payload = json_body(response)
         if 200 <= status < 300:
             message_id = resolve_pointer(payload, outbound.message_id)
             if isinstance(message_id, bool) or not isinstance(message_id, str | int):
@@ -339,12 +330,14 @@ class GenericClient:
             code = _scalar(resolve_pointer(payload, outbound.error_code))
         if outbound.error_detail is not None:
             detail = _scalar(resolve_pointer(payload, outbound.error_detail))
-        code = code or f"http_{status}"
-        detail = (detail or response.text.strip() or response.reason_phrase)[:_DETAIL_LIMIT]
-        message = f"{name} answered {status} {code}: {detail}"
-        if outbound.retryable(status):
-            raise BrokerUnavailable(message, status=status)
-        raise BrokerRejected(message, reason=code, status=status)
+        plain_code, plain_detail = plain_error(response)
+        raise refusal(
+            name,
+            response,
+            code or plain_code,
+            (detail or plain_detail)[:DETAIL_LIMIT],
+            retryable=outbound.retryable,
+        )
 
 
 # -- webhooks: reading values -------------------------------------------------------------------
@@ -530,13 +523,6 @@ def _form_pairs(body: Mapping[str, object]) -> list[tuple[str, str]]:
             text = str(item).lower() if isinstance(item, bool) else str(item)
             pairs.append((name, text))
     return pairs
-
-
-def _json(response: httpx2.Response) -> object:
-    try:
-        return orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        return None
 
 
 def _origin(url: str) -> str:

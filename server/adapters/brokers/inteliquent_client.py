@@ -45,6 +45,14 @@ from __future__ import annotations
 import httpx2
 import orjson
 
+from server.adapters.brokers.broker_http import (
+    DETAIL_LIMIT,
+    call,
+    credential,
+    json_body,
+    plain_error,
+    refusal,
+)
 from server.adapters.brokers.sending import (
     BrokerRejected,
     BrokerUnavailable,
@@ -54,8 +62,6 @@ from server.adapters.brokers.sending import (
 
 __all__ = ["InteliquentClient", "inteliquent_number"]
 
-_RETRYABLE_4XX = frozenset({408, 429})
-_DETAIL_LIMIT = 300
 _NANP_NATIONAL_DIGITS = 10
 _MIN_DIGITS, _MAX_DIGITS = 8, 15
 
@@ -73,12 +79,7 @@ class InteliquentClient:
         Raises `BrokerRejected` (refused, or cannot be sent as given: do not retry) or
         `BrokerUnavailable` (retry later).
         """
-        api_key = settings.credentials.get("outbound_api_key", "")
-        if not api_key:
-            raise BrokerRejected(
-                f"Inteliquent account {settings.account!r} has no outbound_api_key",
-                reason="missing_credentials",
-            )
+        api_key = credential(settings, "outbound_api_key", broker="Inteliquent")
         body: dict[str, object] = {
             "from": inteliquent_number(text.sender),
             "to": [inteliquent_number(text.recipient)],
@@ -89,28 +90,20 @@ class InteliquentClient:
             body["mediaUrls"] = list(text.media)
         body["deliveryReceipt"] = True
         api_url = settings.api_url.rstrip("/")
-        try:
-            response = await self._http.post(
-                f"{api_url}/publishMessages",
-                content=orjson.dumps(body),
-                headers={
-                    "Authorization": f"Bearer {api_key}",
-                    "Content-Type": "application/json",
-                    "Accept": "application/json",
-                },
-                timeout=httpx2.Timeout(settings.timeout_s),
-            )
-        except httpx2.TimeoutException:
-            raise BrokerUnavailable(f"Inteliquent at {api_url} did not answer in time") from None
-        except (httpx2.InvalidURL, httpx2.UnsupportedProtocol) as error:
-            raise BrokerRejected(
-                f"the Inteliquent API address {settings.api_url!r} is not usable: {error}",
-                reason="invalid_api_url",
-            ) from None
-        except httpx2.HTTPError as error:
-            raise BrokerUnavailable(
-                f"cannot reach Inteliquent at {api_url}: {type(error).__name__}: {error}"
-            ) from None
+        response = await call(
+            self._http,
+            "POST",
+            f"{api_url}/publishMessages",
+            broker="Inteliquent",
+            where=api_url,
+            timeout_s=settings.timeout_s,
+            content=orjson.dumps(body),
+            headers={
+                "Authorization": f"Bearer {api_key}",
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+            },
+        )
         return _reference_id(response)
 
 
@@ -130,7 +123,7 @@ def inteliquent_number(number: str) -> str:
 def _reference_id(response: httpx2.Response) -> str:
     """Return the referenceId of an accepted send, or raise the error the answer stands for."""
     status = response.status_code
-    payload = _json(response)
+    payload = json_body(response)
     if 200 <= status < 300:
         if isinstance(payload, dict) and payload.get("success") is False:
             reason, detail = _error(payload, response)
@@ -146,18 +139,7 @@ def _reference_id(response: httpx2.Response) -> str:
                 f"Inteliquent answered {status} without a referenceId", status=status
             )
         return reference_id
-    reason, detail = _error(payload, response)
-    message = f"Inteliquent answered {status} {reason}: {detail}"
-    if status >= 500 or status in _RETRYABLE_4XX:
-        raise BrokerUnavailable(message, status=status)
-    raise BrokerRejected(message, reason=reason, status=status)
-
-
-def _json(response: httpx2.Response) -> object:
-    try:
-        return orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        return None
+    raise refusal("Inteliquent", response, *_error(payload, response))
 
 
 def _error(payload: object, response: httpx2.Response) -> tuple[str, str]:
@@ -166,6 +148,5 @@ def _error(payload: object, response: httpx2.Response) -> tuple[str, str]:
         reason, detail = payload.get("reason"), payload.get("detail")
         if isinstance(reason, str) and reason:
             said = reason if detail is None else str(detail)
-            return reason[:_DETAIL_LIMIT], said[:_DETAIL_LIMIT]
-    text = response.text.strip()[:_DETAIL_LIMIT] or response.reason_phrase
-    return f"http_{response.status_code}", text
+            return reason[:DETAIL_LIMIT], said[:DETAIL_LIMIT]
+    return plain_error(response)

@@ -38,19 +38,18 @@ from __future__ import annotations
 from urllib.parse import quote, urlencode
 
 import httpx2
-import orjson
 
-from server.adapters.brokers.sending import (
-    BrokerRejected,
-    BrokerUnavailable,
-    ClientSettings,
-    OutboundText,
+from server.adapters.brokers.broker_http import (
+    DETAIL_LIMIT,
+    call,
+    credential,
+    json_body,
+    plain_error,
+    refusal,
 )
+from server.adapters.brokers.sending import BrokerUnavailable, ClientSettings, OutboundText
 
 __all__ = ["TwilioClient"]
-
-_RETRYABLE_4XX = frozenset({408, 429})
-_DETAIL_LIMIT = 300
 
 
 class TwilioClient:
@@ -66,8 +65,8 @@ class TwilioClient:
         Raises `BrokerRejected` (refused, or cannot be sent as given: do not retry) or
         `BrokerUnavailable` (retry later).
         """
-        account_sid = _credential(settings, "account_sid")
-        auth_token = _credential(settings, "auth_token")
+        account_sid = credential(settings, "account_sid", broker="Twilio")
+        auth_token = credential(settings, "auth_token", broker="Twilio")
         service_sid = settings.credentials.get("messaging_service_sid", "")
         form: list[tuple[str, str]] = [("To", text.recipient)]
         if service_sid:
@@ -80,62 +79,33 @@ class TwilioClient:
         if text.status_callback:
             form.append(("StatusCallback", text.status_callback))
         api_url = settings.api_url.rstrip("/")
-        url = f"{api_url}/2010-04-01/Accounts/{quote(account_sid, safe='')}/Messages.json"
-        try:
-            response = await self._http.post(
-                url,
-                content=urlencode(form).encode(),
-                headers={
-                    "Content-Type": "application/x-www-form-urlencoded",
-                    "Accept": "application/json",
-                },
-                auth=httpx2.BasicAuth(account_sid, auth_token),
-                timeout=httpx2.Timeout(settings.timeout_s),
-            )
-        except httpx2.TimeoutException:
-            raise BrokerUnavailable(f"Twilio at {api_url} did not answer in time") from None
-        except (httpx2.InvalidURL, httpx2.UnsupportedProtocol) as error:
-            raise BrokerRejected(
-                f"the Twilio API address {settings.api_url!r} is not usable: {error}",
-                reason="invalid_api_url",
-            ) from None
-        except httpx2.HTTPError as error:
-            raise BrokerUnavailable(
-                f"cannot reach Twilio at {api_url}: {type(error).__name__}: {error}"
-            ) from None
-        return _sid(response)
-
-
-def _credential(settings: ClientSettings, name: str) -> str:
-    value = settings.credentials.get(name, "")
-    if not value:
-        raise BrokerRejected(
-            f"Twilio account {settings.account!r} has no {name}", reason="missing_credentials"
+        response = await call(
+            self._http,
+            "POST",
+            f"{api_url}/2010-04-01/Accounts/{quote(account_sid, safe='')}/Messages.json",
+            broker="Twilio",
+            where=api_url,
+            timeout_s=settings.timeout_s,
+            content=urlencode(form).encode(),
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Accept": "application/json",
+            },
+            auth=httpx2.BasicAuth(account_sid, auth_token),
         )
-    return value
+        return _sid(response)
 
 
 def _sid(response: httpx2.Response) -> str:
     """Return the sid of the created Message, or raise the error the answer stands for."""
     status = response.status_code
-    payload = _json(response)
+    payload = json_body(response)
     if 200 <= status < 300:
         sid = payload.get("sid") if isinstance(payload, dict) else None
         if not isinstance(sid, str) or not sid:
             raise BrokerUnavailable(f"Twilio answered {status} without a sid", status=status)
         return sid
-    code, detail = _error(payload, response)
-    message = f"Twilio answered {status} {code}: {detail}"
-    if status >= 500 or status in _RETRYABLE_4XX:
-        raise BrokerUnavailable(message, status=status)
-    raise BrokerRejected(message, reason=code, status=status)
-
-
-def _json(response: httpx2.Response) -> object:
-    try:
-        return orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        return None
+    raise refusal("Twilio", response, *_error(payload, response))
 
 
 def _error(payload: object, response: httpx2.Response) -> tuple[str, str]:
@@ -145,6 +115,5 @@ def _error(payload: object, response: httpx2.Response) -> tuple[str, str]:
         code, said = payload.get("code"), payload.get("message")
         if isinstance(code, int | str) and not isinstance(code, bool) and str(code):
             detail = str(said) if said is not None else str(code)
-            return str(code), detail[:_DETAIL_LIMIT]
-    text = response.text.strip()[:_DETAIL_LIMIT] or response.reason_phrase
-    return f"http_{response.status_code}", text
+            return str(code), detail[:DETAIL_LIMIT]
+    return plain_error(response)

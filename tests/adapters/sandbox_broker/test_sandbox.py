@@ -32,7 +32,12 @@ from starlette.routing import Mount, Route
 
 from server.adapters.brokers import sandbox as sandbox_wire
 from server.adapters.brokers.sandbox_client import SandboxClient
-from server.adapters.brokers.sending import BrokerRejected, BrokerUnavailable
+from server.adapters.brokers.sending import (
+    BrokerRejected,
+    BrokerUnavailable,
+    ClientSettings,
+    OutboundText,
+)
 from server.adapters.brokers.webhook import InboundReceipt, InboundText, WebhookRequest
 from server.adapters.clock import ManualClock
 from server.adapters.persistence.database import create_store_engine, migrate
@@ -654,9 +659,24 @@ def client_send(api_base_url: str, *, timeout_s: float = WAIT_S, **overrides: An
         **overrides,
     }
 
+    text = OutboundText(
+        sender=arguments["sender"],
+        recipient=arguments["to"],
+        text=arguments["text"],
+        idempotency_key=arguments["idempotency_key"],
+        status_callback=arguments["status_callback"],
+        media=tuple(arguments["media"]),
+    )
+    settings = ClientSettings(
+        account=arguments["account_public_id"],
+        api_url=arguments["api_base_url"],
+        credentials={"webhook_key": arguments["key"]},
+        timeout_s=timeout_s,
+    )
+
     async def run() -> str:
         async with httpx2.AsyncClient() as http:
-            return await SandboxClient(http, timeout_s=timeout_s).send(**arguments)
+            return await SandboxClient(http).send(text, settings)
 
     return asyncio.run(run())
 
