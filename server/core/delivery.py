@@ -41,14 +41,17 @@ class OutboundTrack:
     interaction_id: int | None
     author_id: int | None
     broker_account_id: int
+    local_number: str
+    remote_number: str
     parts: int
     status: DeliveryStatus = DeliveryStatus.QUEUED
     part_status: dict[int, DeliveryStatus] = field(default_factory=dict)
     broker_ids: list[tuple[int, str]] = field(default_factory=list)  # (account, broker's id)
+    refused: bool = False  # the broker refused a part for good: it was never sent
 
     def message_status(self) -> DeliveryStatus:
         statuses = list(self.part_status.values())
-        if DeliveryStatus.FAILED in statuses:
+        if self.refused or DeliveryStatus.FAILED in statuses:
             found = DeliveryStatus.FAILED
         elif len(statuses) >= self.parts and all(s is DeliveryStatus.DELIVERED for s in statuses):
             found = DeliveryStatus.DELIVERED
@@ -105,8 +108,8 @@ class OutboundBook:
         broker_message_id: str,
         status: DeliveryStatus,
         reason: str | None,
-    ) -> list[OutboundTrack]:
-        """Apply a receipt; return the messages it concerns (none: kept as early)."""
+    ) -> list[tuple[OutboundTrack, int]]:
+        """Apply a receipt; return the (message, part) it concerns (none: kept as early)."""
         key = (broker_account_id, broker_message_id)
         found = self.by_broker_id.get(key)
         if not found:
@@ -121,7 +124,7 @@ class OutboundBook:
                 continue
             current = track.part_status.get(part_index, DeliveryStatus.QUEUED)
             track.part_status[part_index] = later_status(current, status)
-            tracks.append(track)
+            tracks.append((track, part_index))
         return tracks
 
     def forget(self, track: OutboundTrack) -> None:

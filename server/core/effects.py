@@ -26,6 +26,7 @@ __all__ = [
     "ReportRoutingProblem",
     "SaveAgent",
     "SaveInteraction",
+    "SavePartStatus",
     "StoreDeliveryReceipt",
     "StoreInboundMessage",
     "StoreOutboundMessage",
@@ -160,13 +161,25 @@ class StoreOutboundMessage:
 
 @dataclass(frozen=True)
 class RecordPartSent:
-    """The broker took a part: remember its id (receipts name it) and go on from the next."""
+    """The broker took a part: remember its id (receipts name it) and go on from the next.
+    `status` is sent, or later when its receipt came first."""
 
     organisation_id: int
     message_id: int
     part_index: int
     broker_account_id: int
     broker_message_id: str
+    status: DeliveryStatus
+    at: datetime
+
+
+@dataclass(frozen=True)
+class SavePartStatus:
+    """A receipt moved a part's status (forward only: the core decided it)."""
+
+    message_id: int
+    part_index: int
+    status: DeliveryStatus
     at: datetime
 
 
@@ -185,11 +198,9 @@ class MarkSent:
     """A message's status moved: the message row (and, when final for the outbox, its row)."""
 
     message_id: int
-    broker_message_id: str | None
     status: DeliveryStatus
     reason: str | None
     at: datetime
-    part_statuses: tuple[tuple[int, DeliveryStatus], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -211,6 +222,7 @@ Effect = (
     | PushToAgent
     | StoreOutboundMessage
     | RecordPartSent
+    | SavePartStatus
     | DeferSend
     | MarkSent
     | CommandResult

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from server.core.errors import CommandRefused
 from server.core.media import AttachmentRef, can_go_as_mms, link_text
@@ -96,12 +96,9 @@ class OutboundPlan:
     """How one text goes out: the broker's recipient, the SMS parts (one text for MMS), media."""
 
     recipient: str
-    broker_account_id: int
     body: str
     parts: tuple[str, ...]
     media: tuple[str, ...] = ()
-    route_id: int | None = None
-    classification: NumberClass = field(default=NumberClass.LOCAL)
 
 
 def _formatted(template: str, match: re.Match[str]) -> str:
@@ -120,16 +117,16 @@ def route_for(
     region: str,
     user_id: int | None,
     workgroups: Iterable[int] = (),
-) -> tuple[str, int | None, NumberClass]:
-    """Return (the recipient as the broker is given it, the route's id, the destination's class).
+) -> str:
+    """Return the recipient as the broker is given it (the route's formatted number).
 
     Raises `CommandRefused` ("no_route") when no route of the account matches, or
     ("route_not_allowed") when the first that matches does not serve this class of number or
     this user.
     """
-    number_class = classify_destination(destination, local_number=local_number, region=region)
     if not routes:
-        return destination, None, number_class
+        return destination
+    number_class = classify_destination(destination, local_number=local_number, region=region)
     for route in routes:
         if route.broker_account_id != broker_account_id:
             continue
@@ -146,7 +143,7 @@ def route_for(
             raise CommandRefused(
                 "route_not_allowed", f"you may not send through outbound route {route.name!r}"
             )
-        return _formatted(route.formatted_number, match), route.id, number_class
+        return _formatted(route.formatted_number, match)
     raise CommandRefused(
         "no_route", f"no outbound route sends from {local_number} to {destination}"
     )
@@ -159,8 +156,6 @@ def plan_text(
     policy: AccountPolicy,
     mms_enabled: bool,
     attachments: Sequence[Attachment] = (),
-    route_id: int | None = None,
-    classification: NumberClass = NumberClass.LOCAL,
 ) -> OutboundPlan:
     """Decide the parts and media of a text; raise `CommandRefused` (e.g. `TooLong`)."""
     if not policy.outbound_enabled:
@@ -169,12 +164,9 @@ def plan_text(
     if as_mms:
         return OutboundPlan(
             recipient=recipient,
-            broker_account_id=policy.id,
             body=body,
             parts=(body,),
             media=tuple(attachment.url for attachment in attachments),
-            route_id=route_id,
-            classification=classification,
         )
     text = link_text(body, [attachment.url for attachment in attachments])
     if not text.strip():
@@ -182,9 +174,6 @@ def plan_text(
     parts = prepare(text, long_text=policy.long_text, max_parts=policy.max_parts)
     return OutboundPlan(
         recipient=recipient,
-        broker_account_id=policy.id,
         body=text if policy.long_text == "split" else "".join(parts),
         parts=parts,
-        route_id=route_id,
-        classification=classification,
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from server.core.consent import Consent, ConsentBook, ConsentState
+from server.core.consent import ConsentBook, ConsentState
 from server.core.delivery import DeliveryStatus, OutboundBook, OutboundTrack
 from server.core.dispatching import Dispatcher
 from server.core.effects import (
@@ -24,6 +24,7 @@ from server.core.effects import (
     OpenInteraction,
     RecordConsent,
     RecordPartSent,
+    SavePartStatus,
     StoreDeliveryReceipt,
     StoreOutboundMessage,
 )
@@ -63,44 +64,46 @@ class OutboundDesk(Dispatcher):
     _add: Callable[[Interaction], None]
     _connected_to: Callable[[int, int, int], Interaction]
     _open_by_parties: dict[tuple[int, str, str], int]
+    _record_consent: Callable[..., RecordConsent]
 
     # -- texts going out ---------------------------------------------------------------------
+
+    @staticmethod
+    def _number_of(
+        config: OrganisationConfig, *, number_id: int, e164: str, broker_account_id: int
+    ) -> OutboundNumber:
+        """The number a text goes out from, as configured (as it was, if it is no longer)."""
+        found = config.numbers.get(e164)
+        if found is not None:
+            return found
+        return OutboundNumber(id=number_id, e164=e164, broker_account_id=broker_account_id)
 
     def _plan(
         self,
         config: OrganisationConfig,
         *,
         body: str,
-        number: OutboundNumber | None,
-        broker_account_id: int,
-        local_number: str,
+        number: OutboundNumber,
         remote_number: str,
         user_id: int | None,
         attachments: tuple[Attachment, ...] = (),
     ) -> OutboundPlan:
-        recipient, route_id, number_class = route_for(
+        recipient = route_for(
             config.outbound_routes,
             destination=remote_number,
-            local_number=local_number,
-            broker_account_id=broker_account_id,
+            local_number=number.e164,
+            broker_account_id=number.broker_account_id,
             region=config.region,
             user_id=user_id,
             workgroups=() if user_id is None else config.memberships.get(user_id, ()),
         )
-        policy = config.account(broker_account_id)
-        mms = (
-            policy.mms_enabled
-            if number is None or number.mms_enabled is None
-            else (number.mms_enabled)
-        )
+        policy = config.account(number.broker_account_id)
         return plan_text(
             body,
             recipient=recipient,
             policy=policy,
-            mms_enabled=mms,
+            mms_enabled=policy.mms_enabled if number.mms_enabled is None else number.mms_enabled,
             attachments=attachments,
-            route_id=route_id,
-            classification=number_class,
         )
 
     def _refuse_opted_out(
@@ -119,8 +122,7 @@ class OutboundDesk(Dispatcher):
         *,
         organisation_id: int,
         interaction_id: int | None,
-        number_id: int,
-        local_number: str,
+        number: OutboundNumber,
         remote_number: str,
         author_id: int | None,
         now: datetime,
@@ -133,9 +135,9 @@ class OutboundDesk(Dispatcher):
                 id=message_id,
                 organisation_id=organisation_id,
                 interaction_id=interaction_id,
-                broker_account_id=plan.broker_account_id,
-                number_id=number_id,
-                local_number=local_number,
+                broker_account_id=number.broker_account_id,
+                number_id=number.id,
+                local_number=number.e164,
                 remote_number=remote_number,
                 body=plan.body,
                 author_id=author_id,
@@ -151,7 +153,9 @@ class OutboundDesk(Dispatcher):
                 organisation_id=organisation_id,
                 interaction_id=interaction_id,
                 author_id=author_id,
-                broker_account_id=plan.broker_account_id,
+                broker_account_id=number.broker_account_id,
+                local_number=number.e164,
+                remote_number=remote_number,
                 parts=len(plan.parts),
             )
         )
@@ -159,7 +163,7 @@ class OutboundDesk(Dispatcher):
             message_id=message_id,
             interaction_id=interaction_id,
             direction="outbound",
-            sender=local_number,
+            sender=number.e164,
             recipient=remote_number,
             body=plan.body,
             media=[{"url": url, "content_type": None} for url in plan.media],
@@ -177,12 +181,16 @@ class OutboundDesk(Dispatcher):
             interaction.organisation_id, interaction.remote_number, interaction.local_number
         )
         config = self.config(interaction.organisation_id)
+        number = self._number_of(
+            config,
+            number_id=interaction.number_id,
+            e164=interaction.local_number,
+            broker_account_id=interaction.broker_account_id,
+        )
         plan = self._plan(
             config,
             body=event.text,
-            number=config.numbers.get(interaction.local_number),
-            broker_account_id=interaction.broker_account_id,
-            local_number=interaction.local_number,
+            number=number,
             remote_number=interaction.remote_number,
             user_id=event.user_id,
             attachments=event.attachments,
@@ -194,8 +202,7 @@ class OutboundDesk(Dispatcher):
             plan,
             organisation_id=interaction.organisation_id,
             interaction_id=interaction.id,
-            number_id=interaction.number_id,
-            local_number=interaction.local_number,
+            number=number,
             remote_number=interaction.remote_number,
             author_id=event.user_id,
             now=now,
@@ -262,8 +269,6 @@ class OutboundDesk(Dispatcher):
             config,
             body=event.text,
             number=number,
-            broker_account_id=number.broker_account_id,
-            local_number=number.e164,
             remote_number=remote_number,
             user_id=event.user_id,
             attachments=event.attachments,
@@ -303,9 +308,8 @@ class OutboundDesk(Dispatcher):
             plan,
             organisation_id=interaction.organisation_id,
             interaction_id=interaction.id,
-            number_id=interaction.number_id,
-            local_number=interaction.local_number,
-            remote_number=interaction.remote_number,
+            number=number,
+            remote_number=remote_number,
             author_id=event.user_id,
             now=now,
             effects=effects,
@@ -323,13 +327,10 @@ class OutboundDesk(Dispatcher):
 
     def _keyword_reply(
         self,
-        *,
         organisation_id: int,
         keyword: Keyword,
-        number: OutboundNumber | None,
-        number_id: int,
-        broker_account_id: int,
-        local_number: str,
+        *,
+        number: OutboundNumber,
         remote_number: str,
         now: datetime,
         effects: list[Effect],
@@ -345,13 +346,7 @@ class OutboundDesk(Dispatcher):
             return
         try:
             plan = self._plan(
-                config,
-                body=text,
-                number=number,
-                broker_account_id=broker_account_id,
-                local_number=local_number,
-                remote_number=remote_number,
-                user_id=None,
+                config, body=text, number=number, remote_number=remote_number, user_id=None
             )
         except CommandRefused:
             return
@@ -359,8 +354,7 @@ class OutboundDesk(Dispatcher):
             plan,
             organisation_id=organisation_id,
             interaction_id=None,
-            number_id=number_id,
-            local_number=local_number,
+            number=number,
             remote_number=remote_number,
             author_id=None,
             now=now,
@@ -370,15 +364,14 @@ class OutboundDesk(Dispatcher):
     # -- what became of them -----------------------------------------------------------------
 
     def _status_moved(
-        self, track: OutboundTrack, reason: str | None, now: datetime
-    ) -> list[Effect]:
-        """The effects of a tracked message's status after a change to its parts."""
-        effects: list[Effect] = []
+        self, track: OutboundTrack, reason: str | None, now: datetime, effects: list[Effect]
+    ) -> None:
+        """Record and tell the author a tracked message's status, if its parts moved it."""
         status = track.message_status()
         if status is track.status:
-            return effects
+            return
         track.status = status
-        effects.append(MarkSent(track.message_id, None, status, reason, now))
+        effects.append(MarkSent(track.message_id, status, reason, now))
         if track.author_id is not None and track.interaction_id is not None:
             self._push(
                 track.organisation_id,
@@ -392,9 +385,12 @@ class OutboundDesk(Dispatcher):
             )
         if track.is_final:
             self.outbound.forget(track)
-        return effects
 
     def _part_sent(self, event: PartSent, now: datetime, effects: list[Effect]) -> None:
+        track = self.outbound.part_sent(
+            event.message_id, event.part_index, event.broker_account_id, event.broker_message_id
+        )
+        status = DeliveryStatus.SENT if track is None else track.part_status[event.part_index]
         effects.append(
             RecordPartSent(
                 organisation_id=event.organisation_id,
@@ -402,14 +398,12 @@ class OutboundDesk(Dispatcher):
                 part_index=event.part_index,
                 broker_account_id=event.broker_account_id,
                 broker_message_id=event.broker_message_id,
+                status=status,
                 at=now,
             )
         )
-        track = self.outbound.part_sent(
-            event.message_id, event.part_index, event.broker_account_id, event.broker_message_id
-        )
         if track is not None:
-            effects.extend(self._status_moved(track, None, now))
+            self._status_moved(track, None, now, effects)
 
     def _send_failed(self, event: SendFailed, now: datetime, effects: list[Effect]) -> None:
         if event.retry_at is not None:
@@ -419,44 +413,23 @@ class OutboundDesk(Dispatcher):
             return
         track = self.outbound.by_message.get(event.message_id)
         if track is None:
+            effects.append(MarkSent(event.message_id, DeliveryStatus.FAILED, event.reason, now))
+            return
+        track.refused = True
+        self._status_moved(track, event.reason, now, effects)
+        if event.opted_out:  # the broker says the recipient opted out: as a STOP from them
             effects.append(
-                MarkSent(event.message_id, None, DeliveryStatus.FAILED, event.reason, now)
+                self._record_consent(
+                    organisation_id=track.organisation_id,
+                    remote_number=track.remote_number,
+                    scope=track.local_number,
+                    state=ConsentState.OPTED_OUT,
+                    keyword=Keyword.STOP,
+                    message_id=track.message_id,
+                    text="(the broker reported the recipient opted out)",
+                    now=now,
+                )
             )
-            return
-        track.part_status[-1] = DeliveryStatus.FAILED  # the part that could not be sent
-        effects.extend(self._status_moved(track, event.reason, now))
-        if event.opted_out:
-            self._broker_opt_out(track, now, effects)
-
-    def _broker_opt_out(self, track: OutboundTrack, now: datetime, effects: list[Effect]) -> None:
-        """The broker says the recipient opted out: record it as a STOP from them."""
-        interaction = (
-            None if track.interaction_id is None else self._interactions.get(track.interaction_id)
-        )
-        if interaction is None:
-            return
-        scope = interaction.local_number
-        self.consents.record(
-            Consent(
-                track.organisation_id,
-                interaction.remote_number,
-                scope,
-                ConsentState.OPTED_OUT,
-                changed_at=now,
-            )
-        )
-        effects.append(
-            RecordConsent(
-                organisation_id=track.organisation_id,
-                remote_number=interaction.remote_number,
-                scope=scope,
-                state=ConsentState.OPTED_OUT,
-                keyword=Keyword.STOP,
-                message_id=track.message_id,
-                text="(the broker reported the recipient opted out)",
-                changed_at=now,
-            )
-        )
 
     def _receipt_received(
         self, event: DeliveryReceiptReceived, now: datetime, effects: list[Effect]
@@ -472,7 +445,10 @@ class OutboundDesk(Dispatcher):
                 received_at=now,
             )
         )
-        for track in self.outbound.receipt(
+        for track, part_index in self.outbound.receipt(
             event.broker_account_id, event.broker_message_id, event.status, event.reason
         ):
-            effects.extend(self._status_moved(track, event.reason, now))
+            effects.append(
+                SavePartStatus(track.message_id, part_index, track.part_status[part_index], now)
+            )
+            self._status_moved(track, event.reason, now, effects)

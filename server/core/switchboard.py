@@ -300,13 +300,16 @@ class Switchboard(OutboundDesk):
         if keyword in _CONSENT_CHANGES:
             effects.extend(self._consent_change(event, keyword, message_id, now))
         if keyword is not None:
-            self._keyword_reply(
-                organisation_id=event.organisation_id,
-                keyword=keyword,
-                number=config.numbers.get(event.number.e164),
+            number = self._number_of(
+                config,
                 number_id=event.number.id,
+                e164=event.number.e164,
                 broker_account_id=event.broker_account_id,
-                local_number=event.number.e164,
+            )
+            self._keyword_reply(
+                event.organisation_id,
+                keyword,
+                number=number,
                 remote_number=event.remote_number,
                 now=now,
                 effects=effects,
@@ -369,11 +372,8 @@ class Switchboard(OutboundDesk):
             )
         if unchanged:
             return []
-        self.consents.record(
-            Consent(event.organisation_id, event.remote_number, scope, state, changed_at=now)
-        )
         return [
-            RecordConsent(
+            self._record_consent(
                 organisation_id=event.organisation_id,
                 remote_number=event.remote_number,
                 scope=scope,
@@ -381,9 +381,34 @@ class Switchboard(OutboundDesk):
                 keyword=keyword,
                 message_id=message_id,
                 text=event.body,
-                changed_at=now,
+                now=now,
             )
         ]
+
+    def _record_consent(
+        self,
+        *,
+        organisation_id: int,
+        remote_number: str,
+        scope: str,
+        state: ConsentState,
+        keyword: Keyword,
+        message_id: int,
+        text: str,
+        now: datetime,
+    ) -> RecordConsent:
+        """Change a number's consent now; return the effect that stores (and audits) it."""
+        self.consents.record(Consent(organisation_id, remote_number, scope, state, changed_at=now))
+        return RecordConsent(
+            organisation_id=organisation_id,
+            remote_number=remote_number,
+            scope=scope,
+            state=state,
+            keyword=keyword,
+            message_id=message_id,
+            text=text,
+            changed_at=now,
+        )
 
     def _agent_for(self, organisation_id: int, user_id: int, *, now: datetime | None) -> Agent:
         agent = self.floor.agents.get(user_id)

@@ -39,6 +39,7 @@ from server.core.effects import (
     ReportRoutingProblem,
     SaveAgent,
     SaveInteraction,
+    SavePartStatus,
     StoreDeliveryReceipt,
     StoreInboundMessage,
     StoreOutboundMessage,
@@ -190,6 +191,13 @@ def write_effects(
             _save_agent(connection, effect)
         elif isinstance(effect, RecordPartSent):
             _record_part_sent(connection, effect)
+        elif isinstance(effect, SavePartStatus):
+            connection.execute(
+                _part.update()
+                .where(_part.c.message_id == effect.message_id)
+                .where(_part.c.part_index == effect.part_index)
+                .values(status=effect.status.value, updated_at=effect.at)
+            )
         elif isinstance(effect, DeferSend):
             connection.execute(
                 _outbox.update()
@@ -347,7 +355,7 @@ def _record_part_sent(connection: sa.Connection, effect: RecordPartSent) -> None
             part_index=effect.part_index,
             broker_account_id=effect.broker_account_id,
             broker_message_id=effect.broker_message_id,
-            status=DeliveryStatus.SENT.value,
+            status=effect.status.value,
             updated_at=effect.at,
         )
     )

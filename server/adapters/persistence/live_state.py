@@ -241,6 +241,8 @@ def load_outbound_book(connection: sa.Connection) -> OutboundBook:
             _message.c.interaction_id,
             _message.c.author_id,
             _message.c.broker_account_id,
+            _message.c.local_number,
+            _message.c.remote_number,
             _message.c.status,
             _outbox.c.parts,
         )
@@ -258,6 +260,8 @@ def load_outbound_book(connection: sa.Connection) -> OutboundBook:
                 interaction_id=row.interaction_id,
                 author_id=row.author_id,
                 broker_account_id=row.broker_account_id,
+                local_number=row.local_number,
+                remote_number=row.remote_number,
                 parts=max(1, len(row.parts)),
                 status=DeliveryStatus(row.status),
             )
