@@ -7,6 +7,7 @@ configuration changes and swaps it in whole.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -44,3 +45,11 @@ class BrokerDirectory:
 
     def account(self, *, broker: str, public_id: str) -> AccountEntry | None:
         return self.accounts.get((broker, public_id))
+
+    @functools.cached_property
+    def _by_id(self) -> Mapping[int, AccountEntry]:
+        return {account.id: account for account in self.accounts.values()}
+
+    def account_by_id(self, account_id: int) -> AccountEntry | None:
+        """The account with the store's id `account_id` (what the outbox names)."""
+        return self._by_id.get(account_id)

@@ -22,8 +22,9 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Mapping
-from datetime import timedelta
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx2
@@ -96,10 +97,9 @@ def retry_delay_s(attempts: int, *, base_s: float = RETRY_BASE_S) -> float:
 class _AccountWorker:
     """Sends one account's texts in order, at most at its rate."""
 
-    def __init__(self, sender: OutboundSender, account_id: int) -> None:
+    def __init__(self, sender: OutboundSender) -> None:
         self.queue: asyncio.Queue[OutboundJob] = asyncio.Queue()
         self._sender = sender
-        self._account_id = account_id
         self._last_send = 0.0
         self.task = asyncio.get_running_loop().create_task(self._work())
 
@@ -151,9 +151,7 @@ class OutboundSender:
         for job in jobs:
             worker = self._workers.get(job.broker_account_id)
             if worker is None:
-                worker = self._workers[job.broker_account_id] = _AccountWorker(
-                    self, job.broker_account_id
-                )
+                worker = self._workers[job.broker_account_id] = _AccountWorker(self)
             worker.queue.put_nowait(job)
 
     def _enqueue_later(self, job: OutboundJob, delay_s: float) -> None:
@@ -195,12 +193,6 @@ class OutboundSender:
 
     # -- one text ----------------------------------------------------------------------------
 
-    def _account(self, account_id: int) -> AccountEntry | None:
-        for account in self._driver.directory.accounts.values():
-            if account.id == account_id:
-                return account
-        return None
-
     def _client(self, account: AccountEntry) -> BrokerClient:
         sending = account.sending
         http = self._http
@@ -240,8 +232,10 @@ class OutboundSender:
         base = self._public_base_url or self._sandbox_url.rsplit("/sandbox", 1)[0]
         return f"{base}/webhooks/{account.broker}/{account.public_id}/status"
 
-    async def send_job(self, job: OutboundJob, *, pace: Any) -> None:
-        account = self._account(job.broker_account_id)
+    async def send_job(
+        self, job: OutboundJob, *, pace: Callable[[float | None], Awaitable[None]]
+    ) -> None:
+        account = self._driver.directory.account_by_id(job.broker_account_id)
         if account is None:
             await self._fail(job, "the broker account of this number no longer exists")
             return
@@ -251,6 +245,7 @@ class OutboundSender:
             await self._fail(job, str(error.args[0]))
             return
         settings = self._settings(account)
+        status_callback = self._status_callback(account)
         for index in range(job.parts_sent, len(job.parts)):
             await pace(account.sending.get("send_rate_per_s"))
             text = OutboundText(
@@ -258,7 +253,7 @@ class OutboundSender:
                 recipient=job.recipient,
                 text=job.parts[index],
                 idempotency_key=f"parley-{job.outbox_id}-{index}",
-                status_callback=self._status_callback(account),
+                status_callback=status_callback,
                 media=job.media if index == 0 else (),
             )
             try:
@@ -286,17 +281,7 @@ class OutboundSender:
         self, job: OutboundJob, reason: str, *, detail: str = "", opted_out: bool = False
     ) -> None:
         log.warning("message %s failed: %s %s", job.message_id, reason, detail)
-        await self._driver.submit(
-            [
-                SendFailed(
-                    organisation_id=job.organisation_id,
-                    message_id=job.message_id,
-                    reason=reason,
-                    attempts=job.attempts + 1,
-                    opted_out=opted_out,
-                )
-            ]
-        )
+        await self._report(job, reason, job.attempts + 1, opted_out=opted_out)
 
     async def _retry(self, job: OutboundJob, part_index: int, error: str) -> None:
         attempts = job.attempts + 1
@@ -305,30 +290,26 @@ class OutboundSender:
             return
         delay = retry_delay_s(attempts, base_s=self._retry_base_s)
         retry_at = self._driver.clock.now() + timedelta(seconds=delay)
-        await self._driver.submit(
-            [
-                SendFailed(
-                    organisation_id=job.organisation_id,
-                    message_id=job.message_id,
-                    reason=error,
-                    attempts=attempts,
-                    retry_at=retry_at,
-                )
-            ]
-        )
-        again = OutboundJob(
-            outbox_id=job.outbox_id,
-            message_id=job.message_id,
-            organisation_id=job.organisation_id,
-            interaction_id=job.interaction_id,
-            author_id=job.author_id,
-            broker_account_id=job.broker_account_id,
-            sender=job.sender,
-            recipient=job.recipient,
-            parts=job.parts,
-            media=job.media,
-            parts_sent=part_index,
-            attempts=attempts,
-            next_attempt_at=retry_at,
-        )
+        await self._report(job, error, attempts, retry_at=retry_at)
+        again = replace(job, parts_sent=part_index, attempts=attempts, next_attempt_at=retry_at)
         self._enqueue_later(again, delay)
+
+    async def _report(
+        self,
+        job: OutboundJob,
+        reason: str,
+        attempts: int,
+        *,
+        retry_at: datetime | None = None,
+        opted_out: bool = False,
+    ) -> None:
+        """Tell the core a send failed: for good, or until `retry_at`."""
+        failed = SendFailed(
+            organisation_id=job.organisation_id,
+            message_id=job.message_id,
+            reason=reason,
+            attempts=attempts,
+            retry_at=retry_at,
+            opted_out=opted_out,
+        )
+        await self._driver.submit([failed])

@@ -1,0 +1,174 @@
+"""Replies through a real broker's wire format, end to end: the organisation's Twilio account
+sends to a small HTTP server speaking Twilio's Messages API (tests/broker_servers/twilio.py),
+which answers as Twilio would and posts signed status callbacks back to Parley.
+
+Shows: the reply reaches the broker as Twilio wants it and its status callback reaches the
+agent; a 503 is retried (the wait committed) and the reply goes once it passes; Twilio's 21610
+fails the reply and opts the number out, so the next reply is refused."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+
+from parley_client import AgentClient, CommandFailed
+from server.adapters.config_document import SendingSpec
+from server.adapters.config_files import load_config_folder
+from server.adapters.persistence.config_apply import apply_config
+from tests.broker_servers.base import Answer
+from tests.broker_servers.twilio import TwilioServer
+from tests.end_to_end.agents import (
+    AgentSockets,
+    make_available,
+    next_of,
+    open_count,
+    reset_floor,
+    run,
+)
+from tests.end_to_end.brokers import twilio_text
+from tests.end_to_end.conftest import Stack, start_stack
+from tests.end_to_end.organisations import ACME
+
+UNSUBSCRIBED = "+14145558003"
+
+
+@pytest.fixture(scope="module")
+def twilio() -> Iterator[TwilioServer]:
+    with TwilioServer(
+        account_sid=ACME.twilio_sid,
+        auth_token=ACME.twilio_token,
+        numbers=[ACME.twilio_number],
+        unsubscribed=[UNSUBSCRIBED],
+    ) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def twilio_stack(tmp_path_factory: pytest.TempPathFactory, twilio: TwilioServer) -> Iterator[Stack]:
+    """A server whose ACME Twilio account sends to `twilio`; retries wait 50 ms, not 2 s."""
+    folder = tmp_path_factory.mktemp("twilio")
+    running = start_stack(
+        folder, env={"PARLEY_CLOCK": "manual", "PARLEY_SEND_RETRY_BASE_S": "0.05"}
+    )
+    document = load_config_folder(folder / "config" / ACME.slug)
+    accounts = tuple(
+        replace(account, sending=SendingSpec(api_url=twilio.api_url, timeout_s=5))
+        if account.broker == "twilio"
+        else account
+        for account in document.accounts
+    )
+    apply_config(
+        running.engine, replace(document, accounts=accounts), actor="test", now=datetime.now(UTC)
+    )
+    yield running
+    running.server.stop()
+    running.engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def clean(twilio_stack: Stack, twilio: TwilioServer) -> Iterator[None]:
+    twilio.reset()
+    yield
+    if open_count(twilio_stack):
+        reset_floor(twilio_stack)
+
+
+async def take_a_text(stack: Stack, alice: AgentClient, phone: str) -> int:
+    """A text from `phone` to ACME's Twilio number, offered to alice and accepted."""
+    with stack.client() as client:
+        answer = await asyncio.to_thread(
+            twilio_text, client, ACME, message_id=f"SM-in-{phone}", sender=phone, text="Hi"
+        )
+    assert answer.status_code == 200, answer.text
+    interaction_id = int((await next_of(alice, "offer")).data["interaction_id"])
+    await alice.accept(interaction_id)
+    return interaction_id
+
+
+def test_a_reply_goes_through_twilio_and_its_status_callback_reaches_the_agent(
+    twilio_stack: Stack, twilio: TwilioServer
+) -> None:
+    phone = "+14145558001"
+
+    async def scenario() -> None:
+        async with AgentSockets(twilio_stack) as floor:
+            alice = await floor.connect(ACME, "alice")
+            await make_available(twilio_stack, alice)
+            interaction_id = await take_a_text(twilio_stack, alice, phone)
+            await alice.send(interaction_id, "Your order shipped today")
+            sent = await next_of(alice, "message_status")
+            [request] = await asyncio.to_thread(twilio.wait_for, 1)
+            assert (request.fields["To"], request.fields["From"], request.fields["Body"]) == (
+                [phone],
+                [ACME.twilio_number],
+                ["Your order shipped today"],
+            )
+            assert request.fields["StatusCallback"] == [
+                f"{twilio_stack.server.base_url}/webhooks/twilio/{ACME.account('twilio')}/status"
+            ]
+            assert sent.data["status"] == "sent"
+            answer = await asyncio.to_thread(twilio.send_status_callback, request, "delivered")
+            assert answer.status_code == 200, answer.text
+            delivered = await next_of(alice, "message_status")
+            assert (delivered.data["message_id"], delivered.data["status"]) == (
+                sent.data["message_id"],
+                "delivered",
+            )
+            await alice.disconnect(interaction_id)
+
+    run(scenario)
+
+
+def test_a_503_is_retried_and_the_reply_goes_once(
+    twilio_stack: Stack, twilio: TwilioServer
+) -> None:
+    phone = "+14145558002"
+
+    async def scenario() -> None:
+        async with AgentSockets(twilio_stack) as floor:
+            alice = await floor.connect(ACME, "alice")
+            await make_available(twilio_stack, alice)
+            interaction_id = await take_a_text(twilio_stack, alice, phone)
+            twilio.fail_next(Answer.json(503, {"code": 20500, "message": "Internal error"}))
+            reply = await alice.send(interaction_id, "After a hiccup")
+            sent = await next_of(alice, "message_status")
+            assert sent.data["status"] == "sent"
+            requests = twilio.received()
+            assert [r.status for r in requests] == [503, 201]
+            [outbox] = twilio_stack.rows(
+                "SELECT status, attempts, last_error FROM outbox WHERE message_id = :m",
+                m=reply["message"]["id"],
+            )
+            assert (outbox.status, outbox.attempts) == ("sent", 1)
+            assert "503" in outbox.last_error
+            await alice.disconnect(interaction_id)
+
+    run(scenario)
+
+
+def test_twilios_21610_fails_the_reply_and_opts_the_number_out(
+    twilio_stack: Stack, twilio: TwilioServer
+) -> None:
+    async def scenario() -> None:
+        async with AgentSockets(twilio_stack) as floor:
+            alice = await floor.connect(ACME, "alice")
+            await make_available(twilio_stack, alice)
+            interaction_id = await take_a_text(twilio_stack, alice, UNSUBSCRIBED)
+            await alice.send(interaction_id, "Are you there?")
+            failed = await next_of(alice, "message_status")
+            assert (failed.data["status"], failed.data["reason"]) == ("failed", "21610")
+            [consent] = twilio_stack.rows(
+                "SELECT state, scope FROM consent WHERE remote_number = :p", p=UNSUBSCRIBED
+            )
+            assert (consent.state, consent.scope) == ("opted_out", ACME.twilio_number)
+            with pytest.raises(CommandFailed) as refused:
+                await alice.send(interaction_id, "Hello?")
+            assert refused.value.code == "opted_out"
+            assert len(twilio.received()) == 1  # the refused reply never reached the broker
+            await alice.disconnect(interaction_id)
+
+    run(scenario)
