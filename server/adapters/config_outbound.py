@@ -43,52 +43,20 @@ def read_keyword_replies(
     file: YamlFile, value: object, where: str, *, organisation: str
 ) -> dict[str, str] | None:
     """Return the STOP / START / HELP replies, defaults filled in ("" means: send none)."""
-    replies = {
-        key: text.replace("{organisation}", organisation)
-        for key, text in DEFAULT_KEYWORD_REPLIES.items()
-    }
-    if value is None:
-        return replies
-    node = file.mapping(value, where, optional=tuple(DEFAULT_KEYWORD_REPLIES))
-    if node is None:
-        return None
-    ok = True
-    for key, raw in node.items():
-        if not isinstance(raw, str):
-            file.report(where, f'{key} must be a string ("" sends none), got {type_name(raw)}')
-            ok = False
-            continue
-        text = file.expand(raw, where=where, label=key)
-        if text is None:
-            ok = False
-        elif len(text) > _REPLY_MAX:
-            file.report(where, f"{key} is longer than {_REPLY_MAX} characters")
-            ok = False
-        else:
-            replies[key] = text.strip().replace("{organisation}", organisation)
-    return replies if ok else None
-
-
-def _number(
-    file: YamlFile,
-    node: Mapping[str, object],
-    key: str,
-    where: str,
-    *,
-    default: float | None,
-    minimum: float,
-    maximum: float,
-) -> float | None:
-    if key not in node:
-        return default
-    value = node[key]
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        file.report(where, f"{key} must be a number, got {type_name(value)}")
-        return None
-    if not minimum <= value <= maximum:
-        file.report(where, f"{key} must be from {minimum:g} to {maximum:g}, got {value}")
-        return None
-    return float(value)
+    texts = dict(DEFAULT_KEYWORD_REPLIES)
+    if value is not None:
+        reported = file.reported
+        node = file.mapping(value, where, optional=tuple(DEFAULT_KEYWORD_REPLIES)) or {}
+        for key, raw in node.items():
+            if not isinstance(raw, str):
+                file.report(where, f'{key} must be a string ("" sends none), got {type_name(raw)}')
+            elif (text := file.expand(raw, where=where, label=key)) is not None:
+                if len(text) > _REPLY_MAX:
+                    file.report(where, f"{key} is longer than {_REPLY_MAX} characters")
+                texts[key] = text.strip()
+        if file.reported != reported:
+            return None
+    return {key: text.replace("{organisation}", organisation) for key, text in texts.items()}
 
 
 def _url(file: YamlFile, node: Mapping[str, object], key: str, where: str) -> str | None:
@@ -106,48 +74,32 @@ def read_sending(file: YamlFile, value: object, where: str) -> SendingSpec | Non
     """Return an account's sending settings (all defaults when `value` is None)."""
     if value is None:
         return SendingSpec()
-    keys = (
-        "api_url",
-        "timeout_s",
-        "long_text",
-        "max_parts",
-        "consolidate",
-        "send_rate_per_s",
-        "proxy",
-    )
-    node = file.mapping(value, where, optional=keys)
+    reported = file.reported
+    keys = ("api_url", "timeout_s", "long_text", "max_parts", "consolidate", "send_rate_per_s")
+    node = file.mapping(value, where, optional=(*keys, "proxy"))
     if node is None:
         return None
-    failed = False
     api_url = _url(file, node, "api_url", where) if "api_url" in node else None
-    failed |= "api_url" in node and api_url is None
-    timeout_s = _number(file, node, "timeout_s", where, default=60.0, minimum=1, maximum=600)
+    timeout_s = file.number(node, "timeout_s", where, default=60.0, minimum=1, maximum=600)
     long_text = file.text(node, "long_text", where, default="split", max_length=10)
     if long_text is not None and long_text not in _LONG_TEXT:
         file.report(where, f"long_text must be one of: {', '.join(_LONG_TEXT)}")
-        long_text = None
     max_parts = file.integer(node, "max_parts", where, default=10, minimum=1, maximum=30)
     consolidate = file.flag(node, "consolidate", where, default=False)
-    rate = _number(file, node, "send_rate_per_s", where, default=None, minimum=0.01, maximum=1000)
-    failed |= "send_rate_per_s" in node and rate is None
+    rate = file.number(node, "send_rate_per_s", where, default=None, minimum=0.01, maximum=1000)
     proxy_url = proxy_username = proxy_password = None
     if "proxy" in node:
         proxy_where = f"{where}.proxy"
         proxy = file.mapping(
             node["proxy"], proxy_where, required=("url",), optional=("username", "password")
         )
-        if proxy is None:
-            failed = True
-        else:
+        if proxy is not None:
             proxy_url = _url(file, proxy, "url", proxy_where)
             proxy_username = file.text(proxy, "username", proxy_where)
             proxy_password = file.text(proxy, "password", proxy_where, max_length=500)
-            failed |= proxy_url is None
-            failed |= ("username" in proxy) != ("password" in proxy)
             if ("username" in proxy) != ("password" in proxy):
                 file.report(proxy_where, "username and password go together")
-            failed |= "username" in proxy and (proxy_username is None or proxy_password is None)
-    if failed or None in (timeout_s, long_text, max_parts, consolidate):
+    if file.reported != reported:
         return None
     assert timeout_s is not None and long_text is not None and max_parts is not None
     return SendingSpec(
@@ -165,20 +117,17 @@ def read_sending(file: YamlFile, value: object, where: str) -> SendingSpec | Non
 
 def _names(
     file: YamlFile, node: Mapping[str, object], key: str, where: str, known: Set[str] | None
-) -> tuple[str, ...] | None:
-    values = file.sequence(node, key, where)
-    names: list[str] = []
-    ok = True
-    for value in values:
+) -> tuple[str, ...]:
+    """The names listed under `key`, sorted; each that is not a name of `known` is reported."""
+    names: set[str] = set()
+    for value in file.sequence(node, key, where):
         if not isinstance(value, str):
             file.report(where, f"{key} must list names, got {type_name(value)}")
-            ok = False
         elif known is not None and value not in known:
             file.report(where, f"{key}: {value!r} is not in people.yaml")
-            ok = False
         else:
-            names.append(value)
-    return tuple(sorted(set(names))) if ok else None
+            names.add(value)
+    return tuple(sorted(names))
 
 
 def read_outbound_routes(
@@ -206,35 +155,32 @@ def read_outbound_routes(
         )
         if route is None:
             continue
+        reported = file.reported
         name = file.text(route, "name", where, max_length=100)
         if name is not None:
             if name in seen:
                 file.report(where, f"route {name!r} is listed twice")
             seen.add(name)
+        formatted = file.text(route, "formatted_number", where, default="$0", max_length=100)
+        if formatted is not None and not _FORMATTED.fullmatch(formatted):
+            file.report(where, "formatted_number must be one word (no spaces), e.g. '$0' or '1$1'")
         pattern = file.text(route, "pattern", where, max_length=500)
         if pattern is not None:
             try:
                 compiled = re.compile(pattern)
             except re.error as error:
                 file.report(where, f"pattern does not compile: {error}")
-                pattern = None
-        formatted = file.text(route, "formatted_number", where, default="$0", max_length=100)
-        if formatted is not None and not _FORMATTED.fullmatch(formatted):
-            file.report(where, "formatted_number must be one word (no spaces), e.g. '$0' or '1$1'")
-            formatted = None
-        if formatted is not None and pattern is not None:
-            groups = {int(g) for g in re.findall(r"\$(\d)", formatted)}
-            if groups and max(groups) > compiled.groups:
-                file.report(
-                    where,
-                    f"formatted_number uses ${max(groups)} but the pattern has "
-                    f"{compiled.groups} group(s)",
-                )
-                formatted = None
+            else:
+                groups = {int(g) for g in re.findall(r"\$(\d)", formatted or "")}
+                if groups and max(groups) > compiled.groups:
+                    file.report(
+                        where,
+                        f"formatted_number uses ${max(groups)} but the pattern has "
+                        f"{compiled.groups} group(s)",
+                    )
         account = file.text(route, "account", where, max_length=64)
         if account is not None and accounts is not None and account not in accounts:
             file.report(where, f"account {account!r} is not in brokers.yaml")
-            account = None
         listed = file.sequence(route, "classifications", where)
         classifications = tuple(c for c in listed if isinstance(c, str) and c in NUMBER_CLASSES)
         if len(classifications) != len(listed):
@@ -243,17 +189,9 @@ def read_outbound_routes(
             file.report(where, f"classifications must name at least one of: {classes}")
         users = _names(file, route, "users", where, usernames)
         groups_allowed = _names(file, route, "workgroups", where, workgroups)
-        if (
-            name is None
-            or pattern is None
-            or formatted is None
-            or account is None
-            or not classifications
-            or len(classifications) != len(listed)
-            or users is None
-            or groups_allowed is None
-        ):
+        if file.reported != reported:
             continue
+        assert name and pattern and formatted and account
         routes.append(
             OutboundRouteSpec(
                 name=name,

@@ -89,6 +89,12 @@ class YamlFile:
     def report(self, where: str, message: str) -> None:
         self._problems.append(ConfigProblem(self.name, where, message))
 
+    @property
+    def reported(self) -> int:
+        """How many problems are recorded so far (all files'): a reader compares before and
+        after to know whether what it read had one."""
+        return len(self._problems)
+
     def mapping(
         self,
         value: object,
@@ -224,6 +230,28 @@ class YamlFile:
             self.report(where, f"{key} must be {bounds}, got {value}")
             return None
         return value
+
+    def number(
+        self,
+        node: Mapping[str, object],
+        key: str,
+        where: str,
+        *,
+        default: float | None,
+        minimum: float,
+        maximum: float,
+    ) -> float | None:
+        """Return the number under `key` within the bounds (`default` when absent)."""
+        if key not in node:
+            return default
+        value = node[key]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.report(where, f"{key} must be a number, got {type_name(value)}")
+            return None
+        if not minimum <= value <= maximum:
+            self.report(where, f"{key} must be from {minimum:g} to {maximum:g}, got {value}")
+            return None
+        return float(value)
 
     def skills(self, node: Mapping[str, object], key: str, where: str) -> dict[str, int] | None:
         """Return the `skill: level` mapping under `key`, sorted ({} when absent).
