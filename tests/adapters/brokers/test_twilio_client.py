@@ -24,9 +24,8 @@ from server.adapters.brokers.sending import (
 from server.adapters.brokers.twilio_client import TwilioClient
 from server.adapters.brokers.webhook import InboundReceipt, WebhookRequest
 from server.core.delivery import DeliveryStatus
-from tests.broker_servers import Answer, Fault, Received, TwilioServer, WebhookCatcher
+from tests.broker_servers import Answer, Received, TwilioServer, WebhookCatcher
 from tests.broker_servers.base import WAIT_S
-from tests.end_to_end.server_process import free_port
 
 ACCOUNT = "tw-acme"
 SID = "AC" + "0123456789abcdef" * 2
@@ -187,13 +186,6 @@ def test_a_missing_credential_is_rejected_before_any_request(
     assert twilio.received() == []
 
 
-def test_an_unusable_api_address_is_rejected() -> None:
-    with pytest.raises(BrokerRejected) as raised:
-        send("ftp://127.0.0.1/twilio")
-
-    assert raised.value.reason == "invalid_api_url"
-
-
 # -- failures worth retrying -------------------------------------------------------------------
 
 
@@ -226,31 +218,6 @@ def test_faults_apply_to_the_next_requests_only(twilio: TwilioServer) -> None:
 
     assert [r.status for r in twilio.received()] == [429, 429, 201]
     assert twilio.received()[-1].message_id == sid
-
-
-def test_a_slow_answer_raises_broker_unavailable(twilio: TwilioServer) -> None:
-    twilio.fail_next(Fault.slow(1.0))
-
-    with pytest.raises(BrokerUnavailable, match="in time"):
-        send(twilio.api_url, timeout_s=0.2)
-
-    assert len(twilio.wait_for(1)) == 1
-
-
-def test_a_dropped_connection_raises_broker_unavailable(twilio: TwilioServer) -> None:
-    twilio.fail_next(Fault.dropped())
-
-    with pytest.raises(BrokerUnavailable) as raised:
-        send(twilio.api_url)
-
-    assert raised.value.status is None
-
-
-def test_nothing_listening_raises_broker_unavailable() -> None:
-    with pytest.raises(BrokerUnavailable) as raised:
-        send(f"http://127.0.0.1:{free_port()}")
-
-    assert raised.value.status is None
 
 
 @pytest.mark.parametrize(
