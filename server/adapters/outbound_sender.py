@@ -2,17 +2,15 @@
 
 The driver hands it each text after the commit that stored it (`enqueue`); at start it takes
 every row still pending in the outbox, from the part it had reached and not before the time its
-last failure set, so a restart loses nothing. Each part the broker takes is reported back
-through the driver (`PartSent`, committed before the next part goes), so only a part in flight
-at a crash may go twice; its idempotency key (`parley-<outbox id>-<part>`) lets a broker that
-takes one drop the second copy.
+last failure set. Each part the broker takes is reported back through the driver (`PartSent`,
+committed before the next part goes), so that only a part in flight at a crash should go twice;
+its idempotency key (`parley-<outbox id>-<part>`) lets a broker that takes one drop the copy.
 
 Failures: a timeout, a connection error, a 5xx, 408 or 429 (`BrokerUnavailable`) is retried with
 exponential backoff (`RETRY_BASE_S` doubling, at most `RETRY_MAX_S`, `MAX_ATTEMPTS` tries); the
 wait is committed (`SendFailed` with `retry_at`) so a restart keeps it. A refusal
 (`BrokerRejected`, a 4xx) is final; Twilio's 21610 ("the recipient unsubscribed") also opts the
-number out. Each account has a worker of its own, so a slow broker never holds up another, and
-sends at most `send_rate_per_s` texts a second when its `sending:` settings say so, through its
+number out. Each account has a worker of its own, which sends at most `send_rate_per_s` texts a second when its `sending:` settings say so, through its
 HTTP proxy when they name one, with its `timeout_s` (60 s unless set).
 """
 
@@ -47,7 +45,7 @@ from server.adapters.persistence.tables import Message, Outbox, table_of
 from server.core.events import PartSent, SendFailed
 from server.driver import Driver, DriverStopped
 
-__all__ = ["OutboundSender", "pending_jobs"]
+__all__ = ["OutboundSender", "pending_jobs", "retry_delay_s", "wait_before_send"]
 
 log = logging.getLogger("parley.sender")
 
@@ -94,6 +92,13 @@ def retry_delay_s(attempts: int, *, base_s: float = RETRY_BASE_S) -> float:
     return delay * (0.9 + 0.2 * random.random())
 
 
+def wait_before_send(last_send: float, rate: float | None, *, now: float) -> float:
+    """Seconds to wait so that sends are at least `1 / rate` apart (None: no limit)."""
+    if not rate:
+        return 0.0
+    return max(0.0, last_send + 1.0 / rate - now)
+
+
 class _AccountWorker:
     """Sends one account's texts in order, at most at its rate."""
 
@@ -114,10 +119,8 @@ class _AccountWorker:
                 log.exception("sending message %s failed unexpectedly", job.message_id)
 
     async def _pace(self, rate: float | None) -> None:
-        if not rate:
-            return
         loop = asyncio.get_running_loop()
-        wait = self._last_send + 1.0 / rate - loop.time()
+        wait = wait_before_send(self._last_send, rate, now=loop.time())
         if wait > 0:
             await asyncio.sleep(wait)
         self._last_send = loop.time()

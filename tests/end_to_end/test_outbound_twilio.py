@@ -9,6 +9,7 @@ fails the reply and opts the number out, so the next reply is refused."""
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -50,23 +51,26 @@ def twilio() -> Iterator[TwilioServer]:
 @pytest.fixture(scope="module")
 def twilio_stack(tmp_path_factory: pytest.TempPathFactory, twilio: TwilioServer) -> Iterator[Stack]:
     """A server whose ACME Twilio account sends to `twilio`; retries wait 50 ms, not 2 s."""
-    folder = tmp_path_factory.mktemp("twilio")
     running = start_stack(
-        folder, env={"PARLEY_CLOCK": "manual", "PARLEY_SEND_RETRY_BASE_S": "0.05"}
+        tmp_path_factory.mktemp("twilio"),
+        env={"PARLEY_CLOCK": "manual", "PARLEY_SEND_RETRY_BASE_S": "0.05"},
     )
-    document = load_config_folder(folder / "config" / ACME.slug)
-    accounts = tuple(
-        replace(account, sending=SendingSpec(api_url=twilio.api_url, timeout_s=5))
-        if account.broker == "twilio"
-        else account
-        for account in document.accounts
-    )
-    apply_config(
-        running.engine, replace(document, accounts=accounts), actor="test", now=datetime.now(UTC)
-    )
+    configure_twilio(running, SendingSpec(api_url=twilio.api_url, timeout_s=5))
     yield running
     running.server.stop()
     running.engine.dispose()
+
+
+def configure_twilio(stack: Stack, sending: SendingSpec) -> None:
+    """Give ACME's Twilio account these sending settings (the server follows at once)."""
+    document = load_config_folder(stack.folder / "config" / ACME.slug)
+    accounts = tuple(
+        replace(account, sending=sending) if account.broker == "twilio" else account
+        for account in document.accounts
+    )
+    apply_config(
+        stack.engine, replace(document, accounts=accounts), actor="test", now=datetime.now(UTC)
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -172,3 +176,74 @@ def test_twilios_21610_fails_the_reply_and_opts_the_number_out(
             await alice.disconnect(interaction_id)
 
     run(scenario)
+
+
+def test_a_receipt_after_a_restart_still_moves_the_message(
+    twilio_stack: Stack, twilio: TwilioServer
+) -> None:
+    """The messages waiting for their fate are loaded back at start: a status callback that
+    comes after a restart still makes the reply delivered."""
+    phone = "+14145558005"
+    sent: list[int] = []
+
+    async def scenario() -> None:
+        async with AgentSockets(twilio_stack) as floor:
+            alice = await floor.connect(ACME, "alice")
+            await make_available(twilio_stack, alice)
+            interaction_id = await take_a_text(twilio_stack, alice, phone)
+            reply = await alice.send(interaction_id, "Before the restart")
+            assert (await next_of(alice, "message_status")).data["status"] == "sent"
+            sent.append(int(reply["message"]["id"]))
+
+    run(scenario)
+    [message_id] = sent
+    twilio_stack.server.stop()
+    twilio_stack.server.start(same_port=True)
+    [request] = twilio.received()
+    answer = twilio.send_status_callback(request, "delivered")
+    assert answer.status_code == 200, answer.text
+    [message] = twilio_stack.rows("SELECT status FROM message WHERE id = :m", m=message_id)
+    assert message.status == "delivered"
+    [part] = twilio_stack.rows(
+        "SELECT status FROM outbound_part WHERE message_id = :m", m=message_id
+    )
+    assert part.status == "delivered"
+
+
+def test_an_account_with_a_proxy_sends_through_it(
+    twilio_stack: Stack, twilio: TwilioServer
+) -> None:
+    """The API's host does not resolve: the reply can only go through the proxy, which is the
+    fake itself (it takes the absolute-form request a proxy is sent)."""
+    phone = "+14145558004"
+    configure_twilio(
+        twilio_stack,
+        SendingSpec(
+            api_url="http://api.twilio.invalid",
+            timeout_s=5,
+            proxy_url=twilio.base_url,
+            proxy_username="parley",
+            proxy_password="proxy-secret",
+        ),
+    )
+
+    async def scenario() -> None:
+        async with AgentSockets(twilio_stack) as floor:
+            alice = await floor.connect(ACME, "alice")
+            await make_available(twilio_stack, alice)
+            interaction_id = await take_a_text(twilio_stack, alice, phone)
+            await alice.send(interaction_id, "Through the proxy")
+            sent = await next_of(alice, "message_status")
+            assert sent.data["status"] == "sent"
+            [request] = twilio.received()
+            assert request.url.startswith("http://api.twilio.invalid/2010-04-01/Accounts/")
+            assert (
+                request.headers["proxy-authorization"]
+                == "Basic " + base64.b64encode(b"parley:proxy-secret").decode()
+            )
+            await alice.disconnect(interaction_id)
+
+    try:
+        run(scenario)
+    finally:
+        configure_twilio(twilio_stack, SendingSpec(api_url=twilio.api_url, timeout_s=5))
