@@ -198,7 +198,7 @@ class Driver:
         with self._engine.connect() as connection:
             configs = load_organisation_configs(connection)
             self.directory = load_directory(connection)
-            self._switchboard = load_switchboard(connection, configs)
+            self._switchboard = load_switchboard(connection, configs, now=self._clock.now())
             self._sequences = AgentSequences.load(connection)
 
     def _run(self) -> None:

@@ -10,8 +10,9 @@ Failures: a timeout, a connection error, a 5xx, 408 or 429 (`BrokerUnavailable`)
 exponential backoff (`RETRY_BASE_S` doubling, at most `RETRY_MAX_S`, `MAX_ATTEMPTS` tries); the
 wait is committed (`SendFailed` with `retry_at`) so a restart keeps it. A refusal
 (`BrokerRejected`, a 4xx) is final; Twilio's 21610 ("the recipient unsubscribed") also opts the
-number out. Each account has a worker of its own, which sends at most `send_rate_per_s` texts a second when its `sending:` settings say so, through its
-HTTP proxy when they name one, with its `timeout_s` (60 s unless set).
+number out. Each account has a worker of its own, which sends at most `send_rate_per_s` texts
+a second when its `sending:` settings say so, through its HTTP proxy when they name one, with
+its `timeout_s` (60 s unless set).
 """
 
 from __future__ import annotations

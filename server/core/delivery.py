@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
-__all__ = ["DeliveryStatus", "OutboundBook", "OutboundTrack", "later_status"]
+__all__ = ["RECEIPT_WINDOW", "DeliveryStatus", "OutboundBook", "OutboundTrack", "later_status"]
+
+# How long a message waits for its receipts: brokers send them within minutes, at worst a few
+# days; a message still without a final status after this is left as it is (not tracked).
+RECEIPT_WINDOW = timedelta(days=7)
 
 
 class DeliveryStatus(enum.StrEnum):
@@ -44,6 +49,7 @@ class OutboundTrack:
     local_number: str
     remote_number: str
     parts: int
+    created_at: datetime
     status: DeliveryStatus = DeliveryStatus.QUEUED
     part_status: dict[int, DeliveryStatus] = field(default_factory=dict)
     broker_ids: list[tuple[int, str]] = field(default_factory=list)  # (account, broker's id)
@@ -82,7 +88,16 @@ class OutboundBook:
         self.early: dict[tuple[int, str], tuple[DeliveryStatus, str | None]] = {}
 
     def track(self, track: OutboundTrack) -> None:
+        """Follow a new message (messages come in the order they were made)."""
         self.by_message[track.message_id] = track
+
+    def forget_older_than(self, cutoff: datetime) -> None:
+        """Stop following the messages made before `cutoff` (the oldest come first)."""
+        while self.by_message:
+            oldest = next(iter(self.by_message.values()))
+            if oldest.created_at >= cutoff:
+                return
+            self.forget(oldest)
 
     def part_sent(
         self, message_id: int, part_index: int, broker_account_id: int, broker_message_id: str

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from server.core.consent import ConsentBook, ConsentState
-from server.core.delivery import DeliveryStatus, OutboundBook, OutboundTrack
+from server.core.delivery import RECEIPT_WINDOW, DeliveryStatus, OutboundBook, OutboundTrack
 from server.core.dispatching import Dispatcher
 from server.core.effects import (
     CommandResult,
@@ -157,8 +157,10 @@ class OutboundDesk(Dispatcher):
                 local_number=number.e164,
                 remote_number=remote_number,
                 parts=len(plan.parts),
+                created_at=now,
             )
         )
+        self.outbound.forget_older_than(now - RECEIPT_WINDOW)
         return message_view(
             message_id=message_id,
             interaction_id=interaction_id,

@@ -4,12 +4,13 @@ MMS or links; receipts moving a message forward only; a broker's opt-out answer.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
 from server.core.consent import ConsentState
-from server.core.delivery import DeliveryStatus, OutboundBook, OutboundTrack
+from server.core.delivery import RECEIPT_WINDOW, DeliveryStatus, OutboundBook, OutboundTrack
 from server.core.effects import (
     MarkSent,
     PushToAgent,
@@ -204,6 +205,7 @@ def track(parts: int = 2) -> OutboundTrack:
         local_number=LOCAL,
         remote_number="+14145550000",
         parts=parts,
+        created_at=T0,
     )
 
 
@@ -301,3 +303,14 @@ def test_a_brokers_opt_out_answer_fails_the_message_and_opts_the_number_out() ->
     assert board.consents.is_opted_out(
         organisation_id=1, remote_number="+14145550000", local_number=LOCAL
     )
+
+
+def test_messages_older_than_the_receipt_window_are_no_longer_followed() -> None:
+    book = OutboundBook()
+    book.track(old := track(parts=1))
+    book.part_sent(10, 0, 1, "b0")
+    book.track(replace(track(parts=1), message_id=11, created_at=T0 + RECEIPT_WINDOW))
+    book.forget_older_than(T0 + RECEIPT_WINDOW)
+    assert list(book.by_message) == [11]
+    assert book.receipt(1, "b0", DeliveryStatus.DELIVERED, None) == []  # no longer known
+    assert old.message_status() is DeliveryStatus.SENT

@@ -11,6 +11,7 @@ import importlib
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any, cast
 
@@ -40,7 +41,7 @@ from server.core import interactions as core_interactions
 from server.core import outbound as core_outbound
 from server.core import routing
 from server.core.acd import Agent, Presence
-from server.core.delivery import DeliveryStatus, OutboundBook, OutboundTrack
+from server.core.delivery import RECEIPT_WINDOW, DeliveryStatus, OutboundBook, OutboundTrack
 from server.core.phone_numbers import NumberClass
 from server.core.profiles import (
     AgentProfile,
@@ -231,8 +232,9 @@ def _outbound_config(connection: sa.Connection, organisation_id: int) -> dict[st
     }
 
 
-def load_outbound_book(connection: sa.Connection) -> OutboundBook:
-    """The outbound messages whose fate is not final, with the parts the broker took."""
+def load_outbound_book(connection: sa.Connection, *, now: datetime) -> OutboundBook:
+    """The outbound messages of the last `RECEIPT_WINDOW` whose fate is not final, oldest
+    first, with the parts the broker took."""
     book = OutboundBook()
     pending = (
         sa.select(
@@ -244,13 +246,16 @@ def load_outbound_book(connection: sa.Connection) -> OutboundBook:
             _message.c.local_number,
             _message.c.remote_number,
             _message.c.status,
+            _message.c.created_at,
             _outbox.c.parts,
         )
         .join(_outbox, _outbox.c.message_id == _message.c.id)
         .where(
             _message.c.direction == "outbound",
             _message.c.status.in_((DeliveryStatus.QUEUED.value, DeliveryStatus.SENT.value)),
+            _message.c.created_at >= now - RECEIPT_WINDOW,
         )
+        .order_by(_message.c.id)
     )
     for row in connection.execute(pending):
         book.track(
@@ -263,6 +268,7 @@ def load_outbound_book(connection: sa.Connection) -> OutboundBook:
                 local_number=row.local_number,
                 remote_number=row.remote_number,
                 parts=max(1, len(row.parts)),
+                created_at=row.created_at,
                 status=DeliveryStatus(row.status),
             )
         )
@@ -375,7 +381,7 @@ def load_directory(connection: sa.Connection) -> BrokerDirectory:
 
 
 def load_switchboard(
-    connection: sa.Connection, configs: dict[int, routing.OrganisationConfig]
+    connection: sa.Connection, configs: dict[int, routing.OrganisationConfig], *, now: datetime
 ) -> Switchboard:
     """Build the switchboard from the open interactions, the consents and the highest ids."""
     open_rows = connection.execute(
@@ -437,5 +443,5 @@ def load_switchboard(
         consents=consents,
         next_interaction_id=(max_interaction or 0) + 1,
         next_message_id=(max_message or 0) + 1,
-        outbound=load_outbound_book(connection),
+        outbound=load_outbound_book(connection, now=now),
     )
