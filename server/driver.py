@@ -94,10 +94,8 @@ OnSend = Callable[[list[OutboundJob]], None]
 
 class Driver:
     def __init__(self, *, engine: sa.Engine, clock: Clock, group_commit_max: int = 512) -> None:
-        self._engine = engine
         self.engine = engine
-        self._clock = clock
-        self.clock = clock  # the sender dates its retries with it
+        self.clock = clock
         self._group_commit_max = group_commit_max
         self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -119,7 +117,7 @@ class Driver:
         """
         self._loop = loop
         self._reload()
-        if not isinstance(self._clock, ManualClock):
+        if not isinstance(self.clock, ManualClock):
             self._scheduler = BackgroundScheduler(timezone="UTC")
             self._scheduler.start()
         self._thread = threading.Thread(target=self._run, name="parley-writer", daemon=True)
@@ -195,10 +193,10 @@ class Driver:
     # -- the writer thread --------------------------------------------------------------------
 
     def _reload(self) -> None:
-        with self._engine.connect() as connection:
+        with self.engine.connect() as connection:
             configs = load_organisation_configs(connection)
             self.directory = load_directory(connection)
-            self._switchboard = load_switchboard(connection, configs, now=self._clock.now())
+            self._switchboard = load_switchboard(connection, configs, now=self.clock.now())
             self._sequences = AgentSequences.load(connection)
 
     def _run(self) -> None:
@@ -275,7 +273,7 @@ class Driver:
     def _write(self, group: list[_Job]) -> AfterCommit:
         switchboard = self._switchboard
         assert switchboard is not None, "start() loads the switchboard"
-        with self._engine.begin() as connection:
+        with self.engine.begin() as connection:
             self._follow_configuration(connection, switchboard)
             wanted = [
                 (e.broker_account_id, e.broker_message_id)
@@ -285,7 +283,7 @@ class Driver:
             ]
             seen = known_inbound_ids(connection, wanted) if wanted else set()
             effects: list[Effect] = []
-            now = self._clock.now()
+            now = self.clock.now()
             for job in group:
                 effects.extend(self._feed(job, switchboard, seen, now))
             after = write_effects(connection, effects, sequences=self._sequences, now=now)
@@ -349,7 +347,7 @@ class Driver:
         deadline = switchboard.next_deadline()
         if deadline is None or deadline == self._armed:
             return
-        if deadline <= self._clock.now():
+        if deadline <= self.clock.now():
             self._armed = None
             self._inbox.put(_Job(events=(DeadlineReached(),), loop=None, future=None))
             return
