@@ -48,6 +48,10 @@ def test_an_agent_starts_a_conversation_and_sees_it_delivered(agent_stack: Stack
                 (await next_of(alice, "message_status")).data["status"],
             ]
             assert statuses == ["sent", "delivered"]
+            # the conversation takes one of her SMS slots
+            look = await floor.connect(ACME, "alice")
+            assert look.snapshot is not None
+            assert look.snapshot["agent"]["active"] == 1
             # delivered: the handset shows it
             shown = await phone_messages(stack, phone)
             assert [m["text"] for m in shown] == ["Hello from Acme, your order shipped"]
