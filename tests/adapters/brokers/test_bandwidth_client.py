@@ -25,6 +25,7 @@ from server.adapters.brokers.sending import (
 )
 from server.adapters.brokers.webhook import InboundReceipt, WebhookRequest
 from server.core.delivery import DeliveryStatus
+from tests.adapters.brokers.sending import send_once
 from tests.broker_servers import Answer, BandwidthServer, WebhookCatcher
 from tests.broker_servers.base import WAIT_S
 
@@ -83,12 +84,7 @@ def send(
     settings = ClientSettings(
         account=ACCOUNT, api_url=api_url, credentials=credentials, timeout_s=timeout_s
     )
-
-    async def run() -> str:
-        async with httpx2.AsyncClient() as http:
-            return await BandwidthClient(http).send(text, settings)
-
-    return asyncio.run(run())
+    return send_once(BandwidthClient, text, settings)
 
 
 def with_(**changes: Any) -> OutboundText:

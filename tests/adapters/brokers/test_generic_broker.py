@@ -9,6 +9,7 @@ import asyncio
 import base64
 import copy
 import dataclasses
+import functools
 import hashlib
 import hmac
 from collections.abc import Callable, Iterator, Mapping
@@ -46,6 +47,7 @@ from server.adapters.config_files import load_config_folder
 from server.core.delivery import DeliveryStatus
 from server.core.events import Media
 from server.settings import SettingsError, load_settings
+from tests.adapters.brokers.sending import send_once
 from tests.broker_servers.base import WAIT_S, Answer, Fault, WebhookCatcher
 from tests.broker_servers.generic import (
     API_KEY,
@@ -845,13 +847,7 @@ def send(
     settings = ClientSettings(
         account="acme-example", api_url=api_url, credentials=credentials, timeout_s=timeout_s
     )
-
-    async def run() -> str:
-        async with httpx2.AsyncClient() as http:
-            client = GenericClient(definition, http)
-            return await client.send(text, settings)
-
-    return asyncio.run(run())
+    return send_once(functools.partial(GenericClient, definition), text, settings)
 
 
 def with_(**changes: Any) -> OutboundText:

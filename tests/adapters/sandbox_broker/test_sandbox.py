@@ -8,7 +8,6 @@ tells it: the caller the sandbox talks to, not the system under test.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import socket
 import threading
@@ -53,6 +52,7 @@ from server.adapters.sandbox_broker import tables as sandbox_tables
 from server.adapters.sandbox_broker.routes import sandbox_routes
 from server.adapters.sandbox_broker.service import UNREACHABLE_REASON, SandboxBroker
 from server.core.delivery import DeliveryStatus
+from tests.adapters.brokers.sending import send_once
 from tests.conftest import TIMEOUT_SCALE, fresh_database_url
 
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -673,12 +673,7 @@ def client_send(api_base_url: str, *, timeout_s: float = WAIT_S, **overrides: An
         credentials={"webhook_key": arguments["key"]},
         timeout_s=timeout_s,
     )
-
-    async def run() -> str:
-        async with httpx2.AsyncClient() as http:
-            return await SandboxClient(http).send(text, settings)
-
-    return asyncio.run(run())
+    return send_once(SandboxClient, text, settings)
 
 
 def test_the_client_sends_through_the_sandbox_and_gets_its_id(sandbox: Sandbox) -> None:
