@@ -61,7 +61,7 @@ class OutboundDesk(Dispatcher):
     outbound: OutboundBook
     _take_message_id: Callable[[], int]
     _take_interaction_id: Callable[[], int]
-    _add: Callable[[Interaction], None]
+    _open: Callable[..., OpenInteraction]
     _connected_to: Callable[[int, int, int], Interaction]
     _open_by_parties: dict[tuple[int, str, str], int]
     _record_consent: Callable[..., RecordConsent]
@@ -288,21 +288,8 @@ class OutboundDesk(Dispatcher):
             broker_account_id=number.broker_account_id,
             agent_id=event.user_id,
         )
-        self._add(interaction)
-        effects.append(
-            OpenInteraction(
-                id=interaction.id,
-                organisation_id=interaction.organisation_id,
-                number_id=interaction.number_id,
-                local_number=interaction.local_number,
-                remote_number=interaction.remote_number,
-                queue=interaction.queue,
-                state=InteractionState.QUEUED,
-                enqueued_at=now,
-                route_id=None,
-            )
-        )
-        effects.append(self._save(interaction))
+        effects.append(self._open(interaction, route_id=None))
+        effects.append(self._save(interaction))  # whose agent it is
         if agent is not None:
             agent.active.add(interaction.id)
             self._refresh(agent)

@@ -265,21 +265,8 @@ class Switchboard(OutboundDesk):
                 created_at=now,
                 broker_account_id=event.number.broker_account_id,
             )
-            self._add(interaction)
             opened = True
-            effects.append(
-                OpenInteraction(
-                    id=interaction.id,
-                    organisation_id=interaction.organisation_id,
-                    number_id=interaction.number_id,
-                    local_number=interaction.local_number,
-                    remote_number=interaction.remote_number,
-                    queue=interaction.queue,
-                    state=interaction.state,
-                    enqueued_at=now,
-                    route_id=decision.route_id,
-                )
-            )
+            effects.append(self._open(interaction, route_id=decision.route_id))
         media = tuple(event.media)
         effects.append(
             StoreInboundMessage(
@@ -685,6 +672,21 @@ class Switchboard(OutboundDesk):
         self._interactions[interaction.id] = interaction
         key = (interaction.organisation_id, interaction.local_number, interaction.remote_number)
         self._open_by_parties[key] = interaction.id
+
+    def _open(self, interaction: Interaction, *, route_id: int | None) -> OpenInteraction:
+        """Take a new interaction live; return the effect that stores it."""
+        self._add(interaction)
+        return OpenInteraction(
+            id=interaction.id,
+            organisation_id=interaction.organisation_id,
+            number_id=interaction.number_id,
+            local_number=interaction.local_number,
+            remote_number=interaction.remote_number,
+            queue=interaction.queue,
+            state=interaction.state,
+            enqueued_at=interaction.enqueued_at,
+            route_id=route_id,
+        )
 
     def _forget_parties(self, interaction: Interaction) -> None:
         key = (interaction.organisation_id, interaction.local_number, interaction.remote_number)
