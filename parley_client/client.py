@@ -32,7 +32,7 @@ import asyncio
 import contextlib
 import itertools
 import json
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, TypeAlias
@@ -319,13 +319,24 @@ class AgentClient:
         `CommandFailed`."""
         return await self.command("decline", interaction_id=interaction_id)
 
-    async def send(self, interaction_id: int, text: str) -> dict[str, Any]:
-        """Text the customer of an interaction of yours. Returns `{"message": Message}` (status
-        queued; `message` events report its delivery); raises `CommandFailed`."""
-        return await self.command("send", interaction_id=interaction_id, text=text)
+    async def send(
+        self, interaction_id: int, text: str, *, attachments: Sequence[int] = ()
+    ) -> dict[str, Any]:
+        """Text the customer of an interaction of yours, with files uploaded by
+        `POST /api/attachments` (their ids). Returns `{"message": Message}` (status queued;
+        `message_status` events report its delivery); raises `CommandFailed`."""
+        fields: dict[str, Any] = {"interaction_id": interaction_id, "text": text}
+        if attachments:
+            fields["attachments"] = list(attachments)
+        return await self.command("send", **fields)
 
     async def start_conversation(
-        self, to: str, text: str, *, from_number: str | None = None
+        self,
+        to: str,
+        text: str,
+        *,
+        from_number: str | None = None,
+        attachments: Sequence[int] = (),
     ) -> dict[str, Any]:
         """Text `to` first, from one of your numbers (`from_number`, else the first of them).
         Returns `{"interaction_id": int, "message": Message}`; raises `CommandFailed` (e.g.
@@ -333,6 +344,8 @@ class AgentClient:
         fields: dict[str, Any] = {"to": to, "text": text}
         if from_number is not None:
             fields["from"] = from_number
+        if attachments:
+            fields["attachments"] = list(attachments)
         return await self.command("start_conversation", **fields)
 
     async def count_segments(self, text: str) -> dict[str, Any]:

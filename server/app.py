@@ -34,6 +34,7 @@ from server.adapters.http_api.attachments import attachment_routes
 from server.adapters.http_api.auth import auth_routes
 from server.adapters.http_api.errors import error_response, http_exception_handler
 from server.adapters.http_api.read_api import read_routes
+from server.adapters.http_api.texts import text_routes
 from server.adapters.http_api.webhooks import webhook_routes
 from server.adapters.outbound_sender import OutboundSender
 from server.adapters.persistence.database import create_store_engine, migrate
@@ -122,11 +123,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *read_routes(engine, clock=clock),
         *auth_routes(engine, clock=clock),
         *attachment_routes(store=attachments, clock=clock, settings=settings),
+        *text_routes(driver=driver, attachments=attachments, clock=clock, settings=settings),
         *agent_routes(
             driver=driver,
             hub=hub,
             clock=clock,
-            settings=GatewaySettings(heartbeat_s=settings.heartbeat_s),
+            settings=GatewaySettings(
+                heartbeat_s=settings.heartbeat_s,
+                public_base_url=settings.public_base_url,
+                trust_forwarded_headers=settings.trust_forwarded_headers,
+            ),
+            attachments=attachments,
         ),
     ]
     if settings.sandbox:

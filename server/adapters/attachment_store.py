@@ -22,7 +22,7 @@ import logging
 import os
 import secrets
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -32,7 +32,9 @@ from urllib.parse import quote
 import sqlalchemy as sa
 
 from server.adapters.persistence.tables import Attachment, table_of
+from server.core.errors import CommandRefused
 from server.core.media import AttachmentRef
+from server.core.outbound import Attachment as OutboundAttachment
 
 __all__ = [
     "AttachmentStore",
@@ -214,6 +216,34 @@ class AttachmentStore:
                 )
             ).first()
         return None if row is None else _row(row)
+
+    def for_text(
+        self, *, organisation_id: int, ids: Sequence[int], now: datetime, base_url: str
+    ) -> tuple[OutboundAttachment, ...]:
+        """The attachments a text carries, in the order given, each with its public address
+        under `base_url`. Raises `CommandRefused("bad_attachment")` for an id that is not one
+        of the organisation's attachments or has expired, or one given twice."""
+        if len(set(ids)) != len(ids):
+            raise CommandRefused("bad_attachment", "an attachment is given twice")
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(_attachment).where(
+                    _attachment.c.id.in_(ids), _attachment.c.organisation_id == organisation_id
+                )
+            ).all()
+        found = {stored.id: stored for stored in map(_row, rows)}
+        carried = []
+        for attachment_id in ids:
+            stored = found.get(attachment_id)
+            if stored is None:
+                raise CommandRefused("bad_attachment", f"no attachment {attachment_id}")
+            if stored.expired(now):
+                raise CommandRefused(
+                    "bad_attachment", f"attachment {attachment_id} has expired; upload it again"
+                )
+            url = base_url + media_path(stored.token, stored.filename)
+            carried.append(OutboundAttachment(ref=stored.ref, url=url))
+        return tuple(carried)
 
     def purge_expired(self, now: datetime) -> int:
         """`purge_expired` on this store's engine and folder."""

@@ -159,7 +159,12 @@ def write_folder(folder: Path, org: Organisation) -> Path:
         "numbers.yaml": {
             "numbers": [
                 {"number": org.support, "account": org.account("sandbox"), "workgroup": "Support"},
-                {"number": org.direct, "account": org.account("sandbox"), "user": "alice"},
+                {
+                    "number": org.direct,
+                    "account": org.account("sandbox"),
+                    "user": "alice",
+                    "mms_enabled": True,  # the sandbox account sends no MMS; this number does
+                },
                 {
                     "number": org.twilio_number,
                     "account": org.account("twilio"),

@@ -65,6 +65,7 @@ _KEYWORDS = {
     "minLength",
     "maxLength",
     "minItems",
+    "maxItems",
     "uniqueItems",
 }
 

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -30,8 +32,10 @@ from server.adapters.agent_protocol.snapshots import (
     events_after,
     snapshot,
 )
+from server.adapters.attachment_store import AttachmentStore
 from server.adapters.clock import Clock
 from server.adapters.http_api.auth import authenticate
+from server.adapters.http_api.request_body import base_url_as_sent
 from server.adapters.persistence import accounts
 from server.adapters.persistence.accounts import Principal
 from server.adapters.persistence.effect_writer import AgentPush
@@ -41,7 +45,7 @@ from server.core.sms_segments import count_segments
 from server.core.switchboard import QueueFigures
 from server.driver import Driver, DriverStopped
 
-__all__ = ["PROTOCOL_VERSIONS", "AgentHub", "agent_routes"]
+__all__ = ["PROTOCOL_VERSIONS", "AgentHub", "agent_routes", "command_event"]
 
 log = logging.getLogger("parley.agents")
 
@@ -127,6 +131,8 @@ class AgentHub:
 @dataclass(frozen=True)
 class GatewaySettings:
     heartbeat_s: float = 15.0
+    public_base_url: str = ""  # where brokers fetch attachments: see `base_url_as_sent`
+    trust_forwarded_headers: bool = False
 
 
 class AgentSession:
@@ -138,6 +144,8 @@ class AgentSession:
         driver: Driver,
         hub: AgentHub,
         settings: GatewaySettings,
+        attachments: AttachmentStore,
+        clock: Clock,
     ) -> None:
         assert principal.user_id is not None
         self.websocket = websocket
@@ -147,6 +155,8 @@ class AgentSession:
         self._driver = driver
         self._hub = hub
         self._settings = settings
+        self._attachments = attachments
+        self._clock = clock
         self._outgoing: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self._buffer: list[AgentPush] | None = []  # events held until the snapshot is sent
         self._last_sent_seq = 0
@@ -322,8 +332,19 @@ class AgentSession:
             )
 
     async def _command(self, frame: dict[str, Any]) -> None:
-        event = _command_event(frame, organisation_id=self.organisation_id, user_id=self.user_id)
         try:
+            event = await command_event(
+                frame,
+                organisation_id=self.organisation_id,
+                user_id=self.user_id,
+                attachments=self._attachments,
+                now=self._clock.now(),
+                base_url=base_url_as_sent(
+                    self.websocket,
+                    public_base_url=self._settings.public_base_url,
+                    trust_forwarded=self._settings.trust_forwarded_headers,
+                ),
+            )
             result = await self._driver.command(event)
         except CommandRefused as refused:
             self._command_error(frame, refused.code, refused.detail)
@@ -401,15 +422,44 @@ _COMMANDS: dict[str, Callable[[dict[str, Any], int, int], core.Event]] = {
 }
 
 
-def _command_event(frame: dict[str, Any], *, organisation_id: int, user_id: int) -> core.Event:
-    return _COMMANDS[frame["type"]](frame, organisation_id, user_id)
+async def command_event(
+    frame: dict[str, Any],
+    *,
+    organisation_id: int,
+    user_id: int,
+    attachments: AttachmentStore,
+    now: datetime,
+    base_url: str,
+) -> core.Event:
+    """The core event a valid command frame stands for, carrying the uploaded files it names
+    (addressed under `base_url`, where brokers fetch them). Raises `CommandRefused`
+    ("bad_attachment") for a file that is not the organisation's or has expired."""
+    event = _COMMANDS[frame["type"]](frame, organisation_id, user_id)
+    if frame.get("attachments"):  # only `send` and `start_conversation` take them
+        assert isinstance(event, core.ReplyWritten | core.ConversationStarted)
+        carried = await asyncio.to_thread(
+            attachments.for_text,
+            organisation_id=organisation_id,
+            ids=frame["attachments"],
+            now=now,
+            base_url=base_url,
+        )
+        event = dataclasses.replace(event, attachments=carried)
+    return event
 
 
 class AgentEndpoint:
     def __init__(
-        self, *, driver: Driver, hub: AgentHub, clock: Clock, settings: GatewaySettings
+        self,
+        *,
+        driver: Driver,
+        hub: AgentHub,
+        clock: Clock,
+        settings: GatewaySettings,
+        attachments: AttachmentStore,
     ) -> None:
         self._driver, self._hub, self._clock, self._settings = driver, hub, clock, settings
+        self._attachments = attachments
 
     async def serve(self, websocket: WebSocket) -> None:
         await websocket.accept()
@@ -426,6 +476,8 @@ class AgentEndpoint:
             driver=self._driver,
             hub=self._hub,
             settings=self._settings,
+            attachments=self._attachments,
+            clock=self._clock,
         )
         try:
             await session.run(hello)
@@ -487,7 +539,14 @@ def _same_origin(websocket: WebSocket) -> bool:
 
 
 def agent_routes(
-    *, driver: Driver, hub: AgentHub, clock: Clock, settings: GatewaySettings
+    *,
+    driver: Driver,
+    hub: AgentHub,
+    clock: Clock,
+    settings: GatewaySettings,
+    attachments: AttachmentStore,
 ) -> list[WebSocketRoute]:
-    endpoint = AgentEndpoint(driver=driver, hub=hub, clock=clock, settings=settings)
+    endpoint = AgentEndpoint(
+        driver=driver, hub=hub, clock=clock, settings=settings, attachments=attachments
+    )
     return [WebSocketRoute("/agent/ws", endpoint.serve)]

@@ -35,6 +35,7 @@ from server.adapters.attachment_store import (
 from server.adapters.clock import Clock
 from server.adapters.http_api.auth import require
 from server.adapters.http_api.errors import error_response
+from server.adapters.http_api.request_body import base_url_as_sent
 from server.adapters.persistence.accounts import Principal
 from server.core.media import (
     SNIFF_BYTES,
@@ -98,15 +99,11 @@ class AttachmentApi:
         self._settings = settings
 
     def _public_base(self, request: Request) -> str:
-        """The address clients and brokers reach Parley at: `PARLEY_PUBLIC_BASE_URL`, else the
-        trusted proxy's forwarded scheme and host, else the request's own base URL."""
-        if self._settings.public_base_url:
-            return self._settings.public_base_url
-        if self._settings.trust_forwarded_headers:
-            proto = request.headers.get("x-forwarded-proto", "").split(",")[0].strip()
-            host = request.headers.get("x-forwarded-host", "").split(",")[0].strip()
-            return f"{proto or request.url.scheme}://{host or request.url.netloc}"
-        return str(request.base_url).rstrip("/")
+        return base_url_as_sent(
+            request,
+            public_base_url=self._settings.public_base_url,
+            trust_forwarded=self._settings.trust_forwarded_headers,
+        )
 
     def _json(self, request: Request, attachment: StoredAttachment) -> dict[str, Any]:
         return {

@@ -1,0 +1,172 @@
+"""Agents' texts over HTTP (`POST /api/conversations`, `POST /api/interactions/{id}/messages`):
+a script with a user's token starts a conversation and replies, the phone gets both, and the
+answers match the OpenAPI document. Every refusal is the protocol's code with an HTTP status,
+and leaves nothing written."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx2
+import jsonschema
+import pytest
+
+from tests.end_to_end.agents import (
+    agent_stack_fixture,  # noqa: F401  (the fixture agent_stack)
+    open_count,
+    phone_messages,
+    reset_floor,
+    run,
+    token_for,
+    user_id,
+    wait_until,
+)
+from tests.end_to_end.conftest import Stack
+from tests.end_to_end.organisations import ACME, GLOBEX
+
+
+@pytest.fixture(autouse=True)
+def leaves_the_floor_clean(agent_stack: Stack) -> Iterator[None]:
+    yield
+    if open_count(agent_stack):
+        reset_floor(agent_stack)
+
+
+@pytest.fixture(scope="module")
+def document(agent_stack: Stack) -> dict[str, Any]:
+    with agent_stack.client() as client:
+        served: dict[str, Any] = client.get("/openapi.json").json()
+        return served
+
+
+def check(document: dict[str, Any], schema_name: str, instance: object) -> None:
+    jsonschema.Draft202012Validator(
+        {"$ref": f"#/components/schemas/{schema_name}", "components": document["components"]}
+    ).validate(instance)
+
+
+def as_user(stack: Stack, username: str) -> httpx2.Client:
+    client = stack.client()
+    client.headers["Authorization"] = f"Bearer {token_for(stack, ACME, username)}"
+    return client
+
+
+async def texts_on(stack: Stack, phone: str, count: int) -> list[str]:
+    async def shown() -> list[str] | None:
+        texts = [m["text"] for m in await phone_messages(stack, phone)]
+        return texts if len(texts) >= count else None
+
+    return await wait_until(shown, what=f"{count} texts on {phone}")
+
+
+def test_a_script_starts_a_conversation_and_replies(
+    agent_stack: Stack, document: dict[str, Any]
+) -> None:
+    stack = agent_stack
+    phone = "+14145557201"
+    with as_user(stack, "alice") as alice:
+        opened = alice.post("/api/conversations", json={"to": phone, "text": "Your parcel left"})
+        assert opened.status_code == 201, opened.text
+        check(document, "ConversationOpened", opened.json())
+        interaction_id = opened.json()["interaction_id"]
+        assert opened.json()["message"]["from"] == ACME.direct
+        replied = alice.post(
+            f"/api/interactions/{interaction_id}/messages", json={"text": "It arrives Tuesday"}
+        )
+        assert replied.status_code == 201, replied.text
+        check(document, "ReplySent", replied.json())
+        assert replied.json()["message"]["status"] == "queued"
+        [interaction] = stack.rows(
+            "SELECT state, agent_id FROM interaction WHERE id = :i", i=interaction_id
+        )
+        assert (interaction.state, interaction.agent_id) == (
+            "connected",
+            user_id(stack, ACME, "alice"),
+        )
+
+    async def delivered() -> None:
+        assert await texts_on(stack, phone, 2) == ["Your parcel left", "It arrives Tuesday"]
+
+    run(delivered)
+
+
+def test_refusals_have_a_status_and_a_code_and_write_nothing(
+    agent_stack: Stack, document: dict[str, Any]
+) -> None:
+    stack = agent_stack
+    phone = "+14145557202"
+    with as_user(stack, "alice") as alice:
+        opened = alice.post("/api/conversations", json={"to": phone, "text": "Hello"})
+        assert opened.status_code == 201, opened.text
+        interaction_id = opened.json()["interaction_id"]
+        message_id = opened.json()["message"]["id"]
+
+    async def settled() -> None:  # its receipts are in: nothing more comes of it
+        async def delivered() -> bool:
+            [row] = stack.rows("SELECT status FROM message WHERE id = :m", m=message_id)
+            return row.status == "delivered"
+
+        await wait_until(delivered, what="the first text delivered")
+
+    run(settled)
+    before = stack.counts()
+    reply_path = f"/api/interactions/{interaction_id}/messages"
+    with as_user(stack, "alice") as alice, as_user(stack, "bob") as bob:
+        with stack.client(ACME) as organisation, stack.client() as nobody:
+            answers = {
+                "no credential": nobody.post("/api/conversations", json={"to": phone}),
+                "organisation token": organisation.post(
+                    "/api/conversations", json={"to": phone, "text": "x"}
+                ),
+                "not JSON": alice.post(
+                    "/api/conversations",
+                    content=b"to=1",
+                    headers={"Content-Type": "application/json"},
+                ),
+                "form body": alice.post("/api/conversations", data={"to": phone, "text": "x"}),
+                "missing text": alice.post("/api/conversations", json={"to": phone}),
+                "unknown field": alice.post(
+                    "/api/conversations", json={"to": phone, "text": "x", "cc": "y"}
+                ),
+                "bad number": alice.post(
+                    "/api/conversations", json={"to": "not a number", "text": "x"}
+                ),
+                "not her number": alice.post(
+                    "/api/conversations",
+                    json={"to": "+14145557203", "text": "x", "from": GLOBEX.support},
+                ),
+                "already open": alice.post("/api/conversations", json={"to": phone, "text": "x"}),
+                "too long": alice.post(
+                    "/api/conversations", json={"to": "+14145557204", "text": "a" * 1531}
+                ),
+                "foreign attachment": alice.post(
+                    "/api/conversations",
+                    json={"to": "+14145557205", "text": "x", "attachments": [10**9]},
+                ),
+                "not his": bob.post(reply_path, json={"text": "Hi, Bob here"}),
+                "no such interaction": alice.post(
+                    "/api/interactions/999999/messages", json={"text": "x"}
+                ),
+                "empty reply": alice.post(reply_path, json={"text": ""}),
+            }
+    found = {what: (answer.status_code, answer.json()["error"]) for what, answer in answers.items()}
+    assert found == {
+        "no credential": (401, "unauthorized"),
+        "organisation token": (403, "forbidden"),
+        "not JSON": (400, "bad_request"),
+        "form body": (415, "unsupported_media_type"),
+        "missing text": (422, "invalid_body"),
+        "unknown field": (422, "invalid_body"),
+        "bad number": (422, "bad_number"),
+        "not her number": (403, "number_not_allowed"),
+        "already open": (409, "conversation_open"),
+        "too long": (422, "text_too_long"),
+        "foreign attachment": (422, "bad_attachment"),
+        "not his": (403, "not_yours"),
+        "no such interaction": (404, "not_found"),
+        "empty reply": (422, "bad_command"),
+    }
+    for answer in answers.values():
+        check(document, "Error", answer.json())
+    assert stack.counts() == before
