@@ -12,7 +12,9 @@ wait is committed (`SendFailed` with `retry_at`) so a restart keeps it. A refusa
 (`BrokerRejected`, a 4xx) is final; Twilio's 21610 ("the recipient unsubscribed") also opts the
 number out. Each account has a worker of its own, which sends at most `send_rate_per_s` texts
 a second when its `sending:` settings say so, through its HTTP proxy when they name one, with
-its `timeout_s` (60 s unless set).
+its `timeout_s` (60 s unless set). With `consolidate` on, short texts waiting for the same
+phone go out together in one SMS (`take_riders`): each keeps its own message and outbox row,
+and all share the broker's id, so one receipt moves them all.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -44,9 +47,10 @@ from server.adapters.brokers.sending import (
 from server.adapters.persistence.effect_writer import OutboundJob
 from server.adapters.persistence.tables import Message, Outbox, table_of
 from server.core.events import PartSent, SendFailed
+from server.core.sms_segments import consolidate
 from server.driver import Driver, DriverStopped
 
-__all__ = ["OutboundSender", "pending_jobs", "retry_delay_s", "wait_before_send"]
+__all__ = ["OutboundSender", "pending_jobs", "retry_delay_s", "take_riders", "wait_before_send"]
 
 log = logging.getLogger("parley.sender")
 
@@ -100,20 +104,54 @@ def wait_before_send(last_send: float, rate: float | None, *, now: float) -> flo
     return max(0.0, last_send + 1.0 / rate - now)
 
 
+def take_riders(job: OutboundJob, waiting: deque[OutboundJob]) -> tuple[str, list[OutboundJob]]:
+    """The text to send for `job` with the texts waiting behind it that can ride along: those to
+    the same phone from the same number that still fit in ONE SMS with it (PureConnect's
+    "Consolidate Messages", `sms_segments.consolidate`). The riders leave `waiting`. A text of
+    several parts or with media rides with nothing, and a later text never overtakes an earlier
+    one to the same phone: the first that does not fit ends the search."""
+    text = job.parts[job.parts_sent]
+    if not _may_ride(job):
+        return text, []
+    riders = []
+    for other in list(waiting):
+        if (other.sender, other.recipient) != (job.sender, job.recipient):
+            continue
+        combined = consolidate(text, other.parts[0]) if _may_ride(other) else None
+        if combined is None:
+            break
+        text = combined
+        riders.append(other)
+        waiting.remove(other)
+    return text, riders
+
+
+def _may_ride(job: OutboundJob) -> bool:
+    return len(job.parts) == 1 and job.parts_sent == 0 and not job.media
+
+
 class _AccountWorker:
     """Sends one account's texts in order, at most at its rate."""
 
     def __init__(self, sender: OutboundSender) -> None:
-        self.queue: asyncio.Queue[OutboundJob] = asyncio.Queue()
+        self.waiting: deque[OutboundJob] = deque()
+        self._arrived = asyncio.Event()
         self._sender = sender
         self._last_send = 0.0
         self.task = asyncio.get_running_loop().create_task(self._work())
 
+    def put(self, job: OutboundJob) -> None:
+        self.waiting.append(job)
+        self._arrived.set()
+
     async def _work(self) -> None:
         while True:
-            job = await self.queue.get()
+            while not self.waiting:
+                self._arrived.clear()
+                await self._arrived.wait()
+            job = self.waiting.popleft()
             try:
-                await self._sender.send_job(job, pace=self._pace)
+                await self._sender.send_job(job, pace=self._pace, waiting=self.waiting)
             except DriverStopped:
                 return
             except Exception:
@@ -156,7 +194,7 @@ class OutboundSender:
             worker = self._workers.get(job.broker_account_id)
             if worker is None:
                 worker = self._workers[job.broker_account_id] = _AccountWorker(self)
-            worker.queue.put_nowait(job)
+            worker.put(job)
 
     def _enqueue_later(self, job: OutboundJob, delay_s: float) -> None:
         def due() -> None:
@@ -237,8 +275,14 @@ class OutboundSender:
         return f"{base}/webhooks/{account.broker}/{account.public_id}/status"
 
     async def send_job(
-        self, job: OutboundJob, *, pace: Callable[[float | None], Awaitable[None]]
+        self,
+        job: OutboundJob,
+        *,
+        pace: Callable[[float | None], Awaitable[None]],
+        waiting: deque[OutboundJob] | None = None,
     ) -> None:
+        """Send `job` from the part it reached; with the account's `consolidate` on, short texts
+        `waiting` for the same phone go in the same SMS (`take_riders`)."""
         account = self._driver.directory.account_by_id(job.broker_account_id)
         if account is None:
             await self._fail(job, "the broker account of this number no longer exists")
@@ -252,10 +296,13 @@ class OutboundSender:
         status_callback = self._status_callback(account)
         for index in range(job.parts_sent, len(job.parts)):
             await pace(account.sending.get("send_rate_per_s"))
+            body, riders = job.parts[index], list[OutboundJob]()
+            if waiting is not None and account.sending.get("consolidate"):
+                body, riders = take_riders(job, waiting)
             text = OutboundText(
                 sender=job.sender,
                 recipient=job.recipient,
-                text=job.parts[index],
+                text=body,
                 idempotency_key=f"parley-{job.outbox_id}-{index}",
                 status_callback=status_callback,
                 media=job.media if index == 0 else (),
@@ -264,20 +311,25 @@ class OutboundSender:
                 broker_id = await client.send(text, settings)
             except BrokerRejected as rejected:
                 opted_out = (account.broker, rejected.reason) in _OPT_OUT_REASONS
-                await self._fail(job, rejected.reason, detail=rejected.detail, opted_out=opted_out)
+                for failed in (job, *riders):
+                    await self._fail(
+                        failed, rejected.reason, detail=rejected.detail, opted_out=opted_out
+                    )
                 return
             except BrokerUnavailable as unavailable:
-                await self._retry(job, index, str(unavailable))
+                for failed in (job, *riders):
+                    await self._retry(failed, index if failed is job else 0, str(unavailable))
                 return
             await self._driver.submit(
                 [
                     PartSent(
-                        organisation_id=job.organisation_id,
-                        message_id=job.message_id,
-                        part_index=index,
+                        organisation_id=sent.organisation_id,
+                        message_id=sent.message_id,
+                        part_index=index if sent is job else 0,
                         broker_account_id=account.id,
                         broker_message_id=broker_id,
                     )
+                    for sent in (job, *riders)
                 ]
             )
 

@@ -111,7 +111,7 @@ class OutboundBook:
         status = later_status(
             track.part_status.get(part_index, DeliveryStatus.QUEUED), DeliveryStatus.SENT
         )
-        early = self.early.pop(key, None)
+        early = self.early.get(key)  # not popped: consolidated messages share a part
         if early is not None:
             status = later_status(status, early[0])
         track.part_status[part_index] = status

@@ -246,6 +246,25 @@ def test_a_receipt_that_overtakes_its_send_waits_for_it() -> None:
     assert message.message_status() is DeliveryStatus.DELIVERED
 
 
+def test_texts_consolidated_into_one_sms_share_its_receipts() -> None:
+    """The sender sent two messages as one SMS: one broker id, both messages follow it, even
+    when the receipt came before the sends were known."""
+    book = OutboundBook()
+    book.track(first := track(parts=1))
+    book.track(second := replace(track(parts=1), message_id=11, part_status={}, broker_ids=[]))
+    book.receipt(1, "b0", DeliveryStatus.DELIVERED, None)
+    book.part_sent(10, 0, 1, "b0")
+    book.part_sent(11, 0, 1, "b0")
+    assert (first.message_status(), second.message_status()) == (DeliveryStatus.DELIVERED,) * 2
+    book.track(third := replace(track(parts=1), message_id=12, part_status={}, broker_ids=[]))
+    book.track(fourth := replace(track(parts=1), message_id=13, part_status={}, broker_ids=[]))
+    book.part_sent(12, 0, 1, "b1")
+    book.part_sent(13, 0, 1, "b1")
+    moved = book.receipt(1, "b1", DeliveryStatus.FAILED, "30007")
+    assert [(t.message_id, part) for t, part in moved] == [(12, 0), (13, 0)]
+    assert (third.message_status(), fourth.message_status()) == (DeliveryStatus.FAILED,) * 2
+
+
 # -- through the switchboard -----------------------------------------------------------------------
 
 
