@@ -8,14 +8,18 @@ context manager; point a client at `server.api_url`:
     with TwilioServer(account_sid=SID, auth_token=TOKEN) as twilio:
         twilio.fail_next(TwilioServer.error(21610))      # the next send is refused
         twilio.fail_next(Fault.slow(1.0), times=2)       # the two after answer a second late
+        twilio.fail_next(Fault.held())                   # the next waits for release()
         ... send ...
         (sent,) = twilio.wait_for(1)                     # what it received, parsed
 
 Every request to the broker's endpoint is recorded (`received()`, `wait_for(n)`), including the
-refused ones, with the status the server answered. A queued fault replaces the broker's own
-handling of the next request: `Answer` (answer this status and body), `Fault.slow(s)` (wait `s`
-seconds, cut short when the server stops, then answer as the broker would) or `Fault.dropped()`
-(send the status line and headers, then close the connection without a body).
+refused ones, with the status the server answered and when it came (`received_at`, on
+`time.monotonic()`). A queued fault replaces the broker's own handling of the next request:
+`Answer` (answer this status and body), `Fault.slow(s)` (wait `s` seconds, cut short when the
+server stops, then answer as the broker would) or `Fault.dropped()` (send the status line and
+headers, then close the connection without a body). `Fault.held()` records the request, then
+holds its answer until `release()` (or the server stops): a send in flight, counted by
+`holding()`.
 
 `WebhookCatcher` is the other side: a server that records whatever is posted to it (the
 brokers' receipts) and answers 200, so a test can feed the bytes to Parley's own parsers.
@@ -27,6 +31,7 @@ import base64
 import binascii
 import socket
 import threading
+import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -79,10 +84,15 @@ class Fault:
     answer: Answer | None = None  # answer this instead of the broker's own answer
     delay_s: float = 0.0  # wait this long before answering (cut short when the server stops)
     drop: bool = False  # close the connection after the status line and headers
+    hold: bool = False  # answer only once `release()` is called (or the server stops)
 
     @classmethod
     def slow(cls, seconds: float) -> Fault:
         return cls(delay_s=seconds)
+
+    @classmethod
+    def held(cls) -> Fault:
+        return cls(hold=True)
 
     @classmethod
     def dropped(cls) -> Fault:
@@ -111,6 +121,7 @@ class Received:
     fields: Any
     status: int | None = None
     message_id: str | None = None
+    received_at: float = 0.0  # time.monotonic() when the request came (for rates)
 
     def basic_auth(self) -> tuple[str, str] | None:
         """The user name and password of a Basic `Authorization` header, else None."""
@@ -273,6 +284,8 @@ class BrokerServer(ThreadedServer):
         self.log = RequestLog()
         self._faults: deque[Fault] = deque()
         self._faults_lock = threading.Lock()
+        self._released = threading.Event()
+        self._holding = 0  # requests waiting for `release()`, under `_faults_lock`
         app = Starlette(routes=[Route(self.ROUTE, self._endpoint, methods=["POST"])])
         super().__init__(app)
 
@@ -295,10 +308,26 @@ class BrokerServer(ThreadedServer):
             self._faults.extend([fault] * times)
 
     def reset(self) -> None:
-        """Forget the requests received and the faults not used yet."""
+        """Forget the requests received and the faults not used yet; `Fault.held()` holds again
+        (a request still held stays held until `release()` or `stop()`)."""
         with self._faults_lock:
             self._faults.clear()
+        self._released.clear()
         self.log.clear()
+
+    def release(self) -> None:
+        """Answer the requests held by `Fault.held()`, and any later one until `reset()`."""
+        self._released.set()
+
+    def holding(self) -> int:
+        """How many requests are held now: received and recorded, not yet answered."""
+        with self._faults_lock:
+            return self._holding
+
+    def stop(self) -> None:
+        """Release the held requests, then stop as any `ThreadedServer`."""
+        self.release()
+        super().stop()
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -324,10 +353,14 @@ class BrokerServer(ThreadedServer):
             return self._faults.popleft() if self._faults else None
 
     async def _endpoint(self, request: Request) -> Response:
+        received_at = time.monotonic()
         body = await request.body()
         headers = {name.lower(): value for name, value in request.headers.items()}
         fields = self.parse(headers, body)
         fault = self._next_fault() or Fault()
+        if fault.hold:
+            with self._faults_lock:
+                self._holding += 1  # counted before it is recorded: a reader sees both
         answer = None
         if not fault.drop:
             answer = fault.answer or self.answer(
@@ -343,10 +376,15 @@ class BrokerServer(ThreadedServer):
                 fields=fields,
                 status=answer.status if answer else None,
                 message_id=answer.message_id if answer else None,
+                received_at=received_at,
             )
         )
         if fault.delay_s:
             await self.pause(fault.delay_s)
+        if fault.hold:
+            await anyio.to_thread.run_sync(self._released.wait)
+            with self._faults_lock:
+                self._holding -= 1
         if answer is None:
             return _Dropped()
         return Response(answer.body, status_code=answer.status, media_type=answer.content_type)
@@ -373,6 +411,7 @@ class WebhookCatcher(ThreadedServer):
         return self.log.wait_for(count, timeout)
 
     async def _endpoint(self, request: Request) -> Response:
+        received_at = time.monotonic()
         body = await request.body()
         self.log.add(
             Received(
@@ -383,6 +422,7 @@ class WebhookCatcher(ThreadedServer):
                 body=body,
                 fields=None,
                 status=self._status,
+                received_at=received_at,
             )
         )
         return Response(b"{}", status_code=self._status, media_type="application/json")

@@ -1,7 +1,7 @@
 """Helpers for the end-to-end tests of agents: a server with the manual clock, API tokens for
 agents, reference clients (`parley_client` with `validate=True`: every frame either way is
-checked against the protocol's JSON Schemas), the phone side of the sandbox broker, and the
-test clock.
+checked against the protocol's JSON Schemas), the phone side of the sandbox broker, a text
+taken through any broker's webhook and the statuses of the replies to it, and the test clock.
 
 Import the fixture into a test module to use it (it is named `agent_stack`)::
 
@@ -14,14 +14,17 @@ not used).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx2
 import pytest
+import sqlalchemy as sa
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as open_websocket
 
@@ -48,14 +51,19 @@ __all__ = [
     "drain",
     "make_available",
     "next_of",
+    "next_status",
     "open_count",
+    "outbox_of",
     "phone_messages",
     "raw_frame",
     "raw_hello",
     "raw_socket",
     "reset_floor",
     "run",
+    "sending_stack",
+    "status_after",
     "stored_events",
+    "take_a_text",
     "text_from_phone",
     "token_for",
     "user_id",
@@ -82,6 +90,20 @@ def agent_stack_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
     yield running
     running.server.stop()
     running.engine.dispose()
+
+
+@contextlib.contextmanager
+def sending_stack(folder: Path) -> Iterator[Stack]:
+    """A server with the manual clock whose failed sends are tried again after 50 ms, not 2 s
+    (for the tests of replies through a fake broker); stopped when the block ends."""
+    running = start_stack(
+        folder, env={"PARLEY_CLOCK": "manual", "PARLEY_SEND_RETRY_BASE_S": "0.05"}
+    )
+    try:
+        yield running
+    finally:
+        running.server.stop()
+        running.engine.dispose()
 
 
 # -- who is who ------------------------------------------------------------------------------
@@ -143,6 +165,12 @@ def stored_events(stack: Stack, user: int) -> list[tuple[int, dict[str, Any]]]:
         "SELECT seq, body FROM agent_event WHERE user_id = :user ORDER BY seq", user=user
     )
     return [(int(r.seq), r.body if isinstance(r.body, dict) else json.loads(r.body)) for r in rows]
+
+
+def outbox_of(stack: Stack, message_id: int) -> sa.Row[tuple[object, ...]]:
+    """The outbox row of an outbound message: `status`, `attempts`, `last_error`, ..."""
+    [row] = stack.rows("SELECT * FROM outbox WHERE message_id = :m", m=message_id)
+    return row
 
 
 def reset_floor(stack: Stack) -> None:
@@ -295,6 +323,35 @@ async def text_from_phone(
     assert answer.status_code == 201, answer.text
     body: dict[str, Any] = answer.json()
     return body
+
+
+async def take_a_text(
+    stack: Stack, agent: AgentClient, post: Callable[[httpx2.Client], httpx2.Response]
+) -> int:
+    """A text posted to one of Parley's broker webhooks by `post` (e.g. `brokers.twilio_text`
+    with its arguments bound), offered to `agent` and accepted; returns the interaction's id."""
+    with stack.client() as client:
+        answer = await asyncio.to_thread(post, client)
+    assert answer.status_code == 200, answer.text
+    interaction_id = int((await next_of(agent, "offer")).data["interaction_id"])
+    await agent.accept(interaction_id)
+    return interaction_id
+
+
+async def next_status(agent: AgentClient) -> tuple[int, str, str | None]:
+    """(message_id, status, reason) of the next `message_status` event of `agent`."""
+    data = (await next_of(agent, "message_status")).data
+    return int(data["message_id"]), str(data["status"]), data["reason"]
+
+
+async def status_after(
+    agent: AgentClient, post: Callable[[], httpx2.Response]
+) -> tuple[int, str, str | None]:
+    """Run `post` in a thread (a fake broker posting a receipt to Parley), check that Parley took
+    it, and return `next_status(agent)`: the move the receipt made."""
+    answer = await asyncio.to_thread(post)
+    assert answer.status_code == 200, answer.text
+    return await next_status(agent)
 
 
 async def phone_messages(stack: Stack, phone: str) -> list[dict[str, Any]]:

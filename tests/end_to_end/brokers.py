@@ -1,4 +1,5 @@
-"""How each broker calls our webhooks, byte for byte: the tests' stand-in for the brokers.
+"""How each broker calls our webhooks, byte for byte: the tests' stand-in for the brokers; and
+`configure_sending`, which points an account's texts at a fake broker.
 
 Signatures come from the brokers' own rules (Twilio's with the official `twilio` package).
 """
@@ -8,14 +9,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx2
 import orjson
 from twilio.request_validator import RequestValidator
 
-from tests.end_to_end.organisations import Organisation
+from server.adapters.config_document import SendingSpec
+from server.adapters.config_files import load_config_folder
+from server.adapters.persistence.config_apply import apply_config
+from tests.end_to_end.conftest import Stack
+from tests.end_to_end.organisations import ACME, Organisation
 
 
 def sandbox_text(
@@ -165,3 +172,30 @@ def bandwidth_text(
         },
     }
     return bandwidth_post(client, org, [event])
+
+
+def configure_sending(
+    stack: Stack,
+    broker: str,
+    sending: SendingSpec,
+    *,
+    credentials: Mapping[str, str] | None = None,
+    org: Organisation = ACME,
+) -> None:
+    """Give `org`'s `broker` account these `sending:` settings, and `credentials` (e.g. the
+    outbound API key) on top of those of its configuration folder. Applied to the store: the
+    server follows at the next event it handles."""
+    document = load_config_folder(stack.folder / "config" / org.slug)
+    accounts = tuple(
+        replace(
+            account,
+            sending=sending,
+            credentials={**account.credentials, **(credentials or {})},
+        )
+        if account.broker == broker
+        else account
+        for account in document.accounts
+    )
+    apply_config(
+        stack.engine, replace(document, accounts=accounts), actor="test", now=datetime.now(UTC)
+    )

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Iterator
-from dataclasses import replace
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator
+from functools import partial
 
+import httpx2
 import pytest
 
-from parley_client import AgentClient, CommandFailed
+from parley_client import CommandFailed
 from server.adapters.config_document import SendingSpec
-from server.adapters.config_files import load_config_folder
-from server.adapters.persistence.config_apply import apply_config
 from tests.broker_servers.base import Answer
 from tests.broker_servers.twilio import TwilioServer
 from tests.end_to_end.agents import (
@@ -29,9 +27,11 @@ from tests.end_to_end.agents import (
     open_count,
     reset_floor,
     run,
+    sending_stack,
+    take_a_text,
 )
-from tests.end_to_end.brokers import twilio_text
-from tests.end_to_end.conftest import Stack, start_stack
+from tests.end_to_end.brokers import configure_sending, twilio_text
+from tests.end_to_end.conftest import Stack
 from tests.end_to_end.organisations import ACME
 
 UNSUBSCRIBED = "+14145558003"
@@ -51,26 +51,9 @@ def twilio() -> Iterator[TwilioServer]:
 @pytest.fixture(scope="module")
 def twilio_stack(tmp_path_factory: pytest.TempPathFactory, twilio: TwilioServer) -> Iterator[Stack]:
     """A server whose ACME Twilio account sends to `twilio`; retries wait 50 ms, not 2 s."""
-    running = start_stack(
-        tmp_path_factory.mktemp("twilio"),
-        env={"PARLEY_CLOCK": "manual", "PARLEY_SEND_RETRY_BASE_S": "0.05"},
-    )
-    configure_twilio(running, SendingSpec(api_url=twilio.api_url, timeout_s=5))
-    yield running
-    running.server.stop()
-    running.engine.dispose()
-
-
-def configure_twilio(stack: Stack, sending: SendingSpec) -> None:
-    """Give ACME's Twilio account these sending settings (the server follows at once)."""
-    document = load_config_folder(stack.folder / "config" / ACME.slug)
-    accounts = tuple(
-        replace(account, sending=sending) if account.broker == "twilio" else account
-        for account in document.accounts
-    )
-    apply_config(
-        stack.engine, replace(document, accounts=accounts), actor="test", now=datetime.now(UTC)
-    )
+    with sending_stack(tmp_path_factory.mktemp("twilio")) as running:
+        configure_sending(running, "twilio", SendingSpec(api_url=twilio.api_url, timeout_s=5))
+        yield running
 
 
 @pytest.fixture(autouse=True)
@@ -81,16 +64,9 @@ def clean(twilio_stack: Stack, twilio: TwilioServer) -> Iterator[None]:
         reset_floor(twilio_stack)
 
 
-async def take_a_text(stack: Stack, alice: AgentClient, phone: str) -> int:
-    """A text from `phone` to ACME's Twilio number, offered to alice and accepted."""
-    with stack.client() as client:
-        answer = await asyncio.to_thread(
-            twilio_text, client, ACME, message_id=f"SM-in-{phone}", sender=phone, text="Hi"
-        )
-    assert answer.status_code == 200, answer.text
-    interaction_id = int((await next_of(alice, "offer")).data["interaction_id"])
-    await alice.accept(interaction_id)
-    return interaction_id
+def text_from(phone: str) -> Callable[[httpx2.Client], httpx2.Response]:
+    """A text from `phone` to ACME's Twilio number, for `take_a_text`."""
+    return partial(twilio_text, org=ACME, message_id=f"SM-in-{phone}", sender=phone, text="Hi")
 
 
 def test_a_reply_goes_through_twilio_and_its_status_callback_reaches_the_agent(
@@ -102,7 +78,7 @@ def test_a_reply_goes_through_twilio_and_its_status_callback_reaches_the_agent(
         async with AgentSockets(twilio_stack) as floor:
             alice = await floor.connect(ACME, "alice")
             await make_available(twilio_stack, alice)
-            interaction_id = await take_a_text(twilio_stack, alice, phone)
+            interaction_id = await take_a_text(twilio_stack, alice, text_from(phone))
             await alice.send(interaction_id, "Your order shipped today")
             sent = await next_of(alice, "message_status")
             [request] = await asyncio.to_thread(twilio.wait_for, 1)
@@ -136,7 +112,7 @@ def test_a_503_is_retried_and_the_reply_goes_once(
         async with AgentSockets(twilio_stack) as floor:
             alice = await floor.connect(ACME, "alice")
             await make_available(twilio_stack, alice)
-            interaction_id = await take_a_text(twilio_stack, alice, phone)
+            interaction_id = await take_a_text(twilio_stack, alice, text_from(phone))
             twilio.fail_next(Answer.json(503, {"code": 20500, "message": "Internal error"}))
             reply = await alice.send(interaction_id, "After a hiccup")
             sent = await next_of(alice, "message_status")
@@ -161,7 +137,7 @@ def test_twilios_21610_fails_the_reply_and_opts_the_number_out(
         async with AgentSockets(twilio_stack) as floor:
             alice = await floor.connect(ACME, "alice")
             await make_available(twilio_stack, alice)
-            interaction_id = await take_a_text(twilio_stack, alice, UNSUBSCRIBED)
+            interaction_id = await take_a_text(twilio_stack, alice, text_from(UNSUBSCRIBED))
             await alice.send(interaction_id, "Are you there?")
             failed = await next_of(alice, "message_status")
             assert (failed.data["status"], failed.data["reason"]) == ("failed", "21610")
@@ -190,7 +166,7 @@ def test_a_receipt_after_a_restart_still_moves_the_message(
         async with AgentSockets(twilio_stack) as floor:
             alice = await floor.connect(ACME, "alice")
             await make_available(twilio_stack, alice)
-            interaction_id = await take_a_text(twilio_stack, alice, phone)
+            interaction_id = await take_a_text(twilio_stack, alice, text_from(phone))
             reply = await alice.send(interaction_id, "Before the restart")
             assert (await next_of(alice, "message_status")).data["status"] == "sent"
             sent.append(int(reply["message"]["id"]))
@@ -216,8 +192,9 @@ def test_an_account_with_a_proxy_sends_through_it(
     """The API's host does not resolve: the reply can only go through the proxy, which is the
     fake itself (it takes the absolute-form request a proxy is sent)."""
     phone = "+14145558004"
-    configure_twilio(
+    configure_sending(
         twilio_stack,
+        "twilio",
         SendingSpec(
             api_url="http://api.twilio.invalid",
             timeout_s=5,
@@ -231,7 +208,7 @@ def test_an_account_with_a_proxy_sends_through_it(
         async with AgentSockets(twilio_stack) as floor:
             alice = await floor.connect(ACME, "alice")
             await make_available(twilio_stack, alice)
-            interaction_id = await take_a_text(twilio_stack, alice, phone)
+            interaction_id = await take_a_text(twilio_stack, alice, text_from(phone))
             await alice.send(interaction_id, "Through the proxy")
             sent = await next_of(alice, "message_status")
             assert sent.data["status"] == "sent"
@@ -246,4 +223,4 @@ def test_an_account_with_a_proxy_sends_through_it(
     try:
         run(scenario)
     finally:
-        configure_twilio(twilio_stack, SendingSpec(api_url=twilio.api_url, timeout_s=5))
+        configure_sending(twilio_stack, "twilio", SendingSpec(api_url=twilio.api_url, timeout_s=5))

@@ -112,44 +112,48 @@ def test_refusals_have_a_status_and_a_code_and_write_nothing(
     run(settled)
     before = stack.counts()
     reply_path = f"/api/interactions/{interaction_id}/messages"
-    with as_user(stack, "alice") as alice, as_user(stack, "bob") as bob:
-        with stack.client(ACME) as organisation, stack.client() as nobody:
-            answers = {
-                "no credential": nobody.post("/api/conversations", json={"to": phone}),
-                "organisation token": organisation.post(
-                    "/api/conversations", json={"to": phone, "text": "x"}
-                ),
-                "not JSON": alice.post(
-                    "/api/conversations",
-                    content=b"to=1",
-                    headers={"Content-Type": "application/json"},
-                ),
-                "form body": alice.post("/api/conversations", data={"to": phone, "text": "x"}),
-                "missing text": alice.post("/api/conversations", json={"to": phone}),
-                "unknown field": alice.post(
-                    "/api/conversations", json={"to": phone, "text": "x", "cc": "y"}
-                ),
-                "bad number": alice.post(
-                    "/api/conversations", json={"to": "not a number", "text": "x"}
-                ),
-                "not her number": alice.post(
-                    "/api/conversations",
-                    json={"to": "+14145557203", "text": "x", "from": GLOBEX.support},
-                ),
-                "already open": alice.post("/api/conversations", json={"to": phone, "text": "x"}),
-                "too long": alice.post(
-                    "/api/conversations", json={"to": "+14145557204", "text": "a" * 1531}
-                ),
-                "foreign attachment": alice.post(
-                    "/api/conversations",
-                    json={"to": "+14145557205", "text": "x", "attachments": [10**9]},
-                ),
-                "not his": bob.post(reply_path, json={"text": "Hi, Bob here"}),
-                "no such interaction": alice.post(
-                    "/api/interactions/999999/messages", json={"text": "x"}
-                ),
-                "empty reply": alice.post(reply_path, json={"text": ""}),
-            }
+    with (
+        as_user(stack, "alice") as alice,
+        as_user(stack, "bob") as bob,
+        stack.client(ACME) as organisation,
+        stack.client() as nobody,
+    ):
+        answers = {
+            "no credential": nobody.post("/api/conversations", json={"to": phone}),
+            "organisation token": organisation.post(
+                "/api/conversations", json={"to": phone, "text": "x"}
+            ),
+            "not JSON": alice.post(
+                "/api/conversations",
+                content=b"to=1",
+                headers={"Content-Type": "application/json"},
+            ),
+            "form body": alice.post("/api/conversations", data={"to": phone, "text": "x"}),
+            "missing text": alice.post("/api/conversations", json={"to": phone}),
+            "unknown field": alice.post(
+                "/api/conversations", json={"to": phone, "text": "x", "cc": "y"}
+            ),
+            "bad number": alice.post(
+                "/api/conversations", json={"to": "not a number", "text": "x"}
+            ),
+            "not her number": alice.post(
+                "/api/conversations",
+                json={"to": "+14145557203", "text": "x", "from": GLOBEX.support},
+            ),
+            "already open": alice.post("/api/conversations", json={"to": phone, "text": "x"}),
+            "too long": alice.post(
+                "/api/conversations", json={"to": "+14145557204", "text": "a" * 1531}
+            ),
+            "foreign attachment": alice.post(
+                "/api/conversations",
+                json={"to": "+14145557205", "text": "x", "attachments": [10**9]},
+            ),
+            "not his": bob.post(reply_path, json={"text": "Hi, Bob here"}),
+            "no such interaction": alice.post(
+                "/api/interactions/999999/messages", json={"text": "x"}
+            ),
+            "empty reply": alice.post(reply_path, json={"text": ""}),
+        }
     found = {what: (answer.status_code, answer.json()["error"]) for what, answer in answers.items()}
     assert found == {
         "no credential": (401, "unauthorized"),
