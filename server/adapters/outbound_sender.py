@@ -328,6 +328,7 @@ class OutboundSender:
                         part_index=index if sent is job else 0,
                         broker_account_id=account.id,
                         broker_message_id=broker_id,
+                        rides_with=None if sent is job else job.message_id,
                     )
                     for sent in (job, *riders)
                 ]

@@ -20,6 +20,7 @@ __all__ = [
     "MarkSent",
     "NoteHandler",
     "OpenInteraction",
+    "PurgeOldData",
     "PushToAgent",
     "RecordConsent",
     "RecordPartSent",
@@ -107,6 +108,14 @@ class SaveInteraction:
     wrap_up_by: int | None
     wrap_up_until: datetime | None
     closed_at: datetime | None
+    answered_at: datetime | None = None
+    idle_at: datetime | None = None
+    grace_until: datetime | None = None
+    max_wait_at: datetime | None = None
+    next_notice_at: datetime | None = None
+    notice_position: int | None = None
+    notice_wait_s: int | None = None
+    closed_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -171,6 +180,7 @@ class RecordPartSent:
     broker_message_id: str
     status: DeliveryStatus
     at: datetime
+    rides_with: int | None = None  # consolidated into that message's text: the id is its
 
 
 @dataclass(frozen=True)
@@ -201,6 +211,17 @@ class MarkSent:
     status: DeliveryStatus
     reason: str | None
     at: datetime
+    attempts: int | None = None  # a send that failed for good: the tries it took
+
+
+@dataclass(frozen=True)
+class PurgeOldData:
+    """Delete the organisation's closed interactions and messages from before `before` (and
+    what hangs on them); the next purge is due at `next_at`."""
+
+    organisation_id: int
+    before: datetime
+    next_at: datetime
 
 
 @dataclass(frozen=True)
@@ -225,5 +246,6 @@ Effect = (
     | SavePartStatus
     | DeferSend
     | MarkSent
+    | PurgeOldData
     | CommandResult
 )

@@ -169,6 +169,7 @@ class PartSent:
     part_index: int
     broker_account_id: int
     broker_message_id: str
+    rides_with: int | None = None  # consolidated: it went in the text of this message
 
 
 @dataclass(frozen=True)

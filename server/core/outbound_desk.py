@@ -353,14 +353,20 @@ class OutboundDesk(Dispatcher):
     # -- what became of them -----------------------------------------------------------------
 
     def _status_moved(
-        self, track: OutboundTrack, reason: str | None, now: datetime, effects: list[Effect]
+        self,
+        track: OutboundTrack,
+        reason: str | None,
+        now: datetime,
+        effects: list[Effect],
+        *,
+        attempts: int | None = None,
     ) -> None:
         """Record and tell the author a tracked message's status, if its parts moved it."""
         status = track.message_status()
         if status is track.status:
             return
         track.status = status
-        effects.append(MarkSent(track.message_id, status, reason, now))
+        effects.append(MarkSent(track.message_id, status, reason, now, attempts))
         if track.author_id is not None and track.interaction_id is not None:
             self._push(
                 track.organisation_id,
@@ -389,6 +395,7 @@ class OutboundDesk(Dispatcher):
                 broker_message_id=event.broker_message_id,
                 status=status,
                 at=now,
+                rides_with=event.rides_with,
             )
         )
         if track is not None:
@@ -402,10 +409,12 @@ class OutboundDesk(Dispatcher):
             return
         track = self.outbound.by_message.get(event.message_id)
         if track is None:
-            effects.append(MarkSent(event.message_id, DeliveryStatus.FAILED, event.reason, now))
+            effects.append(
+                MarkSent(event.message_id, DeliveryStatus.FAILED, event.reason, now, event.attempts)
+            )
             return
         track.refused = True
-        self._status_moved(track, event.reason, now, effects)
+        self._status_moved(track, event.reason, now, effects, attempts=event.attempts)
         if event.opted_out:  # the broker says the recipient opted out: as a STOP from them
             effects.append(
                 self._record_consent(

@@ -312,7 +312,8 @@ def test_a_brokers_opt_out_answer_fails_the_message_and_opts_the_number_out() ->
     board = Switchboard(configs={1: CONFIG})
     reply = keyword_reply(board)
     effects = board.handle(SendFailed(1, reply.id, "21610", attempts=1, opted_out=True), now=T0)
-    assert MarkSent(reply.id, DeliveryStatus.FAILED, "21610", T0) in effects
+    # the outbox row keeps the tries it took
+    assert MarkSent(reply.id, DeliveryStatus.FAILED, "21610", T0, attempts=1) in effects
     [consent] = [e for e in effects if isinstance(e, RecordConsent)]
     assert (consent.remote_number, consent.scope, consent.state) == (
         "+14145550000",

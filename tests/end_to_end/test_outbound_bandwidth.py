@@ -217,7 +217,11 @@ def test_a_4xx_refusal_fails_the_reply_with_bandwidths_error_type_and_is_not_ret
             refused_id = refused["message"]["id"]
             assert await next_status(alice) == (refused_id, "failed", "request-validation")
             outbox = outbox_of(bandwidth_stack, refused_id)
-            assert (outbox.status, outbox.last_error) == ("failed", "request-validation")
+            assert (outbox.status, outbox.last_error, outbox.attempts) == (
+                "failed",
+                "request-validation",
+                1,
+            )
             # the next reply is the next request: the refused one was not tried again
             await alice.send(interaction_id, "Second try")
             assert (await next_status(alice))[1] == "sent"

@@ -198,7 +198,11 @@ def test_a_4xx_refusal_fails_the_reply_with_inteliquents_reason_and_is_not_retri
             message_id = reply["message"]["id"]
             assert await next_status(alice) == (message_id, "failed", "Invalid to number")
             outbox = outbox_of(inteliquent_stack, message_id)
-            assert (outbox.status, outbox.last_error) == ("failed", "Invalid to number")
+            assert (outbox.status, outbox.last_error, outbox.attempts) == (
+                "failed",
+                "Invalid to number",
+                1,
+            )
             # the next reply is the next request: the refused one was not tried again
             await alice.send(interaction_id, "Or this?")
             assert (await next_status(alice))[1] == "sent"

@@ -364,7 +364,7 @@ def _record_part_sent(connection: sa.Connection, effect: RecordPartSent) -> None
         .where(_outbox.c.id == effect.message_id)
         .values(parts_sent=effect.part_index + 1)
     )
-    if effect.part_index == 0:
+    if effect.part_index == 0 and effect.rides_with is None:  # a rider's id is its leader's
         connection.execute(
             _message.update()
             .where(_message.c.id == effect.message_id)
@@ -383,7 +383,11 @@ def _mark_sent(connection: sa.Connection, effect: MarkSent) -> None:
         connection.execute(
             _outbox.update()
             .where(_outbox.c.id == effect.message_id, _outbox.c.status == "pending")
-            .values(status="failed", last_error=effect.reason)
+            .values(
+                status="failed",
+                last_error=effect.reason,
+                **({} if effect.attempts is None else {"attempts": effect.attempts}),
+            )
         )
     elif effect.status is not DeliveryStatus.QUEUED:
         connection.execute(
