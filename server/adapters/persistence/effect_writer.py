@@ -348,16 +348,18 @@ def _save_agent(connection: sa.Connection, effect: SaveAgent) -> None:
 
 
 def _record_part_sent(connection: sa.Connection, effect: RecordPartSent) -> None:
+    # a part recorded already (sent again by mistake) keeps its first record: never a failed group
     connection.execute(
-        _part.insert().values(
-            organisation_id=effect.organisation_id,
-            message_id=effect.message_id,
-            part_index=effect.part_index,
-            broker_account_id=effect.broker_account_id,
-            broker_message_id=effect.broker_message_id,
-            status=effect.status.value,
-            updated_at=effect.at,
-        )
+        _insert_ignoring_duplicates(connection, _part),
+        {
+            "organisation_id": effect.organisation_id,
+            "message_id": effect.message_id,
+            "part_index": effect.part_index,
+            "broker_account_id": effect.broker_account_id,
+            "broker_message_id": effect.broker_message_id,
+            "status": effect.status.value,
+            "updated_at": effect.at,
+        },
     )
     connection.execute(
         _outbox.update()
