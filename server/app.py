@@ -97,6 +97,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 brokers=brokers,
             )
             driver.on_send = sender.enqueue
+            purging: set[asyncio.Task[int]] = set()
+
+            def purge_attachments() -> None:  # with the daily purge of old data
+                task = loop.create_task(
+                    anyio.to_thread.run_sync(attachments.purge_expired, clock.now())
+                )
+                purging.add(task)
+                task.add_done_callback(purging.discard)
+
+            driver.on_purge = purge_attachments
             await sender.start()
             collector = loop.create_task(_collect_everything(3600.0))
             try:

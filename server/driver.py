@@ -107,6 +107,7 @@ class Driver:
         self.directory = BrokerDirectory()
         self.on_commit: OnCommit = lambda pushes, figures: None
         self.on_send: OnSend = lambda jobs: None
+        self.on_purge: Callable[[], None] = lambda: None  # old data was purged (on the loop)
 
     # -- life cycle (called from the app's lifespan) -----------------------------------------
 
@@ -251,7 +252,7 @@ class Driver:
             if job.future is None and error is not None:
                 log.error("an internal submission failed: %s", error)
         loop = self._loop
-        if loop is None or not (answered or after.pushes or figures or after.sends):
+        if loop is None or not (answered or after.pushes or figures or after.sends or after.purged):
             return
 
         def on_loop() -> None:
@@ -259,6 +260,8 @@ class Driver:
                 self.on_commit(after.pushes, figures)
             if after.sends:
                 self.on_send(after.sends)
+            if after.purged:
+                self.on_purge()
             for job, error in answered:
                 _resolve(job, error)
 

@@ -26,6 +26,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 from server.adapters.persistence.accounts import ROLES
 from server.core.profiles import Strategy
@@ -132,6 +133,9 @@ class OrganisationSpec:
     country: str = "US"
     # The texts answering STOP / START / HELP ("" sends none); keys: stop, start, help.
     keyword_replies: Mapping[str, str] = field(default_factory=dict)
+    # Customer care as written (only the keys given): timeouts, notices, purge_after_days
+    # (server/adapters/config_care.py).
+    care: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -178,6 +182,8 @@ class WorkgroupSpec:
     transfer_priority_boost: int = 10
     required_skills: Mapping[str, int] = field(default_factory=dict)
     escalation: tuple[EscalationStep, ...] = ()
+    # Customer care as written, over the organisation's: timeouts, notices, max_wait.
+    care: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

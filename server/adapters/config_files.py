@@ -19,10 +19,16 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import phonenumbers
 
+from server.adapters.config_care import (
+    read_max_wait,
+    read_notices,
+    read_purge_after_days,
+    read_timeouts,
+)
 from server.adapters.config_document import (
     ACCOUNT_FLAGS,
     CONFIG_FILES,
@@ -90,7 +96,7 @@ def _read_organisation(file: YamlFile, root: object) -> OrganisationSpec | None:
         root,
         TOP,
         required=("slug", "name", "provider"),
-        optional=("country", "keyword_replies"),
+        optional=("country", "keyword_replies", "timeouts", "notices", "purge_after_days"),
     )
     if node is None:
         return None
@@ -112,11 +118,47 @@ def _read_organisation(file: YamlFile, root: object) -> OrganisationSpec | None:
     replies = read_keyword_replies(
         file, node.get("keyword_replies"), "keyword_replies", organisation=name or ""
     )
-    if slug is None or name is None or country is None or provider is None or replies is None:
+    care = _read_care(file, node, organisation=True)
+    if (
+        slug is None
+        or name is None
+        or country is None
+        or provider is None
+        or replies is None
+        or care is None
+    ):
         return None
     return OrganisationSpec(
-        slug=slug, name=name, provider=provider, country=country, keyword_replies=replies
+        slug=slug,
+        name=name,
+        provider=provider,
+        country=country,
+        keyword_replies=replies,
+        care=care,
     )
+
+
+def _read_care(
+    file: YamlFile, node: Mapping[str, object], *, organisation: bool, where: str = ""
+) -> dict[str, Any] | None:
+    """The customer-care keys of organisation.yaml or of a workgroup (only those given)."""
+    reported = file.reported
+    prefix = f"{where}." if where else ""
+    care: dict[str, Any] = {
+        "timeouts": read_timeouts(
+            file, node.get("timeouts"), f"{prefix}timeouts", organisation=organisation
+        ),
+        "notices": read_notices(file, node.get("notices"), f"{prefix}notices"),
+    }
+    if organisation:
+        care["purge_after_days"] = read_purge_after_days(file, node, where or TOP)
+    else:
+        care["max_wait"] = read_max_wait(
+            file, node.get("max_wait"), f"{prefix}max_wait", workgroups=None
+        )
+    if file.reported != reported:
+        return None
+    return {key: value for key, value in care.items() if value not in (None, {})}
 
 
 @dataclass
@@ -225,7 +267,16 @@ def _read_workgroup(
         item,
         where,
         required=("name",),
-        optional=("members", "strategy", *WORKGROUP_NUMBERS, "required_skills", "escalation"),
+        optional=(
+            "members",
+            "strategy",
+            *WORKGROUP_NUMBERS,
+            "required_skills",
+            "escalation",
+            "timeouts",
+            "notices",
+            "max_wait",
+        ),
     )
     if workgroup is None:
         return None, None, []
@@ -257,6 +308,7 @@ def _read_workgroup(
     }
     required_skills = file.skills(workgroup, "required_skills", where)
     escalation, escalation_ok = _read_escalation(file, workgroup, where)
+    care = _read_care(file, workgroup, organisation=False, where=where)
     offer_timeout_s = numbers["offer_timeout_s"]
     wrap_up_timeout_s = numbers["wrap_up_timeout_s"]
     transfer_priority_boost = numbers["transfer_priority_boost"]
@@ -269,6 +321,7 @@ def _read_workgroup(
         or transfer_priority_boost is None
         or required_skills is None
         or not escalation_ok
+        or care is None
     ):
         return name, None, escalation
     spec = WorkgroupSpec(
@@ -280,7 +333,12 @@ def _read_workgroup(
         transfer_priority_boost=transfer_priority_boost,
         required_skills=required_skills,
         escalation=tuple(step for _, step in escalation),
+        care=care,
     )
+    max_wait = care.get("max_wait", {})
+    if "overflow_to" in max_wait:  # checked with the escalation steps: known, no loop
+        overflow = EscalationStep(max_wait["after_s"], overflow_to=max_wait["overflow_to"])
+        escalation = [*escalation, (f"{where}.max_wait", overflow)]
     return name, spec, escalation
 
 

@@ -70,6 +70,7 @@ def _workgroup_node(workgroup: WorkgroupSpec) -> dict[str, object]:
             else {"after_s": step.after_s, "drop_skills": True}
             for step in workgroup.escalation
         ]
+    node.update(workgroup.care)  # timeouts, notices, max_wait: as they were written
     return node
 
 
@@ -128,6 +129,7 @@ def _document_files(document: OrganisationDocument) -> dict[str, dict[str, objec
             "provider": {"slug": organisation.provider.slug, "name": organisation.provider.name},
             "country": organisation.country,
             "keyword_replies": dict(organisation.keyword_replies),
+            **organisation.care,  # timeouts, notices, purge_after_days
         },
         "people.yaml": {
             "users": [_user_node(user) for user in document.users],

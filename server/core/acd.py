@@ -97,6 +97,14 @@ class WaitingLine:
     def ids(self) -> Iterator[int]:
         return (entry[2] for entry in self._entries)
 
+    def position(self, interaction: Interaction) -> int | None:
+        """1 for the next to be served; None when it is not in this line."""
+        key = self._key(interaction)
+        index = bisect.bisect_left(self._entries, key)
+        if index < len(self._entries) and self._entries[index] == key:
+            return index + 1
+        return None
+
     def __len__(self) -> int:
         return len(self._entries)
 

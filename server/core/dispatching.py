@@ -302,6 +302,14 @@ class Dispatcher:
             wrap_up_by=interaction.wrap_up_by,
             wrap_up_until=interaction.wrap_up_until,
             closed_at=interaction.closed_at,
+            answered_at=interaction.answered_at,
+            idle_at=interaction.idle_at,
+            grace_until=interaction.grace_until,
+            max_wait_at=interaction.max_wait_at,
+            next_notice_at=interaction.next_notice_at,
+            notice_position=interaction.notice_position,
+            notice_wait_s=interaction.notice_wait_s,
+            closed_reason=interaction.closed_reason,
         )
 
     @staticmethod

@@ -90,6 +90,15 @@ class Interaction:
     wrap_up_until: datetime | None = None
     # agents not to offer it to again before a time (after a decline, a miss, a transfer)
     excluded_until: dict[int, datetime] = field(default_factory=dict)
+    # customer care (server/core/care.py): every deadline is an absolute UTC time, stored
+    answered_at: datetime | None = None  # when an agent last took it (its handling time)
+    idle_at: datetime | None = None  # connected: goes idle then, unless something is said
+    grace_until: datetime | None = None  # idle: disconnected then, unless something is said
+    max_wait_at: datetime | None = None  # queued: overflows or closes then
+    next_notice_at: datetime | None = None  # queued: the position is looked at then
+    notice_position: int | None = None  # what the last notice told the customer
+    notice_wait_s: int | None = None
+    closed_reason: str | None = None  # agent, idle, max_wait
 
     @property
     def is_open(self) -> bool:

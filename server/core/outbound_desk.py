@@ -36,7 +36,7 @@ from server.core.events import (
     ReplyWritten,
     SendFailed,
 )
-from server.core.interactions import Interaction, InteractionState, Move
+from server.core.interactions import Interaction, InteractionState
 from server.core.keywords import Keyword
 from server.core.outbound import Attachment, OutboundNumber, OutboundPlan, plan_text, route_for
 from server.core.phone_numbers import ImpossibleNumber, to_e164
@@ -65,6 +65,8 @@ class OutboundDesk(Dispatcher):
     _connected_to: Callable[[int, int, int], Interaction]
     _open_by_parties: dict[tuple[int, str, str], int]
     _record_consent: Callable[..., RecordConsent]
+    _activity: Callable[[Interaction, datetime, list[Effect]], None]
+    _answered: Callable[[Interaction, datetime], None]
 
     # -- texts going out ---------------------------------------------------------------------
 
@@ -197,9 +199,7 @@ class OutboundDesk(Dispatcher):
             user_id=event.user_id,
             attachments=event.attachments,
         )
-        if interaction.state is InteractionState.IDLE:
-            interaction.move(Move.ACTIVITY)
-            effects.append(self._save(interaction))
+        self._activity(interaction, now, effects)
         view = self._send_text(
             plan,
             organisation_id=interaction.organisation_id,
@@ -288,6 +288,7 @@ class OutboundDesk(Dispatcher):
             broker_account_id=number.broker_account_id,
             agent_id=event.user_id,
         )
+        self._answered(interaction, now)
         effects.append(self._open(interaction, route_id=None))
         effects.append(self._save(interaction))  # whose agent it is
         if agent is not None:

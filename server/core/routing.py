@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from server.core.care import CarePolicy
 from server.core.outbound import AccountPolicy, OutboundNumber, OutboundRoute
 from server.core.profiles import AgentProfile, WorkgroupSettings
 
@@ -114,6 +115,7 @@ class OrganisationConfig:
     slug: str
     region: str
     routes: tuple[InboundRoute, ...]
+    name: str = ""  # as customers read it (care texts); the slug when empty
     workgroups: Mapping[str, int] = field(default_factory=dict)
     users: Mapping[str, int] = field(default_factory=dict)
     handlers: Mapping[str, Handler] = field(default_factory=dict)
@@ -125,11 +127,22 @@ class OrganisationConfig:
     numbers: Mapping[str, OutboundNumber] = field(default_factory=dict)  # by E.164
     memberships: Mapping[int, frozenset[int]] = field(default_factory=dict)  # user: workgroups
     keyword_replies: Mapping[str, str] = field(default_factory=dict)  # stop, start, help
+    # the care of user queues, and of workgroups without care of their own
+    care: CarePolicy = field(default_factory=CarePolicy)
+    workgroup_care: Mapping[int, CarePolicy] = field(default_factory=dict)  # resolved
+    purge_after_days: int | None = None  # None: keep everything
 
     def account(self, account_id: int) -> AccountPolicy:
         """The account's sending policy (defaults for one not configured)."""
         found = self.accounts.get(account_id)
         return found if found is not None else AccountPolicy(id=account_id)
+
+    def care_of(self, queue: QueueRef) -> CarePolicy:
+        """The care of a queue: its workgroup's (already merged over the organisation's), or
+        the organisation's for a user queue."""
+        if queue.kind is QueueKind.WORKGROUP:
+            return self.workgroup_care.get(queue.id, self.care)
+        return self.care
 
     def settings_of(self, workgroup_id: int) -> WorkgroupSettings:
         """The workgroup's queue settings (defaults when it has none configured)."""

@@ -26,7 +26,9 @@ from server.core.acd import (
     Presence,
     profile_queues,
 )
+from server.core.care import QueueHistory
 from server.core.consent import ALL_NUMBERS, Consent, ConsentBook, ConsentState
+from server.core.customer_care import CareDesk, Closure
 from server.core.delivery import OutboundBook
 from server.core.dispatching import UnknownOrganisation
 from server.core.effects import (
@@ -61,7 +63,6 @@ from server.core.events import (
 )
 from server.core.interactions import Interaction, InteractionState, Move
 from server.core.keywords import Keyword, classify_keyword
-from server.core.outbound_desk import OutboundDesk
 from server.core.routing import OrganisationConfig, QueueKind, QueueRef, choose_queue
 from server.core.views import agent_state_view, message_view
 
@@ -88,7 +89,7 @@ _LIVE = (InteractionState.CONNECTED, InteractionState.IDLE)
 _LONG_AGO = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-class Switchboard(OutboundDesk):
+class Switchboard(CareDesk):
     def __init__(
         self,
         *,
@@ -99,19 +100,32 @@ class Switchboard(OutboundDesk):
         next_interaction_id: int = 1,
         next_message_id: int = 1,
         outbound: OutboundBook | None = None,
+        histories: Mapping[tuple[int, QueueRef], QueueHistory] | None = None,
+        closures: Mapping[tuple[int, str, str], Closure] | None = None,
+        purges: Mapping[int, datetime] | None = None,
     ) -> None:
+        """`open_interactions` come back where they were, with every deadline they hold;
+        `histories` are the queues' recent handling times, `closures` the conversations a new
+        text may go back to, `purges` when each organisation's next purge is due."""
         self._configs: dict[int, OrganisationConfig] = dict(configs)
         self._interactions: dict[int, Interaction] = {}
         self._open_by_parties: dict[tuple[int, str, str], int] = {}
         self.floor = Floor()
+        self.histories = dict(histories or {})
+        self.closures = dict(closures or {})
+        self.purges = {}
         for agent in agents:
             self.floor.agents[agent.user_id] = agent
+        self.consents = ConsentBook(consents)
         for interaction in open_interactions:
             self._restore(interaction)
-        self.consents = ConsentBook(consents)
         self.outbound = OutboundBook() if outbound is None else outbound
         self._next_interaction_id = next_interaction_id
         self._next_message_id = next_message_id
+        for organisation_id, when in (purges or {}).items():
+            self._arm_purge(organisation_id, when)
+        for config in self._configs.values():
+            self._schedule_purge(config)
 
     # -- configuration -----------------------------------------------------------------------
 
@@ -126,6 +140,12 @@ class Switchboard(OutboundDesk):
             if agent.organisation_id == config.id:
                 self._refresh(agent)  # capacities may have changed
         self.floor.deadlines.push(_LONG_AGO, "recheck", 0)  # look at every queue again
+        self._schedule_purge(config)
+
+    def _schedule_purge(self, config: OrganisationConfig) -> None:
+        """An organisation that keeps data for so many days and has no purge due: one now."""
+        if config.purge_after_days is not None and config.id not in self.purges:
+            self._arm_purge(config.id, _LONG_AGO)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -307,14 +327,24 @@ class Switchboard(OutboundDesk):
             return
         if opened:
             self._arm_waiting_deadlines(interaction, config)
+            self._arm_waiting_care(interaction, now)
+            if interaction.next_notice_at or interaction.max_wait_at:
+                effects.append(self._save(interaction))  # its care deadlines
             self.floor.enqueue(interaction)
-            self._dispatch_interaction(interaction, now, effects)
+            returning = self._returning_agent(
+                interaction.organisation_id,
+                interaction.local_number,
+                interaction.remote_number,
+                now,
+            )
+            if returning is not None:  # back to the agent who just had this conversation
+                self._offer(interaction, returning, now, effects)
+            else:
+                self._dispatch_interaction(interaction, now, effects)
             return
         if interaction.agent_id is not None:
-            if interaction.state is InteractionState.IDLE:
-                interaction.move(Move.ACTIVITY)
-                effects.append(self._save(interaction))
-                self._push_interaction(interaction, interaction.agent_id, effects)
+            if interaction.state in _LIVE:
+                self._activity(interaction, now, effects)
             view = message_view(
                 message_id=message_id,
                 interaction_id=interaction.id,
@@ -494,6 +524,7 @@ class Switchboard(OutboundDesk):
         interaction.agent_id = agent.user_id
         interaction.offered_to = None
         interaction.offer_expires_at = None
+        self._answered(interaction, now)
         effects.append(self._save(interaction))
         effects.append(NoteHandler(interaction.organisation_id, interaction.id, agent.user_id, now))
         self._push(
@@ -545,6 +576,9 @@ class Switchboard(OutboundDesk):
         interaction.agent_id = None
         interaction.queue = target
         interaction.priority += boost
+        interaction.idle_at = interaction.grace_until = None
+        interaction.notice_position = interaction.notice_wait_s = None
+        self._arm_waiting_care(interaction, now)
         until = now + timedelta(seconds=self._settings(interaction).offer_timeout_s)
         interaction.excluded_until[agent.user_id] = until
         self.floor.deadlines.push(until, "recheck", 0)
@@ -571,22 +605,18 @@ class Switchboard(OutboundDesk):
     ) -> None:
         interaction = self._connected_to(organisation_id, user_id, interaction_id)
         agent = self.floor.agents[user_id]
-        interaction.move(Move.DISCONNECT)
-        interaction.closed_at = now
-        agent.active.discard(interaction.id)
-        self._forget_parties(interaction)
-        if wrap_up:
+        if wrap_up:  # the slot stays held until the wrap-up ends
+            self._disconnect(interaction, now, reason="agent")
+            agent.active.discard(interaction.id)
             until = now + timedelta(seconds=self._settings(interaction).wrap_up_timeout_s)
             interaction.wrap_up_by, interaction.wrap_up_until = user_id, until
             agent.wrap_ups[interaction.id] = until
             self.floor.deadlines.push(until, "wrap_up", interaction.id)
+            self._refresh(agent)
+            effects.append(self._save(interaction))
+            self._push_interaction(interaction, user_id, effects)
         else:
-            del self._interactions[interaction.id]
-            if agent.load == 0:
-                agent.idle_since = now
-        self._refresh(agent)
-        effects.append(self._save(interaction))
-        self._push_interaction(interaction, user_id, effects)
+            self._close_live(interaction, now, effects, reason="agent")
         effects.append(CommandResult({}))
         self._find_work(agent, now, effects)
 
@@ -620,6 +650,9 @@ class Switchboard(OutboundDesk):
             if kind == "recheck":
                 recheck = True
                 continue
+            if kind == "purge":
+                self._purge_due(key, now, effects)
+                continue
             interaction = self._interactions.get(key)
             if interaction is None:
                 continue
@@ -635,6 +668,14 @@ class Switchboard(OutboundDesk):
             elif kind == "escalate":
                 self._escalate(interaction, now, effects)
                 recheck = True
+            elif kind == "idle":
+                self._idle_due(interaction, now, effects)
+            elif kind == "grace":
+                self._grace_due(interaction, now, effects)
+            elif kind == "notice":
+                self._notice_due(interaction, now, effects)
+            elif kind == "max_wait":
+                self._max_wait_due(interaction, now, effects)
         if recheck:
             self._dispatch_all(now, effects)
 
@@ -667,6 +708,15 @@ class Switchboard(OutboundDesk):
                 assert interaction.wrap_up_until is not None
                 agent.wrap_ups[interaction.id] = interaction.wrap_up_until
                 self.floor.deadlines.push(interaction.wrap_up_until, "wrap_up", interaction.id)
+        # the care deadlines it holds (one passed while the server was down fires at once)
+        for kind, when in (
+            ("idle", interaction.idle_at),
+            ("grace", interaction.grace_until),
+            ("notice", interaction.next_notice_at),
+            ("max_wait", interaction.max_wait_at),
+        ):
+            if when is not None and interaction.is_open:
+                self.floor.deadlines.push(when, kind, interaction.id)
 
     def _add(self, interaction: Interaction) -> None:
         self._interactions[interaction.id] = interaction

@@ -274,6 +274,7 @@ def _apply_organisation(changes: _Changes, spec: OrganisationSpec) -> tuple[int,
         "name": spec.name,
         "country": spec.country,
         "keyword_replies": dict(sorted(spec.keyword_replies.items())),
+        "care": dict(spec.care),
     }
     if not rows:
         organisation_id = changes.create(
@@ -374,6 +375,7 @@ def _workgroup_values(workgroup: WorkgroupSpec) -> dict[str, Any]:
         **{setting: getattr(workgroup, setting) for setting in _WORKGROUP_SETTINGS},
         "required_skills": dict(workgroup.required_skills),
         "escalation": [_escalation_value(step) for step in workgroup.escalation],
+        "care": dict(workgroup.care),
     }
 
 

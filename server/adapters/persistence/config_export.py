@@ -99,6 +99,7 @@ def _workgroup_spec(row: sa.RowMapping, *, members: Iterable[str]) -> WorkgroupS
             )
             for step in row["escalation"]
         ),
+        care=dict(row["care"]),
     )
 
 
@@ -187,6 +188,7 @@ def read_organisation_document(
             provider=ProviderSpec(organisation["provider_slug"], organisation["provider_name"]),
             country=organisation["country"],
             keyword_replies=dict(sorted(organisation["keyword_replies"].items())),
+            care=dict(organisation["care"]),
         ),
         users=tuple(
             UserSpec(

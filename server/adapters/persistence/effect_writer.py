@@ -12,6 +12,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from server.adapters.persistence.purge import purge_organisation
 from server.adapters.persistence.tables import (
     AgentEvent,
     AgentPresence,
@@ -21,6 +22,7 @@ from server.adapters.persistence.tables import (
     Interaction,
     InteractionHandler,
     Message,
+    Organisation,
     OutboundPart,
     Outbox,
     UtcDateTime,
@@ -33,6 +35,7 @@ from server.core.effects import (
     MarkSent,
     NoteHandler,
     OpenInteraction,
+    PurgeOldData,
     PushToAgent,
     RecordConsent,
     RecordPartSent,
@@ -66,6 +69,7 @@ _presence = table_of(AgentPresence)
 _outbox = table_of(Outbox)
 _part = table_of(OutboundPart)
 _handler = table_of(InteractionHandler)
+_organisation = table_of(Organisation)
 
 
 _KNOWN_INBOUND = sa.select(_message.c.broker_message_id).where(  # built once, run per group
@@ -122,6 +126,7 @@ class OutboundJob:
 class AfterCommit:
     pushes: list[AgentPush] = field(default_factory=list)
     sends: list[OutboundJob] = field(default_factory=list)
+    purged: bool = False  # old data was deleted: expired attachments may go too
 
 
 class AgentSequences:
@@ -210,6 +215,9 @@ def write_effects(
             )
         elif isinstance(effect, MarkSent):
             _mark_sent(connection, effect)
+        elif isinstance(effect, PurgeOldData):
+            _purge(connection, effect)
+            after.purged = True
     events = []
     for effect in effects:
         if isinstance(effect, PushToAgent):
@@ -257,6 +265,14 @@ _SAVE_INTERACTION = (
         wrap_up_by=sa.bindparam("b_wrap_up_by"),
         wrap_up_until=sa.bindparam("b_wrap_up_until", type_=UtcDateTime()),
         closed_at=sa.bindparam("b_closed_at", type_=UtcDateTime()),
+        answered_at=sa.bindparam("b_answered_at", type_=UtcDateTime()),
+        idle_at=sa.bindparam("b_idle_at", type_=UtcDateTime()),
+        grace_until=sa.bindparam("b_grace_until", type_=UtcDateTime()),
+        max_wait_at=sa.bindparam("b_max_wait_at", type_=UtcDateTime()),
+        next_notice_at=sa.bindparam("b_next_notice_at", type_=UtcDateTime()),
+        notice_position=sa.bindparam("b_notice_position"),
+        notice_wait_s=sa.bindparam("b_notice_wait_s"),
+        closed_reason=sa.bindparam("b_closed_reason"),
     )
 )
 
@@ -275,6 +291,14 @@ def _save_row(effect: SaveInteraction) -> dict[str, Any]:
         "b_wrap_up_by": effect.wrap_up_by,
         "b_wrap_up_until": effect.wrap_up_until,
         "b_closed_at": effect.closed_at,
+        "b_answered_at": effect.answered_at,
+        "b_idle_at": effect.idle_at,
+        "b_grace_until": effect.grace_until,
+        "b_max_wait_at": effect.max_wait_at,
+        "b_next_notice_at": effect.next_notice_at,
+        "b_notice_position": effect.notice_position,
+        "b_notice_wait_s": effect.notice_wait_s,
+        "b_closed_reason": effect.closed_reason,
     }
 
 
@@ -372,6 +396,23 @@ def _record_part_sent(connection: sa.Connection, effect: RecordPartSent) -> None
             .where(_message.c.id == effect.message_id)
             .values(broker_message_id=effect.broker_message_id)
         )
+
+
+def _purge(connection: sa.Connection, effect: PurgeOldData) -> None:
+    counts = purge_organisation(
+        connection, organisation_id=effect.organisation_id, before=effect.before
+    )
+    connection.execute(
+        _organisation.update()
+        .where(_organisation.c.id == effect.organisation_id)
+        .values(next_purge_at=effect.next_at)
+    )
+    log.info(
+        "purge of organisation %s, data closed before %s: %s",
+        effect.organisation_id,
+        effect.before.isoformat(),
+        ", ".join(f"{count} {table}" for table, count in counts.items()),
+    )
 
 
 def _mark_sent(connection: sa.Connection, effect: MarkSent) -> None:

@@ -10,14 +10,15 @@ import contextlib
 import importlib
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, cast
 
 import sqlalchemy as sa
 
 from server.adapters.broker_directory import AccountEntry, BrokerDirectory, NumberEntry
+from server.adapters.care_policies import care_policies
 from server.adapters.persistence.tables import (
     AgentPresence,
     BrokerAccount,
@@ -41,6 +42,8 @@ from server.core import interactions as core_interactions
 from server.core import outbound as core_outbound
 from server.core import routing
 from server.core.acd import Agent, Presence
+from server.core.care import HISTORY_KEPT, QueueHistory
+from server.core.customer_care import Closure
 from server.core.delivery import RECEIPT_WINDOW, DeliveryStatus, OutboundBook, OutboundTrack
 from server.core.phone_numbers import NumberClass
 from server.core.profiles import (
@@ -154,9 +157,13 @@ def load_organisation_configs(
                 )
             )
         outbound = _outbound_config(connection, org.id)
+        care, workgroup_care = care_policies(
+            org.care, {row.id: row.care for row in workgroup_rows}, workgroups
+        )
         configs[org.id] = routing.OrganisationConfig(
             id=org.id,
             slug=org.slug,
+            name=org.name,
             region=org.country,
             routes=tuple(routes),
             workgroups=MappingProxyType(workgroups),
@@ -166,6 +173,9 @@ def load_organisation_configs(
             workgroup_settings=MappingProxyType(settings),
             profiles=MappingProxyType(profiles),
             keyword_replies=MappingProxyType(dict(org.keyword_replies)),
+            care=care,
+            workgroup_care=MappingProxyType(workgroup_care),
+            purge_after_days=org.care.get("purge_after_days"),
             **outbound,
         )
     return configs
@@ -410,6 +420,14 @@ def load_switchboard(
             closed_at=row.closed_at,
             wrap_up_by=row.wrap_up_by,
             wrap_up_until=row.wrap_up_until,
+            answered_at=row.answered_at,
+            idle_at=row.idle_at,
+            grace_until=row.grace_until,
+            max_wait_at=row.max_wait_at,
+            next_notice_at=row.next_notice_at,
+            notice_position=row.notice_position,
+            notice_wait_s=row.notice_wait_s,
+            closed_reason=row.closed_reason,
         )
         for row in open_rows
     ]
@@ -444,4 +462,96 @@ def load_switchboard(
         next_interaction_id=(max_interaction or 0) + 1,
         next_message_id=(max_message or 0) + 1,
         outbound=load_outbound_book(connection, now=now),
+        histories=load_histories(connection, now=now),
+        closures=load_closures(connection, configs, now=now),
+        purges={
+            row.id: row.next_purge_at
+            for row in connection.execute(
+                sa.select(_organisation.c.id, _organisation.c.next_purge_at).where(
+                    _organisation.c.next_purge_at.is_not(None)
+                )
+            )
+        },
     )
+
+
+def load_histories(
+    connection: sa.Connection, *, now: datetime
+) -> dict[tuple[int, routing.QueueRef], QueueHistory]:
+    """The handling times of each queue's last `HISTORY_KEPT` interactions closed in the last
+    day (accepted → closed), oldest first: what wait estimates are made from."""
+    handled = (
+        sa.select(
+            _interaction.c.organisation_id,
+            _interaction.c.queue_kind,
+            _interaction.c.queue_id,
+            _interaction.c.answered_at,
+            _interaction.c.closed_at,
+            sa.func.row_number()
+            .over(
+                partition_by=(
+                    _interaction.c.organisation_id,
+                    _interaction.c.queue_kind,
+                    _interaction.c.queue_id,
+                ),
+                order_by=_interaction.c.closed_at.desc(),
+            )
+            .label("newest"),
+        )
+        .where(
+            _interaction.c.state == "disconnected",
+            _interaction.c.answered_at.is_not(None),
+            _interaction.c.closed_at >= now - timedelta(days=1),
+        )
+        .subquery()
+    )
+    histories: dict[tuple[int, routing.QueueRef], QueueHistory] = {}
+    rows = connection.execute(
+        sa.select(handled).where(handled.c.newest <= HISTORY_KEPT).order_by(handled.c.closed_at)
+    )
+    for row in rows:
+        key = (row.organisation_id, _queue(row.queue_kind, row.queue_id))
+        history = histories.setdefault(key, QueueHistory())
+        history.handled((_utc(row.closed_at) - _utc(row.answered_at)).total_seconds())
+    return histories
+
+
+def load_closures(
+    connection: sa.Connection, configs: Mapping[int, routing.OrganisationConfig], *, now: datetime
+) -> dict[tuple[int, str, str], Closure]:
+    """The conversations agents had whose reopen window is still open, oldest first."""
+    longest = max(
+        (
+            policy.reopen_window_s
+            for config in configs.values()
+            for policy in (config.care, *config.workgroup_care.values())
+        ),
+        default=0,
+    )
+    if longest <= 0:
+        return {}
+    closures: dict[tuple[int, str, str], Closure] = {}
+    rows = connection.execute(
+        sa.select(_interaction)
+        .where(
+            _interaction.c.state == "disconnected",
+            _interaction.c.agent_id.is_not(None),
+            _interaction.c.closed_at >= now - timedelta(seconds=longest),
+        )
+        .order_by(_interaction.c.closed_at)
+    )
+    for row in rows:
+        config = configs.get(row.organisation_id)
+        if config is None:
+            continue
+        window = config.care_of(_queue(row.queue_kind, row.queue_id)).reopen_window_s
+        until = _utc(row.closed_at) + timedelta(seconds=window)
+        if window > 0 and until > now:
+            key = (row.organisation_id, row.local_number, row.remote_number)
+            closures.pop(key, None)
+            closures[key] = Closure(row.agent_id, until)
+    return closures
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

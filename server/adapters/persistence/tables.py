@@ -90,6 +90,9 @@ class Organisation(SQLModel, table=True):
     config_revision: int = 0
     # Texts sent back when a customer texts STOP / START / HELP ({} keys: stop, start, help).
     keyword_replies: dict[str, str] = _json(default=dict)
+    # Customer care as configured: timeouts, notices, purge_after_days (config_care.py).
+    care: dict[str, Any] = _json(default=dict)
+    next_purge_at: datetime | None = _when(nullable=True)  # the purge deadline
     created_at: datetime = _when()
 
 
@@ -123,6 +126,7 @@ class Workgroup(SQLModel, table=True):
     transfer_priority_boost: int = 10
     required_skills: dict[str, int] = _json(default=dict)
     escalation: list[dict[str, Any]] = _json(default=list)
+    care: dict[str, Any] = _json(default=dict)  # timeouts, notices, max_wait over the org's
     created_at: datetime = _when()
 
 
@@ -292,6 +296,15 @@ class Interaction(SQLModel, table=True):
     enqueued_at: datetime = _when()
     created_at: datetime = _when()
     closed_at: datetime | None = _when(nullable=True)
+    # customer care (server/core/customer_care.py): deadlines as absolute UTC times
+    answered_at: datetime | None = _when(nullable=True)
+    idle_at: datetime | None = _when(nullable=True)
+    grace_until: datetime | None = _when(nullable=True)
+    max_wait_at: datetime | None = _when(nullable=True)
+    next_notice_at: datetime | None = _when(nullable=True)
+    notice_position: int | None = None
+    notice_wait_s: int | None = None
+    closed_reason: str | None = Field(default=None, max_length=16)
 
 
 class Message(SQLModel, table=True):
