@@ -57,7 +57,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     engine = create_store_engine(
         settings.database_url, sqlite_synchronous=settings.sqlite_synchronous
     )
-    clock: Clock = ManualClock() if settings.clock == "manual" else SystemClock()
+    clock: Clock = (
+        ManualClock(settings.clock_start) if settings.clock == "manual" else SystemClock()
+    )
     # The built-in brokers and those of the definition files: read once, a bad file stops here.
     definitions = Path(settings.broker_definitions) if settings.broker_definitions else None
     brokers = load_brokers(definitions)

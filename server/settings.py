@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 __all__ = ["Secret", "Settings", "SettingsError", "load_settings"]
@@ -48,6 +49,7 @@ class Settings:
     database_url: str = "sqlite:///var/parley.sqlite3"
     environment: str = "development"
     clock: str = "system"
+    clock_start: datetime | None = None  # where the manual clock starts (a restarted test server)
     max_webhook_bytes: int = 64 * 1024
     trust_forwarded_headers: bool = False
     public_base_url: str = ""
@@ -137,6 +139,9 @@ def load_settings(
     clock = _choice("PARLEY_CLOCK", get("CLOCK", defaults.clock), CLOCKS)
     if clock == "manual" and environment != "test":
         raise SettingsError("PARLEY_CLOCK=manual is only allowed with PARLEY_ENV=test")
+    clock_start = _instant("PARLEY_CLOCK_START", get("CLOCK_START", ""))
+    if clock_start is not None and clock != "manual":
+        raise SettingsError("PARLEY_CLOCK_START is only for PARLEY_CLOCK=manual")
     synchronous = get("SQLITE_SYNCHRONOUS", defaults.sqlite_synchronous).upper()
     _choice("PARLEY_SQLITE_SYNCHRONOUS", synchronous, ("FULL", "NORMAL"))
     database_url = get("DATABASE_URL", defaults.database_url)
@@ -153,6 +158,7 @@ def load_settings(
         database_url=database_url,
         environment=environment,
         clock=clock,
+        clock_start=clock_start,
         max_webhook_bytes=_integer(
             "PARLEY_MAX_WEBHOOK_BYTES",
             get("MAX_WEBHOOK_BYTES", str(defaults.max_webhook_bytes)),
@@ -194,6 +200,18 @@ def load_settings(
             "PARLEY_SEND_RETRY_BASE_S", get("SEND_RETRY_BASE_S", str(defaults.send_retry_base_s))
         ),
     )
+
+
+def _instant(name: str, value: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        instant = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise SettingsError(f"{name} must be an ISO 8601 time, got {value!r}") from None
+    if instant.tzinfo is None:
+        raise SettingsError(f"{name} must say its offset, e.g. 2026-01-01T09:00:00Z")
+    return instant.astimezone(UTC)
 
 
 def _seconds(name: str, value: str) -> float:
