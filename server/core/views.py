@@ -31,6 +31,8 @@ def interaction_view(interaction: Interaction, config: OrganisationConfig) -> di
         "created_at": interaction.created_at,
         "closed_at": interaction.closed_at,
         "agent_id": interaction.agent_id,
+        "grace_until": interaction.grace_until,
+        "closed_reason": interaction.closed_reason,
     }
 
 

@@ -104,6 +104,7 @@ def view(
     priority: int = 0,
     agent_id: int | None = None,
     closed_at: str | None = None,
+    closed_reason: str | None = None,
 ) -> dict[str, Any]:
     """The protocol's Interaction object."""
     return {
@@ -117,6 +118,8 @@ def view(
         "created_at": enqueued_at,
         "closed_at": closed_at,
         "agent_id": agent_id,
+        "grace_until": None,
+        "closed_reason": closed_reason,
     }
 
 
@@ -268,6 +271,7 @@ def test_texts_are_offered_by_profile_and_answered(agent_stack: Stack, ids: Ids)
                 **connected,
                 "state": "disconnected",
                 "closed_at": t0,
+                "closed_reason": "agent",
             }
             [row] = stack.rows(
                 "SELECT state, agent_id FROM interaction WHERE id = :id", id=support_id

@@ -55,6 +55,8 @@ def interaction(interaction_id: int, state: str = "offered") -> dict[str, Any]:
         "created_at": "2026-11-22T10:04:58Z",
         "closed_at": None,
         "agent_id": None if state == "offered" else 3,
+        "grace_until": None,
+        "closed_reason": None,
     }
 
 

@@ -143,6 +143,8 @@ def agent_interaction(
         "interaction": {
             **queries.interaction_json(row, queue_name=config.queue_name(queue)),
             "agent_id": row.agent_id,
+            "grace_until": _json(row.grace_until),
+            "closed_reason": row.closed_reason,
         },
         "messages": _messages(connection, [interaction_id])[interaction_id],
     }
