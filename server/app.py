@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("parley.purge").setLevel(logging.INFO)  # once a day: always in the log
     engine = create_store_engine(
         settings.database_url, sqlite_synchronous=settings.sqlite_synchronous
     )

@@ -58,6 +58,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("parley.writer")
+purge_log = logging.getLogger("parley.purge")  # the daily counts: logged at any log level
 
 _interaction = table_of(Interaction)
 _message = table_of(Message)
@@ -407,7 +408,7 @@ def _purge(connection: sa.Connection, effect: PurgeOldData) -> None:
         .where(_organisation.c.id == effect.organisation_id)
         .values(next_purge_at=effect.next_at)
     )
-    log.info(
+    purge_log.info(
         "purge of organisation %s, data closed before %s: %s",
         effect.organisation_id,
         effect.before.isoformat(),
