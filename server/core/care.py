@@ -18,7 +18,7 @@ import math
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta, tzinfo
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import Protocol
 
 __all__ = [
@@ -78,17 +78,34 @@ class QuietHours:
         return False
 
     def ends_after(self, instant: datetime) -> datetime:
-        """The first instant after `instant` outside quiet hours (`instant` itself if outside)."""
+        """The first instant from `instant` on outside quiet hours (`instant` if outside)."""
         moment = instant
-        for _ in range(8 * 24 * 4):  # a week of quarter hours is more than any span
+        for _ in range(16):  # each turn reaches the end of one span; spans chain over days
             if not self.contains(moment):
                 return moment
-            local = moment.astimezone(self.zone)
-            end = datetime.combine(local.date(), self.end, tzinfo=self.zone)
-            if end <= local:
-                end += timedelta(days=1)
-            moment = max(end.astimezone(instant.tzinfo), moment + timedelta(minutes=15))
+            moment = self._span_end(moment)
         return moment
+
+    def _span_end(self, moment: datetime) -> datetime:
+        """When the span `moment` is in ends: `end` on the local clock, the next time it comes.
+        A wall time the clock skips (spring forward) ends the span when the clock jumps; one it
+        shows twice (fall back) ends it the first time."""
+        local = moment.astimezone(self.zone)
+        day = local.date() if local.time().replace(tzinfo=None) < self.end else None
+        if day is None:
+            day = local.date() + timedelta(days=1)
+        wall = datetime.combine(day, self.end, tzinfo=self.zone)
+        first = min(wall.replace(fold=0).astimezone(UTC), wall.replace(fold=1).astimezone(UTC))
+        last = max(wall.replace(fold=0).astimezone(UTC), wall.replace(fold=1).astimezone(UTC))
+        if not self.contains(first):
+            return first
+        while last - first > timedelta(seconds=1):  # a skipped wall time: find the jump
+            middle = first + (last - first) / 2
+            if self.contains(middle):
+                first = middle
+            else:
+                last = middle
+        return last
 
 
 @dataclass(frozen=True)

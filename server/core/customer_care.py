@@ -213,14 +213,21 @@ class CareDesk(OutboundDesk):
         else:
             interaction.max_wait_at = None
 
-    def _notice_due(self, interaction: Interaction, now: datetime, effects: list[Effect]) -> None:
-        due = interaction.next_notice_at
+    def _waiting_due(
+        self, interaction: Interaction, due: datetime | None, kind: str, now: datetime
+    ) -> bool:
+        """Whether a waiting customer's deadline `due` has come. An offered interaction may be
+        accepted or come back to its queue: it is looked at again when the offer ends."""
         if due is None or due > now:
-            return
+            return False
         if interaction.state is InteractionState.OFFERED:
-            # it may be accepted, or come back: look again when the offer ends
             assert interaction.offer_expires_at is not None
-            self.floor.deadlines.push(interaction.offer_expires_at, "notice", interaction.id)
+            self.floor.deadlines.push(interaction.offer_expires_at, kind, interaction.id)
+            return False
+        return True
+
+    def _notice_due(self, interaction: Interaction, now: datetime, effects: list[Effect]) -> None:
+        if not self._waiting_due(interaction, interaction.next_notice_at, "notice", now):
             return
         notices = self._care(interaction).notices
         if interaction.state is not InteractionState.QUEUED or not notices.enabled:
@@ -292,12 +299,7 @@ class CareDesk(OutboundDesk):
         return estimate_wait_s(position, staffing=staffing, average_handle_s=average)
 
     def _max_wait_due(self, interaction: Interaction, now: datetime, effects: list[Effect]) -> None:
-        due = interaction.max_wait_at
-        if due is None or due > now:
-            return
-        if interaction.state is InteractionState.OFFERED:
-            assert interaction.offer_expires_at is not None
-            self.floor.deadlines.push(interaction.offer_expires_at, "max_wait", interaction.id)
+        if not self._waiting_due(interaction, interaction.max_wait_at, "max_wait", now):
             return
         if interaction.state is not InteractionState.QUEUED:
             interaction.max_wait_at = None
@@ -378,14 +380,7 @@ class CareDesk(OutboundDesk):
             effects=effects,
         )
         if interaction.agent_id is not None:
-            self._push(
-                interaction.organisation_id,
-                interaction.agent_id,
-                effects,
-                kind="message",
-                interaction_id=interaction.id,
-                message=view,
-            )
+            self._push_message(interaction, interaction.agent_id, view, effects)
 
     # -- purge -------------------------------------------------------------------------------
 

@@ -269,6 +269,23 @@ class Dispatcher:
     ) -> None:
         effects.append(PushToAgent(organisation_id, user_id, event))
 
+    def _push_message(
+        self,
+        interaction: Interaction,
+        user_id: int,
+        message: dict[str, Any],
+        effects: list[Effect],
+    ) -> None:
+        """Show `user_id` a text in or out on the interaction (a protocol `Message`)."""
+        self._push(
+            interaction.organisation_id,
+            user_id,
+            effects,
+            kind="message",
+            interaction_id=interaction.id,
+            message=message,
+        )
+
     def _push_interaction(
         self, interaction: Interaction, user_id: int, effects: list[Effect]
     ) -> None:

@@ -210,14 +210,7 @@ class OutboundDesk(Dispatcher):
             now=now,
             effects=effects,
         )
-        self._push(
-            interaction.organisation_id,
-            event.user_id,
-            effects,
-            kind="message",
-            interaction_id=interaction.id,
-            message=view,
-        )
+        self._push_message(interaction, event.user_id, view, effects)
         effects.append(CommandResult({"message": view}))
 
     def _from_number(
@@ -305,14 +298,7 @@ class OutboundDesk(Dispatcher):
             effects=effects,
         )
         self._push_interaction(interaction, event.user_id, effects)
-        self._push(
-            interaction.organisation_id,
-            event.user_id,
-            effects,
-            kind="message",
-            interaction_id=interaction.id,
-            message=view,
-        )
+        self._push_message(interaction, event.user_id, view, effects)
         effects.append(CommandResult({"interaction_id": interaction.id, "message": view}))
 
     def _keyword_reply(

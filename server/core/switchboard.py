@@ -358,14 +358,7 @@ class Switchboard(CareDesk):
                 author_id=None,
                 created_at=now,
             )
-            self._push(
-                interaction.organisation_id,
-                interaction.agent_id,
-                effects,
-                kind="message",
-                interaction_id=interaction.id,
-                message=view,
-            )
+            self._push_message(interaction, interaction.agent_id, view, effects)
 
     def _consent_change(
         self, event: SmsReceived, keyword: Keyword, message_id: int, now: datetime
