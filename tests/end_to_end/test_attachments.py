@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
-import jsonschema
 import pytest
 import sqlalchemy as sa
 
@@ -23,6 +22,7 @@ from server.settings import Settings, SettingsError, load_settings
 from tests.conftest import TIMEOUT_SCALE
 from tests.end_to_end.agents import token_for, user_id
 from tests.end_to_end.conftest import Stack, start_stack
+from tests.end_to_end.openapi_check import check, served_document
 from tests.end_to_end.organisations import ACME, GLOBEX, Organisation
 
 LIMIT = 256 * 1024
@@ -51,15 +51,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def document(stack: Stack) -> dict[str, Any]:
-    with stack.client() as client:
-        served: dict[str, Any] = client.get("/openapi.json").json()
-        return served
-
-
-def check(document: dict[str, Any], schema_name: str, instance: object) -> None:
-    jsonschema.Draft202012Validator(
-        {"$ref": f"#/components/schemas/{schema_name}", "components": document["components"]}
-    ).validate(instance)
+    return served_document(stack)
 
 
 def agent(stack: Stack, org: Organisation = ACME, username: str = "alice") -> httpx2.Client:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import jsonschema
 import yaml
 from starlette.routing import Route
 
@@ -12,13 +9,8 @@ from server.app import OPENAPI_FILE, create_app
 from server.settings import load_settings
 from tests.end_to_end.brokers import sandbox_text
 from tests.end_to_end.conftest import Stack
+from tests.end_to_end.openapi_check import check
 from tests.end_to_end.organisations import ACME
-
-
-def check(document: dict[str, Any], schema_name: str, instance: object) -> None:
-    jsonschema.Draft202012Validator(
-        {"$ref": f"#/components/schemas/{schema_name}", "components": document["components"]}
-    ).validate(instance)
 
 
 def test_every_route_is_documented() -> None:

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx2
-import jsonschema
 import pytest
 
 from tests.end_to_end.agents import (
@@ -23,6 +22,7 @@ from tests.end_to_end.agents import (
     wait_until,
 )
 from tests.end_to_end.conftest import Stack
+from tests.end_to_end.openapi_check import check, served_document
 from tests.end_to_end.organisations import ACME, GLOBEX
 
 
@@ -35,15 +35,7 @@ def leaves_the_floor_clean(agent_stack: Stack) -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def document(agent_stack: Stack) -> dict[str, Any]:
-    with agent_stack.client() as client:
-        served: dict[str, Any] = client.get("/openapi.json").json()
-        return served
-
-
-def check(document: dict[str, Any], schema_name: str, instance: object) -> None:
-    jsonschema.Draft202012Validator(
-        {"$ref": f"#/components/schemas/{schema_name}", "components": document["components"]}
-    ).validate(instance)
+    return served_document(agent_stack)
 
 
 def as_user(stack: Stack, username: str) -> httpx2.Client:
