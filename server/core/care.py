@@ -83,20 +83,21 @@ class QuietHours:
         for _ in range(16):  # each turn reaches the end of one span; spans chain over days
             if not self.contains(moment):
                 return moment
-            moment = self._span_end(moment)
+            moment = max(self._span_end(moment), moment + timedelta(seconds=1))
         return moment
 
     def _span_end(self, moment: datetime) -> datetime:
-        """When the span `moment` is in ends: `end` on the local clock, the next time it comes.
-        A wall time the clock skips (spring forward) ends the span when the clock jumps; one it
-        shows twice (fall back) ends it the first time."""
+        """When the span `moment` is in ends: `end` on the local clock, the next time it comes
+        after `moment`. A wall time the clock skips (spring forward) ends the span when the
+        clock jumps; one it shows twice (fall back) ends it at the next of the two."""
         local = moment.astimezone(self.zone)
-        day = local.date() if local.time().replace(tzinfo=None) < self.end else None
-        if day is None:
-            day = local.date() + timedelta(days=1)
+        day = local.date()
+        if local.time().replace(tzinfo=None) >= self.end:
+            day += timedelta(days=1)
         wall = datetime.combine(day, self.end, tzinfo=self.zone)
-        first = min(wall.replace(fold=0).astimezone(UTC), wall.replace(fold=1).astimezone(UTC))
-        last = max(wall.replace(fold=0).astimezone(UTC), wall.replace(fold=1).astimezone(UTC))
+        both = sorted({wall.replace(fold=fold).astimezone(UTC) for fold in (0, 1)})
+        later = [instant for instant in both if instant > moment] or [both[-1]]
+        first, last = later[0], later[-1]
         if not self.contains(first):
             return first
         while last - first > timedelta(seconds=1):  # a skipped wall time: find the jump

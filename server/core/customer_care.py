@@ -120,9 +120,9 @@ class CareDesk(OutboundDesk):
 
     def _idle_values(self, interaction: Interaction) -> dict[str, object]:
         idle = self._care(interaction).idle
-        return {
-            "idle_minutes": max(1, round(idle.idle_s / 60)),
-            "grace_minutes": max(1, round(idle.grace_s / 60)),
+        return {  # whole minutes, rounded down: never promise more time than there is
+            "idle_minutes": max(1, idle.idle_s // 60),
+            "grace_minutes": max(1, idle.grace_s // 60),
             **self._common_values(interaction),
         }
 
@@ -201,6 +201,13 @@ class CareDesk(OutboundDesk):
 
     # -- waiting: notices and the maximum wait -----------------------------------------------
 
+    def _entered_queue(self, interaction: Interaction, now: datetime) -> None:
+        """Waiting again in another queue (an overflow, a transfer): that queue's care from now,
+        its first notice as for a new customer."""
+        interaction.notice_position = interaction.notice_wait_s = None
+        interaction.next_notice_at = None
+        self._arm_waiting_care(interaction, now)
+
     def _arm_waiting_care(self, interaction: Interaction, now: datetime) -> None:
         """A customer starts waiting in a queue (a new text, a transfer, an overflow)."""
         care = self._care(interaction)
@@ -237,8 +244,8 @@ class CareDesk(OutboundDesk):
             organisation_id=interaction.organisation_id,
             remote_number=interaction.remote_number,
             local_number=interaction.local_number,
-        ):
-            interaction.next_notice_at = None
+        ):  # none while opted out; a START lets the next look send one
+            self._next_notice(interaction, now + timedelta(seconds=notices.interval_s))
             return
         quiet = notices.quiet_hours
         if quiet is not None and quiet.contains(now):
@@ -313,10 +320,8 @@ class CareDesk(OutboundDesk):
         ):
             self.floor.dequeue(interaction)
             interaction.queue = QueueRef(QueueKind.WORKGROUP, max_wait.overflow_to)
-            interaction.notice_position = interaction.notice_wait_s = None
-            interaction.next_notice_at = None
             self._arm_waiting_deadlines(interaction, self.config(interaction.organisation_id))
-            self._arm_waiting_care(interaction, now)
+            self._entered_queue(interaction, now)
             self.floor.enqueue(interaction)
             effects.append(self._save(interaction))
             self._dispatch_interaction(interaction, now, effects)

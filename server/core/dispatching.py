@@ -141,8 +141,12 @@ class Dispatcher:
         self.floor.dequeue(interaction)
         interaction.queue = QueueRef(QueueKind.WORKGROUP, target)
         self._arm_waiting_deadlines(interaction, self.config(interaction.organisation_id))
+        self._entered_queue(interaction, now)
         self.floor.enqueue(interaction)
         effects.append(self._save(interaction))
+
+    def _entered_queue(self, interaction: Interaction, now: datetime) -> None:
+        """An interaction moved to another queue to wait (the care desk arms its care)."""
 
     def _arm_waiting_deadlines(self, interaction: Interaction, config: OrganisationConfig) -> None:
         """Times at which a waiting interaction may become eligible for more agents."""

@@ -570,8 +570,7 @@ class Switchboard(CareDesk):
         interaction.queue = target
         interaction.priority += boost
         interaction.idle_at = interaction.grace_until = None
-        interaction.notice_position = interaction.notice_wait_s = None
-        self._arm_waiting_care(interaction, now)
+        self._entered_queue(interaction, now)
         until = now + timedelta(seconds=self._settings(interaction).offer_timeout_s)
         interaction.excluded_until[agent.user_id] = until
         self.floor.deadlines.push(until, "recheck", 0)
