@@ -40,6 +40,7 @@ from server.adapters.outbound_sender import OutboundSender
 from server.adapters.persistence.database import create_store_engine, migrate
 from server.adapters.sandbox_broker.routes import sandbox_routes
 from server.adapters.sandbox_broker.service import SandboxBroker
+from server.adapters.web_pages import page_routes
 from server.driver import Driver
 from server.settings import Settings, load_settings
 
@@ -148,6 +149,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             ),
             attachments=attachments,
         ),
+        *page_routes(engine, clock=clock),
     ]
     if settings.sandbox:
         routes.append(Mount("/sandbox", routes=sandbox_routes(engine, clock=clock, broker=sandbox)))

@@ -42,7 +42,7 @@ from server.adapters.persistence.effect_writer import (
     write_effects,
 )
 from server.adapters.persistence.live_state import (
-    config_revisions,
+    ConfigWatch,
     load_directory,
     load_organisation_configs,
     load_switchboard,
@@ -100,6 +100,8 @@ class Driver:
         self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._switchboard: Switchboard | None = None
+        self._connection: sa.Connection | None = None  # the writer's own, see `_writer_connection`
+        self._config_watch = ConfigWatch()
         self._sequences = AgentSequences({})
         self._scheduler: BackgroundScheduler | None = None
         self._armed: datetime | None = None
@@ -201,6 +203,12 @@ class Driver:
             self._sequences = AgentSequences.load(connection)
 
     def _run(self) -> None:
+        try:
+            self._run_groups()
+        finally:
+            self._drop_connection()
+
+    def _run_groups(self) -> None:
         while True:
             first = self._inbox.get()
             if first is _STOP:
@@ -267,7 +275,25 @@ class Driver:
 
         _call_soon(loop, on_loop)
 
+    def _writer_connection(self) -> sa.Connection:
+        """The writer's connection, kept open from group to group: no pool checkout per group,
+        and on SQLite its `PRAGMA data_version` tells whether another connection committed
+        (`ConfigWatch`). Opened again after a failed group, with a fresh watch."""
+        if self._connection is None:
+            self._connection = self.engine.connect()
+            self._config_watch = ConfigWatch()
+        return self._connection
+
+    def _drop_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                connection.close()
+            except Exception:
+                log.exception("closing the writer's connection failed")
+
     def _reload_after_failure(self) -> None:
+        self._drop_connection()  # it may be broken (a lost PostgreSQL server)
         try:
             self._reload()
         except Exception:
@@ -276,7 +302,8 @@ class Driver:
     def _write(self, group: list[_Job]) -> AfterCommit:
         switchboard = self._switchboard
         assert switchboard is not None, "start() loads the switchboard"
-        with self.engine.begin() as connection:
+        connection = self._writer_connection()
+        with connection.begin():
             self._follow_configuration(connection, switchboard)
             wanted = [
                 (e.broker_account_id, e.broker_message_id)
@@ -332,7 +359,9 @@ class Driver:
         return effects
 
     def _follow_configuration(self, connection: sa.Connection, switchboard: Switchboard) -> None:
-        current = config_revisions(connection)
+        current = self._config_watch.revisions(connection)
+        if current is None:
+            return
         loaded = switchboard.config_revisions()
         changed = [org_id for org_id, revision in current.items() if loaded.get(org_id) != revision]
         if not changed:

@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 import jinja2
+import jinja2.exceptions
+import jinja2.runtime
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 __all__ = ["SAMPLE_VALUES", "CareTemplate", "TemplateProblem", "check_template", "compile_text"]
 
 log = logging.getLogger("parley.care")
 
-_ENVIRONMENT = ImmutableSandboxedEnvironment(
-    undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False
-)
+_ENVIRONMENT: ImmutableSandboxedEnvironment
 
 # What each kind of text may use, with values as real as the checks need.
 SAMPLE_VALUES: Mapping[str, Mapping[str, object]] = {
@@ -44,6 +45,40 @@ SAMPLE_VALUES: Mapping[str, Mapping[str, object]] = {
 }
 
 
+def _samples(kind: str) -> list[dict[str, object]]:
+    """The sample values and their variants, so that every branch a text may take is rendered:
+    no wait figure, a later notice, the first place in line."""
+    sample = dict(SAMPLE_VALUES[kind])
+    variants = [sample]
+    if kind == "notice":
+        variants += [
+            {**sample, "wait_minutes": None, "wait_s": None},
+            {**sample, "first": False},
+            {**sample, "first": False, "position": 1, "wait_minutes": 1, "wait_s": 0},
+            {**sample, "position": 1, "wait_minutes": None, "wait_s": None},
+        ]
+    return variants
+
+
+class _BoundedSandbox(ImmutableSandboxedEnvironment):
+    """The sandbox, and no arithmetic that could build a huge value (`'x' * 10**9`)."""
+
+    intercepted_binops = frozenset({"*", "**"})
+    _LIMIT = 10_000
+
+    def call_binop(
+        self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any
+    ) -> Any:
+        if operator == "**" and (abs(right) > 64 if isinstance(right, int | float) else True):
+            raise jinja2.exceptions.SecurityError("exponents above 64 are not allowed in texts")
+        if operator == "*":
+            sizes = [len(v) for v in (left, right) if isinstance(v, str | list | tuple)]
+            counts = [v for v in (left, right) if isinstance(v, int)]
+            if sizes and counts and sizes[0] * max(counts[0], 0) > self._LIMIT:
+                raise jinja2.exceptions.SecurityError("a text may not repeat that much")
+        return super().call_binop(context, operator, left, right)
+
+
 class TemplateProblem(Exception):
     """A template that does not compile or does not render with the values of its kind."""
 
@@ -63,6 +98,11 @@ class CareTemplate:
             return ""
 
 
+_ENVIRONMENT = _BoundedSandbox(
+    undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False
+)
+
+
 def compile_text(source: str | None) -> CareTemplate | None:
     """The template of a configured text; None for a text that is absent or blank."""
     if source is None or not source.strip():
@@ -77,8 +117,8 @@ def check_template(source: str, kind: str) -> None:
     except jinja2.TemplateSyntaxError as error:
         raise TemplateProblem(f"line {error.lineno}: {error.message}") from None
     try:
-        template.render(**SAMPLE_VALUES[kind])
-        template.render(**{**SAMPLE_VALUES[kind], "wait_minutes": None, "wait_s": None})
+        for values in _samples(kind):
+            template.render(**values)
     except jinja2.UndefinedError as error:
         names = ", ".join(sorted(SAMPLE_VALUES[kind]))
         raise TemplateProblem(f"{error.message}; the names it may use: {names}") from None

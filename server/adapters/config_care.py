@@ -114,12 +114,13 @@ def _quiet_hours(file: YamlFile, value: object, where: str) -> dict[str, Any] | 
         try:
             zoneinfo.ZoneInfo(zone)
             found["timezone"] = zone
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder
             file.report(where, f"timezone {zone!r} is not an IANA time zone such as Europe/Paris")
     if "days" in node:
         days = file.sequence(node, "days", where)
-        wrong = [d for d in days if d not in DAYS]
-        if wrong or not days:
+        if not isinstance(node["days"], list):
+            pass  # reported by `sequence`
+        elif not days or any(d not in DAYS for d in days):
             file.report(where, f"days must list some of: {', '.join(DAYS)}")
         else:
             found["days"] = [d for d in DAYS if d in days]

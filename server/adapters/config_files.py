@@ -262,7 +262,8 @@ def _read_escalation(
 def _read_workgroup(
     file: YamlFile, item: object, where: str, usernames: set[str]
 ) -> tuple[str | None, WorkgroupSpec | None, list[tuple[str, EscalationStep]]]:
-    """Read one workgroup: (its name, its spec or None when wrong, its escalation steps)."""
+    """Read one workgroup: (its name, its spec or None when wrong, the overflows to check:
+    its escalation steps and its maximum wait's)."""
     workgroup = file.mapping(
         item,
         where,
@@ -309,6 +310,11 @@ def _read_workgroup(
     required_skills = file.skills(workgroup, "required_skills", where)
     escalation, escalation_ok = _read_escalation(file, workgroup, where)
     care = _read_care(file, workgroup, organisation=False, where=where)
+    checked = list(escalation)  # the overflows to check: the steps and max_wait's
+    max_wait = {} if care is None else care.get("max_wait", {})
+    if "overflow_to" in max_wait:
+        overflow = EscalationStep(max_wait["after_s"], overflow_to=max_wait["overflow_to"])
+        checked.append((f"{where}.max_wait", overflow))
     offer_timeout_s = numbers["offer_timeout_s"]
     wrap_up_timeout_s = numbers["wrap_up_timeout_s"]
     transfer_priority_boost = numbers["transfer_priority_boost"]
@@ -323,7 +329,7 @@ def _read_workgroup(
         or not escalation_ok
         or care is None
     ):
-        return name, None, escalation
+        return name, None, checked
     spec = WorkgroupSpec(
         name,
         tuple(sorted(members)),
@@ -335,11 +341,7 @@ def _read_workgroup(
         escalation=tuple(step for _, step in escalation),
         care=care,
     )
-    max_wait = care.get("max_wait", {})
-    if "overflow_to" in max_wait:  # checked with the escalation steps: known, no loop
-        overflow = EscalationStep(max_wait["after_s"], overflow_to=max_wait["overflow_to"])
-        escalation = [*escalation, (f"{where}.max_wait", overflow)]
-    return name, spec, escalation
+    return name, spec, checked
 
 
 def _overflow_path(edges: Mapping[str, list[str]], start: str, goal: str) -> list[str] | None:

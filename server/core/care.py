@@ -118,7 +118,7 @@ class NoticePolicy:
     position_step: int = 1  # a later notice only when the position improved this much …
     wait_step_s: int = 60  # … or the estimate moved this much
     entry: Template | None = None  # on entering the queue
-    update: Template | None = None  # when the position improved
+    update: Template | None = None  # when the position improved (None: no text then)
     quiet_hours: QuietHours | None = None
     default_handle_s: float = DEFAULT_HANDLE_S
 

@@ -272,7 +272,7 @@ class CareDesk(OutboundDesk):
                 "first": first,
                 **self._common_values(interaction),
             }
-            template = notices.entry if first or notices.update is None else notices.update
+            template = notices.entry if first else notices.update  # None: sends none
             self._care_text(interaction, template, values, now, effects)
             interaction.notice_position = position
             interaction.notice_wait_s = None if wait_s is None else round(wait_s)
