@@ -20,6 +20,7 @@ __all__ = [
     "ApiToken",
     "Audit",
     "BrokerAccount",
+    "CannedResponse",
     "Consent",
     "DeliveryReceipt",
     "InboundRoute",
@@ -30,6 +31,7 @@ __all__ = [
     "Outbox",
     "PhoneNumber",
     "Provider",
+    "QueueSample",
     "RoutingProfile",
     "User",
     "UtcDateTime",
@@ -481,6 +483,38 @@ class WebSession(SQLModel, table=True):
     created_at: datetime = _when()
     expires_at: datetime = _when()
     revoked_at: datetime | None = _when(nullable=True)
+
+
+class CannedResponse(SQLModel, table=True):
+    """A ready-made reply agents insert; for one workgroup, or for all (`workgroup_id` None)."""
+
+    __tablename__ = "canned_response"
+    __table_args__ = (sa.UniqueConstraint("organisation_id", "workgroup_id", "title"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = _org()
+    workgroup_id: int | None = Field(default=None, foreign_key="workgroup.id", ondelete="CASCADE")
+    title: str = Field(max_length=100)
+    body: str = Field(max_length=2000)
+    updated_by: str = Field(max_length=200)
+    updated_at: datetime = _when()
+
+
+class QueueSample(SQLModel, table=True):
+    """One queue's figures at one moment, for the supervisor dashboard's chart of recent hours."""
+
+    __tablename__ = "queue_sample"
+    __table_args__ = (sa.Index("queue_sample_by_time", "workgroup_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = _org()
+    workgroup_id: int = Field(foreign_key="workgroup.id", ondelete="CASCADE")
+    at: datetime = _when()
+    waiting: int
+    longest_wait_s: int
+    answered: int
+    abandoned: int
+    service_level: float | None = None
 
 
 def table_of(model: type[SQLModel]) -> sa.Table:
