@@ -393,6 +393,14 @@ def test_a_client_may_not_send_an_unknown_transfer_target() -> None:
         {"type": "ack", "seq": 3, "extra": 1},
         {"type": "ack"},
         {"type": "ping", "seq": 1},
+        {"type": "accept", "id": "", "interaction_id": 1},
+        {"type": "accept", "id": "c" * 101, "interaction_id": 1},
+        {"type": "accept", "id": 7, "interaction_id": 1},
+        {"type": "decline", "id": "c1", "interaction_id": 0},
+        {"type": "wrap_up", "id": "c1", "interaction_id": True},
+        {"type": "disconnect", "id": "c1", "interaction_id": "3"},
+        {"type": "end_wrap_up", "id": "c1", "interaction_id": 3, "extra": 1},
+        {"type": "accept", "id": "c1"},
     ],
 )
 def test_the_hand_checked_frames_refuse_what_their_schemas_refuse(frame: dict[str, object]) -> None:
@@ -401,7 +409,15 @@ def test_the_hand_checked_frames_refuse_what_their_schemas_refuse(frame: dict[st
 
 
 @pytest.mark.parametrize(
-    "frame", [{"type": "ack", "seq": 0}, {"type": "ack", "seq": 41}, {"type": "pong"}]
+    "frame",
+    [
+        {"type": "ack", "seq": 0},
+        {"type": "ack", "seq": 41},
+        {"type": "pong"},
+        {"type": "accept", "id": "c" * 100, "interaction_id": 1},
+        {"type": "decline", "id": "é", "interaction_id": 12},
+        {"type": "accept", "id": "c1", "interaction_id": 2.0},  # the schema's integer: its call
+    ],
 )
 def test_the_hand_checked_frames_pass(frame: dict[str, object]) -> None:
     validate_frame(frame, direction="client")

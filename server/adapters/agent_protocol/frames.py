@@ -138,7 +138,7 @@ class FrameValidator:
         if frame_type not in allowed:
             raise FrameInvalid(_clip(f"unknown type {frame_type!r} from a {direction}"))
         if frame_type in _BARE and frame.keys() == _BARE[frame_type] and _plain(frame):
-            return  # ack, ping and pong: the most frequent frames, checked by hand
+            return  # the most frequent frames (ack, pong, accept...), checked by hand
         validator = self._validators[frame_type]
         if validator.is_valid(frame):  # the common case; finding the best error is costly
             return
@@ -147,17 +147,30 @@ class FrameValidator:
             raise FrameInvalid(_clip(f"{frame_type}: {_describe(error)}"))
 
 
+_BY_INTERACTION = ("accept", "decline", "wrap_up", "end_wrap_up", "disconnect")
 _BARE: dict[str, frozenset[str]] = {
     "ack": frozenset({"type", "seq"}),
     "ping": frozenset({"type"}),
     "pong": frozenset({"type"}),
+    **dict.fromkeys(_BY_INTERACTION, frozenset({"type", "id", "interaction_id"})),
 }
 
 
 def _plain(frame: dict[str, Any]) -> bool:
-    """What the schemas of ack, ping and pong ask: `seq`, when there, a whole number >= 0."""
+    """What the schemas of the frames in `_BARE` ask (definitions.json): `seq`, when there, a
+    whole number >= 0; `id` a string of 1 to 100 characters; `interaction_id` a whole number
+    >= 1. A frame this refuses goes on to its schema, which decides."""
     seq = frame.get("seq", 0)
-    return type(seq) is int and seq >= 0
+    command_id = frame.get("id", "c")
+    interaction_id = frame.get("interaction_id", 1)
+    return (
+        type(seq) is int
+        and seq >= 0
+        and type(command_id) is str
+        and 1 <= len(command_id) <= 100
+        and type(interaction_id) is int
+        and interaction_id >= 1
+    )
 
 
 @functools.cache

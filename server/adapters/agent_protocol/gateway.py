@@ -52,6 +52,8 @@ log = logging.getLogger("parley.agents")
 PROTOCOL_VERSIONS = (1,)
 HELLO_TIMEOUT_S = 10.0
 FIGURES_INTERVAL_S = 1.0
+FIGURES_SLICE = 20  # sockets sent their figures at a time (~1 ms of the event loop) ...
+FIGURES_SPREAD_S = 0.5  # ... the slices spread over this much of each interval
 
 
 class _Close(Exception):
@@ -71,7 +73,8 @@ class AgentHub:
         self._sessions: dict[int, set[AgentSession]] = {}
         self._watching: dict[tuple[int, str, int], set[AgentSession]] = {}
         self._pending_figures: dict[tuple[int, str, int], QueueFigures] = {}
-        self._figures_task: asyncio.Task[None] | None = None
+        self._figures_task: asyncio.Task[None] | None = None  # the next flush, waiting
+        self._flushes: set[asyncio.Task[None]] = set()  # that one, and any still sending
         self._last_figures = 0.0
 
     def attach(self, session: AgentSession) -> None:
@@ -94,38 +97,61 @@ class AgentHub:
                 del self._watching[key]
 
     def publish(self, pushes: list[AgentPush], figures: list[QueueFigures]) -> None:
-        """Called on the event loop after each commit (the driver's `on_commit`)."""
+        """Called on the event loop after each commit (the driver's `on_commit`). Each event is
+        encoded once, whatever the number of its agent's sockets."""
         for push in pushes:
-            for session in self._sessions.get(push.user_id, ()):
-                session.deliver(push)
+            sessions = self._sessions.get(push.user_id)
+            if sessions:
+                text = _encode({"type": "event", "seq": push.seq, "event": push.event})
+                for session in sessions:
+                    session.deliver(push, text)
         for figure in figures:
             key = (figure.organisation_id, figure.queue.kind.value, figure.queue.id)
             if key in self._watching:
                 self._pending_figures[key] = figure
         if self._pending_figures and self._figures_task is None:
-            self._figures_task = asyncio.get_running_loop().create_task(self._flush_figures())
+            task = asyncio.get_running_loop().create_task(self._flush_figures())
+            self._figures_task = task
+            self._flushes.add(task)
+            task.add_done_callback(self._flushes.discard)
 
     async def _flush_figures(self) -> None:
-        """Send the figures that changed, at most once a second, to the sessions watching them
-        (a few hundred sockets at a time, so that other work is not kept waiting)."""
+        """Send the figures that changed, at most once a second, to the sessions watching them.
+
+        One frame is encoded per set of changed queues (every agent of a workgroup gets the
+        same), and the sockets are served `FIGURES_SLICE` at a time, the slices spread over
+        `FIGURES_SPREAD_S`: a thousand sockets at once kept the event loop, and every webhook
+        and offer waiting behind it, busy for tens of milliseconds (bench/README.md, dispatch).
+        Sessions keep their place in the order, so each still gets figures about once a second.
+        """
         wait = self._last_figures + FIGURES_INTERVAL_S - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
         figures, self._pending_figures = self._pending_figures, {}
         self._figures_task = None
         self._last_figures = time.monotonic()
-        by_session: dict[AgentSession, list[QueueFigures]] = {}
-        for key, figure in figures.items():
+        by_session: dict[AgentSession, list[tuple[int, str, int]]] = {}
+        for key in figures:
             for session in self._watching.get(key, ()):
-                by_session.setdefault(session, []).append(figure)
-        for index, (session, changed) in enumerate(by_session.items()):
-            session.send_figures(changed)
-            if index % 200 == 199:
-                await asyncio.sleep(0)
+                by_session.setdefault(session, []).append(key)
+        frames: dict[tuple[tuple[int, str, int], ...], str] = {}
+        sends = []
+        for session, keys in by_session.items():
+            text = frames.get(tuple(keys))
+            if text is None:
+                queues = [_figure_json(figures[key]) for key in keys]
+                text = frames[tuple(keys)] = _encode({"type": "queue_figures", "queues": queues})
+            sends.append((session, text))
+        slices = range(0, len(sends), FIGURES_SLICE)
+        for start in slices:
+            if start:
+                await asyncio.sleep(FIGURES_SPREAD_S / len(slices))
+            for session, text in sends[start : start + FIGURES_SLICE]:
+                session.send_encoded(text)
 
     def close(self) -> None:
-        if self._figures_task is not None:
-            self._figures_task.cancel()
+        for task in self._flushes:
+            task.cancel()
 
 
 @dataclass(frozen=True)
@@ -157,7 +183,7 @@ class AgentSession:
         self._settings = settings
         self._attachments = attachments
         self._clock = clock
-        self._outgoing: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self._outgoing: asyncio.Queue[dict[str, Any] | str | None] = asyncio.Queue()  # str: encoded
         self._buffer: list[AgentPush] | None = []  # events held until the snapshot is sent
         self._last_sent_seq = 0
         self._offer_seqs: dict[int, int] = {}  # seq of an unacknowledged offer: interaction id
@@ -166,24 +192,26 @@ class AgentSession:
 
     # -- from the hub ------------------------------------------------------------------------
 
-    def deliver(self, push: AgentPush) -> None:
+    def deliver(self, push: AgentPush, text: str) -> None:
+        """Send the event `push`, whose frame the hub encoded as `text`."""
         if self._buffer is not None:
             self._buffer.append(push)
             return
-        self._send_event(push)
+        self._send_event(push, text)
 
-    def _send_event(self, push: AgentPush) -> None:
+    def _send_event(self, push: AgentPush, text: str | None = None) -> None:
         if push.seq <= self._last_sent_seq:
             return  # already in the snapshot or the replay
         self._last_sent_seq = push.seq
         if push.event.get("kind") == "offer":
             self._offer_seqs[push.seq] = int(str(push.event["interaction_id"]))
-        self._outgoing.put_nowait({"type": "event", "seq": push.seq, "event": push.event})
+        if text is None:
+            text = _encode({"type": "event", "seq": push.seq, "event": push.event})
+        self._outgoing.put_nowait(text)
 
-    def send_figures(self, figures: list[QueueFigures]) -> None:
-        self._outgoing.put_nowait(
-            {"type": "queue_figures", "queues": [_figure_json(f) for f in figures]}
-        )
+    def send_encoded(self, text: str) -> None:
+        """Send a frame the hub encoded once for many sessions."""
+        self._outgoing.put_nowait(text)
 
     # -- the session -------------------------------------------------------------------------
 
@@ -274,7 +302,7 @@ class AgentSession:
             if self.websocket.application_state is not WebSocketState.CONNECTED:
                 return
             try:
-                await self.websocket.send_text(_encode(frame))
+                await self.websocket.send_text(frame if isinstance(frame, str) else _encode(frame))
             except (WebSocketDisconnect, RuntimeError):
                 return
 

@@ -12,6 +12,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from server.adapters.persistence.bulk_statements import BulkStatement, placeholder
 from server.adapters.persistence.purge import purge_organisation
 from server.adapters.persistence.tables import (
     AgentEvent,
@@ -25,7 +26,6 @@ from server.adapters.persistence.tables import (
     Organisation,
     OutboundPart,
     Outbox,
-    UtcDateTime,
     table_of,
 )
 from server.core.delivery import DeliveryStatus
@@ -73,24 +73,27 @@ _handler = table_of(InteractionHandler)
 _organisation = table_of(Organisation)
 
 
-_KNOWN_INBOUND = sa.select(_message.c.broker_message_id).where(  # built once, run per group
-    _message.c.broker_account_id == sa.bindparam("account"),
-    _message.c.direction == "inbound",
-    _message.c.broker_message_id.in_(sa.bindparam("ids", expanding=True)),
-)
-
-
 def known_inbound_ids(
     connection: sa.Connection, wanted: Iterable[tuple[int, str]]
 ) -> set[tuple[int, str]]:
-    """Return which (broker account id, broker message id) pairs are stored already."""
+    """Return which (broker account id, broker message id) pairs are stored already.
+
+    One query per broker account in the group, written as SQL for the DBAPI: Core's expanding
+    IN list was rendered anew for every group (bulk_statements.py says why that matters).
+    """
     by_account: dict[int, set[str]] = {}
     for account_id, message_id in wanted:
         by_account.setdefault(account_id, set()).add(message_id)
     known: set[tuple[int, str]] = set()
+    mark = placeholder(connection.dialect)
     for account_id, ids in by_account.items():
-        rows = connection.execute(_KNOWN_INBOUND, {"account": account_id, "ids": sorted(ids)})
-        known.update((account_id, row.broker_message_id) for row in rows)
+        marks = ", ".join([mark] * len(ids))  # only parameter markers are formatted in
+        rows = connection.exec_driver_sql(
+            "SELECT broker_message_id FROM message WHERE broker_account_id = "  # noqa: S608
+            f"{mark} AND direction = 'inbound' AND broker_message_id IN ({marks})",
+            (account_id, *sorted(ids)),
+        )
+        known.update((account_id, message_id) for (message_id,) in rows)
     return known
 
 
@@ -168,18 +171,16 @@ def write_effects(
     messages = [_message_row(e) for e in effects if isinstance(e, StoreInboundMessage)]
     receipts = [_receipt_row(e) for e in effects if isinstance(e, StoreDeliveryReceipt)]
     outbound = [e for e in effects if isinstance(e, StoreOutboundMessage)]
-    if interactions:
-        connection.execute(_interaction.insert(), interactions)
-    if messages or outbound:
-        connection.execute(_message.insert(), messages + [_outbound_row(e) for e in outbound])
+    _INSERT_INTERACTIONS.run(connection, interactions)
+    _INSERT_MESSAGES.run(connection, messages + [_outbound_row(e) for e in outbound])
     if outbound:
         connection.execute(_outbox.insert(), [_outbox_row(e) for e in outbound])
         after.sends.extend(_job(e) for e in outbound)
     if receipts:
         connection.execute(_insert_ignoring_duplicates(connection, _receipt), receipts)
-    saves = [_save_row(e) for e in effects if isinstance(e, SaveInteraction)]
-    if saves:
-        connection.execute(_SAVE_INTERACTION, saves)
+    _SAVE_INTERACTIONS.run(
+        connection, [_save_row(e) for e in effects if isinstance(e, SaveInteraction)]
+    )
     handlers = [
         {
             "organisation_id": e.organisation_id,
@@ -190,8 +191,7 @@ def write_effects(
         for e in effects
         if isinstance(e, NoteHandler)
     ]
-    if handlers:
-        connection.execute(_insert_ignoring_duplicates(connection, _handler), handlers)
+    _INSERT_HANDLERS.run(connection, handlers)
     for effect in effects:
         if isinstance(effect, SaveAgent):
             _save_agent(connection, effect)
@@ -236,8 +236,7 @@ def write_effects(
                     "created_at": now,
                 }
             )
-    if events:
-        connection.execute(_event.insert(), events)
+    _INSERT_EVENTS.run(connection, events)
     for effect in effects:
         if isinstance(effect, RecordConsent):
             _record_consent(connection, effect)
@@ -251,55 +250,55 @@ def write_effects(
     return after
 
 
-_SAVE_INTERACTION = (
-    _interaction.update()
-    .where(_interaction.c.id == sa.bindparam("b_id"))
-    .values(
-        state=sa.bindparam("b_state"),
-        queue_kind=sa.bindparam("b_queue_kind"),
-        queue_id=sa.bindparam("b_queue_id"),
-        priority=sa.bindparam("b_priority"),
-        agent_id=sa.bindparam("b_agent_id"),
-        offered_to=sa.bindparam("b_offered_to"),
-        offer_expires_at=sa.bindparam("b_offer_expires_at", type_=UtcDateTime()),
-        offer_delivered=sa.bindparam("b_offer_delivered"),
-        wrap_up_by=sa.bindparam("b_wrap_up_by"),
-        wrap_up_until=sa.bindparam("b_wrap_up_until", type_=UtcDateTime()),
-        closed_at=sa.bindparam("b_closed_at", type_=UtcDateTime()),
-        answered_at=sa.bindparam("b_answered_at", type_=UtcDateTime()),
-        idle_at=sa.bindparam("b_idle_at", type_=UtcDateTime()),
-        grace_until=sa.bindparam("b_grace_until", type_=UtcDateTime()),
-        max_wait_at=sa.bindparam("b_max_wait_at", type_=UtcDateTime()),
-        next_notice_at=sa.bindparam("b_next_notice_at", type_=UtcDateTime()),
-        notice_position=sa.bindparam("b_notice_position"),
-        notice_wait_s=sa.bindparam("b_notice_wait_s"),
-        closed_reason=sa.bindparam("b_closed_reason"),
-    )
+# The statements of (almost) every group, through the DBAPI (bulk_statements.py); each row
+# below is built with exactly their columns.
+_INSERT_INTERACTIONS = BulkStatement.insert(
+    _interaction,
+    "id organisation_id number_id local_number remote_number state queue_kind queue_id priority"
+    " offer_delivered route_id enqueued_at created_at closed_at",
 )
+_INSERT_MESSAGES = BulkStatement.insert(
+    _message,
+    "id organisation_id interaction_id direction broker_account_id broker_message_id number_id"
+    " local_number remote_number body media keyword status author_id created_at",
+)
+_SAVE_INTERACTIONS = BulkStatement.update(
+    _interaction,
+    "state queue_kind queue_id priority agent_id offered_to offer_expires_at offer_delivered"
+    " wrap_up_by wrap_up_until closed_at answered_at idle_at grace_until max_wait_at"
+    " next_notice_at notice_position notice_wait_s closed_reason",
+    key="id",
+)
+_INSERT_HANDLERS = BulkStatement.insert(
+    _handler,
+    "organisation_id interaction_id user_id accepted_at",
+    ignore_duplicates=True,  # accepted again after a transfer back
+)
+_INSERT_EVENTS = BulkStatement.insert(_event, "organisation_id user_id seq body created_at")
 
 
 def _save_row(effect: SaveInteraction) -> dict[str, Any]:
     return {
-        "b_id": effect.id,
-        "b_state": effect.state.value,
-        "b_queue_kind": effect.queue.kind.value,
-        "b_queue_id": effect.queue.id,
-        "b_priority": effect.priority,
-        "b_agent_id": effect.agent_id,
-        "b_offered_to": effect.offered_to,
-        "b_offer_expires_at": effect.offer_expires_at,
-        "b_offer_delivered": effect.offer_delivered,
-        "b_wrap_up_by": effect.wrap_up_by,
-        "b_wrap_up_until": effect.wrap_up_until,
-        "b_closed_at": effect.closed_at,
-        "b_answered_at": effect.answered_at,
-        "b_idle_at": effect.idle_at,
-        "b_grace_until": effect.grace_until,
-        "b_max_wait_at": effect.max_wait_at,
-        "b_next_notice_at": effect.next_notice_at,
-        "b_notice_position": effect.notice_position,
-        "b_notice_wait_s": effect.notice_wait_s,
-        "b_closed_reason": effect.closed_reason,
+        "id": effect.id,
+        "state": effect.state.value,
+        "queue_kind": effect.queue.kind.value,
+        "queue_id": effect.queue.id,
+        "priority": effect.priority,
+        "agent_id": effect.agent_id,
+        "offered_to": effect.offered_to,
+        "offer_expires_at": effect.offer_expires_at,
+        "offer_delivered": effect.offer_delivered,
+        "wrap_up_by": effect.wrap_up_by,
+        "wrap_up_until": effect.wrap_up_until,
+        "closed_at": effect.closed_at,
+        "answered_at": effect.answered_at,
+        "idle_at": effect.idle_at,
+        "grace_until": effect.grace_until,
+        "max_wait_at": effect.max_wait_at,
+        "next_notice_at": effect.next_notice_at,
+        "notice_position": effect.notice_position,
+        "notice_wait_s": effect.notice_wait_s,
+        "closed_reason": effect.closed_reason,
     }
 
 
@@ -452,6 +451,7 @@ def _interaction_row(effect: OpenInteraction) -> dict[str, Any]:
         "queue_kind": effect.queue.kind.value,
         "queue_id": effect.queue.id,
         "priority": 0,
+        "offer_delivered": False,
         "route_id": effect.route_id,
         "enqueued_at": effect.enqueued_at,
         "created_at": effect.enqueued_at,
@@ -474,6 +474,7 @@ def _message_row(effect: StoreInboundMessage) -> dict[str, Any]:
         "media": [{"url": m.url, "content_type": m.content_type} for m in effect.media],
         "keyword": None if effect.keyword is None else effect.keyword.value,
         "status": None,
+        "author_id": None,
         "created_at": effect.received_at,
     }
 

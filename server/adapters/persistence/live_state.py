@@ -117,7 +117,11 @@ class ConfigWatch:
         """{organisation id: revision}, or None when no other connection committed since the
         last call (so no revision can have moved)."""
         if connection.dialect.name == "sqlite":
-            version = connection.exec_driver_sql("PRAGMA data_version").scalar()
+            cursor = connection.connection.cursor()  # the DBAPI's: a few µs, not Core's ~40
+            try:
+                version = cursor.execute("PRAGMA data_version").fetchone()[0]
+            finally:
+                cursor.close()
             if version == self._data_version:
                 return None
             self._data_version = version
