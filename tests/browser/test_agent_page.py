@@ -1,0 +1,323 @@
+"""The agent page in Chromium against a real server: sign in, offers, a conversation answered and
+delivered, the segment counter, a dropped connection resumed, a reload, and two agents after one
+interaction. ACME's alice takes Support first; bob takes Sales, then Support.
+
+Each test uses its own phone numbers and closes what it opened. Nothing sleeps: every wait is one
+of Playwright's auto-waiting expectations (tests/browser/conftest.py sets how long they wait).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, WebSocketRoute, expect
+
+from tests.browser.conftest import (
+    WAIT_MS,
+    OpenPage,
+    advance,
+    phone_texts,
+    text_from_phone,
+    wait_until,
+)
+from tests.end_to_end.conftest import Stack
+
+AGENT_SOCKET = re.compile(r"/agent/ws$")
+PNG = bytes.fromhex(  # a 1x1 image
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+    "0000000d4944415478da6364f8cf500f00038601805a347d6b0000000049454e44ae426082"
+)
+
+# Records each delivery status an outbound message shows, in order, in window.statuses.
+RECORD_STATUSES = """() => {
+  window.statuses = [];
+  const seen = (node) => {
+    if (node instanceof HTMLElement && node.matches("li.message.outbound")) {
+      window.statuses.push(node.dataset.status);
+    }
+  };
+  new MutationObserver((changes) => {
+    for (const change of changes) {
+      if (change.type === "attributes") seen(change.target);
+      else change.addedNodes.forEach(seen);
+    }
+  }).observe(document.querySelector(".transcript"), {
+    childList: true, subtree: true, attributes: true, attributeFilter: ["data-status"],
+  });
+}"""
+
+
+def spaced(phone: str) -> str:
+    """+14145556001 as the page writes it: +1 414 555 6001."""
+    return f"+1 {phone[2:5]} {phone[5:8]} {phone[8:]}"
+
+
+def become_available(page: Page) -> None:
+    page.get_by_role("button", name="Available", exact=True).click()
+    expect(page.locator("#agent-state")).to_have_text("Available")
+
+
+def offer_of(page: Page, phone: str) -> Locator:
+    return page.locator(".offer", has_text=spaced(phone))
+
+
+def accept(page: Page, phone: str) -> Locator:
+    """Accept the offer of the text from `phone`; return the conversation's panel."""
+    offer = offer_of(page, phone)
+    offer.get_by_role("button", name=re.compile(r"^Accept")).click()
+    expect(offer).to_have_count(0)
+    tab = page.get_by_role("tab", name=re.compile(re.escape(spaced(phone))))
+    expect(tab).to_have_attribute("aria-selected", "true")
+    panel = page.get_by_role("tabpanel", name=re.compile(re.escape(spaced(phone))))
+    expect(panel).to_be_visible()
+    return panel
+
+
+def hang_up(page: Page, panel: Locator) -> None:
+    """Disconnect a conversation and close its tab."""
+    panel.get_by_role("button", name="Disconnect").click()
+    expect(panel.locator(".closed-notice")).to_contain_text("Closed by the agent")
+    panel.get_by_role("button", name="Close", exact=True).click()
+    expect(panel).to_have_count(0)
+
+
+def test_an_agent_answers_a_text_and_sees_the_reply_delivered(
+    agent_page: OpenPage, page_stack: Stack
+) -> None:
+    phone = "+14145556001"
+    page = agent_page("alice")
+    expect(page.get_by_text("No conversation yet")).to_be_visible()
+    become_available(page)
+
+    text_from_phone(page_stack, phone, "Hi, my order has not arrived")
+    offer = offer_of(page, phone)
+    expect(offer).to_be_visible()
+    expect(offer).to_have_class(re.compile(r"\balerting\b"))  # the visual alert
+    expect(offer).to_contain_text("Support")
+    expect(offer.locator(".offer-countdown")).to_have_text(re.compile(r"^\d+ s$"))
+    expect(page.locator("#offers")).to_have_attribute("data-alerts", "1")  # the chime's turn
+    expect(page).to_have_title(re.compile("New offer"))
+
+    panel = accept(page, phone)
+    expect(page).not_to_have_title(re.compile("New offer"))
+    expect(panel.locator(".message.inbound .body")).to_have_text(["Hi, my order has not arrived"])
+    expect(panel.locator(".badge.state")).to_have_text("Connected")
+    expect(page.locator("#agent-load")).to_contain_text("1 of 2 conversations")
+
+    page.evaluate(RECORD_STATUSES)
+    reply = panel.get_by_label("Reply")
+    expect(reply).to_be_focused()  # accepting puts the agent in the reply box
+    reply.fill("Sorry about that! Let me check where it is.")
+    panel.get_by_role("button", name="Send").click()
+    outbound = panel.locator(".message.outbound")
+    expect(outbound.locator(".body")).to_have_text(["Sorry about that! Let me check where it is."])
+    expect(outbound.locator(".status")).to_have_text("· ✓✓ Delivered")
+    expect(reply).to_have_value("")
+    assert page.evaluate("window.statuses") == ["queued", "sent", "delivered"]
+    [on_phone] = [m for m in phone_texts(page_stack, phone) if m["direction"] == "to_phone"]
+    assert on_phone["text"] == "Sorry about that! Let me check where it is."
+
+    # the customer answers; then the agent wraps up, ends the wrap-up and closes the tab
+    text_from_phone(page_stack, phone, "Thank you!")
+    expect(panel.locator(".message.inbound .body")).to_have_text(
+        ["Hi, my order has not arrived", "Thank you!"]
+    )
+    panel.get_by_role("button", name="Wrap up").click()
+    expect(panel.locator(".closed-notice")).to_contain_text("Wrap-up")
+    expect(panel.get_by_label("Reply")).to_be_disabled()
+    panel.get_by_role("button", name="End wrap-up").click()
+    panel.get_by_role("button", name="Close", exact=True).click()
+    expect(page.get_by_role("tab")).to_have_count(0)
+    expect(page.get_by_text("No conversation yet")).to_be_visible()
+
+
+def test_the_reply_box_counts_segments_and_sends_files(
+    agent_page: OpenPage, page_stack: Stack
+) -> None:
+    phone = "+14145556002"
+    page = agent_page("alice")
+    become_available(page)
+    text_from_phone(page_stack, phone, "Hello?")
+    panel = accept(page, phone)
+    reply = panel.get_by_label("Reply")
+    counter = panel.locator(".segments")
+
+    reply.press_sequentially("Hello")
+    expect(counter).to_have_text("GSM-7 · 1 part · 155 left in this part")
+    reply.press_sequentially(" 😀")  # an emoji needs UCS-2: 70 a text
+    expect(counter).to_have_text("UCS-2 · 1 part · 62 left in this part")
+    reply.fill("x" * 161)
+    expect(counter).to_have_text("GSM-7 · 2 parts · 145 left in this part")
+    reply.fill("")
+    expect(counter).to_have_text("")
+
+    # A file: uploaded at once, sent by its id (this number sends no MMS: it goes as a link)
+    panel.get_by_label("Attach files").set_input_files(
+        files=[{"name": "label.png", "mimeType": "image/png", "buffer": PNG}]
+    )
+    expect(panel.locator(".attachment")).to_have_attribute("data-state", "ready")
+    expect(panel.locator(".attachment")).to_contain_text("label.png")
+    panel.get_by_role("button", name="Send").click()
+    outbound = panel.locator(".message.outbound")
+    expect(outbound.locator(".body")).to_contain_text(re.compile(r"/media/[^/]+/label\.png"))
+    expect(outbound.locator(".status")).to_have_text("· ✓✓ Delivered")
+    expect(panel.locator(".attachment")).to_have_count(0)
+    [on_phone] = [m for m in phone_texts(page_stack, phone) if m["direction"] == "to_phone"]
+    assert on_phone["text"].endswith("/label.png")
+    hang_up(page, panel)
+
+
+@dataclass
+class Gate:
+    """Lets the page's agent WebSockets through to the server, or (closed) refuses them."""
+
+    closed: bool = False
+
+    def route(self, context: BrowserContext, page: Page) -> None:
+        def handle(ws: WebSocketRoute) -> None:
+            if self.closed:
+                ws.close(code=1013, reason="the test holds the network")
+            else:
+                ws.connect_to_server()
+
+        page.route_web_socket(AGENT_SOCKET, handle)
+
+
+def test_a_dropped_connection_resumes_and_a_reload_restores_the_conversation(
+    agent_page: OpenPage, page_stack: Stack
+) -> None:
+    phone = "+14145556003"
+    gate = Gate()
+    page = agent_page("alice", before_load=gate.route)
+    become_available(page)
+    text_from_phone(page_stack, phone, "Is anyone there?")
+    panel = accept(page, phone)
+    connection = page.locator("#connection")
+    expect(connection).to_have_attribute("data-resumed", "false")
+
+    # The server restarts; the page cannot get back in until the gate opens again.
+    gate.closed = True
+    now = advance(page_stack, 0)
+    page_stack.server.stop()
+    expect(connection).to_have_attribute("data-status", "reconnecting")
+    expect(connection).to_contain_text("reconnecting")
+    page_stack.server.extra_env["PARLEY_CLOCK_START"] = now
+    page_stack.server.start(same_port=True)
+    text_from_phone(page_stack, phone, "Hello? I am still waiting")  # while the page is away
+    expect(connection).to_have_attribute("data-status", "reconnecting")
+
+    gate.closed = False
+    expect(connection).to_have_attribute("data-status", "connected", timeout=2 * WAIT_MS)
+    expect(connection).to_have_attribute("data-resumed", "true")
+    bodies = panel.locator(".message .body")
+    expect(bodies).to_have_text(["Is anyone there?", "Hello? I am still waiting"])
+
+    # A reload starts again from a snapshot: the conversation and its transcript come back.
+    page.reload()
+    expect(connection).to_have_attribute("data-status", "connected")
+    expect(connection).to_have_attribute("data-resumed", "false")
+    panel = page.get_by_role("tabpanel", name=re.compile(re.escape(spaced(phone))))
+    expect(panel.locator(".message .body")).to_have_text(
+        ["Is anyone there?", "Hello? I am still waiting"]
+    )
+    expect(panel.locator(".badge.state")).to_have_text("Connected")
+    hang_up(page, panel)
+
+
+@dataclass
+class SlowLink:
+    """Holds back the events the server sends the page (commands' answers still pass) until
+    `release()`, as a slow network would."""
+
+    holding: bool = False
+    held: list[str] = field(default_factory=list)
+    page_side: WebSocketRoute | None = None
+
+    def route(self, context: BrowserContext, page: Page) -> None:
+        def handle(ws: WebSocketRoute) -> None:
+            server = ws.connect_to_server()
+            self.page_side = ws
+
+            def from_server(message: str | bytes) -> None:
+                is_event = isinstance(message, str) and json.loads(message)["type"] == "event"
+                if is_event and (self.holding or self.held):
+                    self.held.append(message)  # type: ignore[arg-type]
+                else:
+                    ws.send(message)
+
+            server.on_message(from_server)
+            ws.on_message(server.send)
+
+        page.route_web_socket(AGENT_SOCKET, handle)
+
+    def release(self) -> None:
+        """Send the held events in order (Playwright runs the handler above only while a call
+        into it is under way, so none slips past these)."""
+        assert self.page_side is not None
+        while self.held:
+            self.page_side.send(self.held.pop(0))
+        self.holding = False
+
+
+def test_a_second_agent_cannot_take_an_interaction_already_taken(
+    agent_page: OpenPage, page_stack: Stack
+) -> None:
+    phone = "+14145556004"
+    link = SlowLink()
+    alice = agent_page("alice", before_load=link.route)
+    bob = agent_page("bob")
+    become_available(alice)
+    advance(page_stack, 1)  # alice has waited longest: she is offered the text first
+    become_available(bob)
+
+    text_from_phone(page_stack, phone, "Can someone help me?")
+    alice_offer = offer_of(alice, phone)
+    expect(alice_offer).to_be_visible()
+    wait_until(  # the page acknowledged the offer: it counts as delivered, so as missed later
+        lambda: page_stack.rows(
+            "SELECT 1 FROM interaction WHERE remote_number = :phone AND offer_delivered",
+            phone=phone,
+        ),
+        what="the offer's acknowledgement",
+    )
+
+    # Alice's network is slow; her offer times out on the server and goes to bob, who takes it.
+    link.holding = True
+    advance(page_stack, 31)
+    bob_panel = accept(bob, phone)
+    expect(bob_panel.locator(".message.inbound .body")).to_have_text(["Can someone help me?"])
+
+    # Alice's page has not heard yet and she accepts too: refused, on her page.
+    alice_offer.get_by_role("button", name=re.compile(r"^Accept")).click()
+    refusal = alice.get_by_role("alert").filter(has_text="Could not accept")
+    expect(refusal).to_contain_text(spaced(phone))
+    expect(refusal).to_contain_text("not offered to you")
+    expect(alice.get_by_role("tab")).to_have_count(0)
+
+    link.release()
+    expect(alice_offer).to_have_count(0)
+    expect(alice.locator("#agent-state")).to_have_text("Away")
+    expect(alice.locator("#agent-reason")).to_have_text("(missed offer)")
+    expect(alice.get_by_role("tab")).to_have_count(0)
+    expect(bob_panel.locator(".badge.state")).to_have_text("Connected")
+    hang_up(bob, bob_panel)
+
+
+def test_a_wrong_password_is_refused_on_the_form(chromium: Browser, page_stack: Stack) -> None:
+    context = chromium.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"{page_stack.server.base_url}/agent")
+        expect(page).to_have_url(re.compile(r"/sign-in$"))
+        page.get_by_label("Organisation").fill("acme")
+        page.get_by_label("Username").fill("alice")
+        page.get_by_label("Password").fill("not the password")
+        page.get_by_label("Password").press("Enter")
+        expect(page.get_by_role("alert")).to_have_text(
+            "The organisation, username or password is wrong."
+        )
+        expect(page).to_have_url(re.compile(r"/sign-in$"))
+    finally:
+        context.close()
