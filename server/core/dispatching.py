@@ -83,6 +83,8 @@ class Dispatcher:
             interaction_id=interaction.id,
             reason=reason,
         )
+        # an overflow whose timer fell due during the offer found it offered and let it be
+        self._escalate(interaction, now, effects)
 
     def _offer_expired(
         self, interaction: Interaction, now: datetime, effects: list[Effect]

@@ -365,6 +365,84 @@ def test_overflow_moves_a_waiting_interaction_to_another_queue() -> None:
     assert floor.offers() == [(BOB, interaction)]
 
 
+def _overflow_floor(offer_timeout_s: int = 120) -> Floor:
+    """Alice takes Support, Bob takes Sales; Support overflows to Sales after 60 s."""
+    profiles = {
+        ALICE: AgentProfile(ALICE, "alice", 2, queues=(ProfileQueue(SUPPORT, 1),)),
+        BOB: AgentProfile(BOB, "bob", 2, queues=(ProfileQueue(SALES, 1),)),
+    }
+    settings = {
+        SUPPORT: WorkgroupSettings(
+            SUPPORT,
+            "Support",
+            offer_timeout_s=offer_timeout_s,
+            escalation=(EscalationStep(after_s=60, overflow_to=SALES),),
+        )
+    }
+    return Floor(config(profiles=profiles, settings=settings))
+
+
+def test_an_overflow_due_during_an_offer_happens_when_the_offer_expires() -> None:
+    floor = _overflow_floor()
+    floor.sign_in(ALICE, BOB)
+    interaction = floor.text()
+    assert floor.offers() == [(ALICE, interaction)]
+    floor.later(60)  # the overflow is due while Alice holds the offer: it waits
+    assert floor.offered_to(interaction) == ALICE
+    floor.later(60)  # the offer expires: back in Support, and over to Sales at once
+    assert floor.offers() == [(BOB, interaction)]
+    found = floor.board.interaction(interaction)
+    assert found is not None and found.queue == QueueRef(QueueKind.WORKGROUP, SALES)
+
+
+def test_an_overflow_due_during_an_offer_happens_when_the_offer_is_declined() -> None:
+    floor = _overflow_floor()
+    floor.sign_in(ALICE, BOB)
+    interaction = floor.text()
+    floor.later(90)
+    floor.feed(OfferDeclined(ORG, ALICE, interaction))
+    assert floor.offers() == [(BOB, interaction)]
+
+
+def test_an_offer_ended_before_its_overflow_keeps_the_overflow_armed() -> None:
+    floor = _overflow_floor(offer_timeout_s=30)
+    floor.sign_in(ALICE, BOB)
+    interaction = floor.text()
+    floor.later(30)  # expired undelivered: Alice stays available but is kept off it for 30 s
+    assert floor.offers() == []
+    floor.feed(AgentDisconnected(ORG, ALICE))
+    floor.later(29)
+    assert floor.offers() == []
+    floor.later(1)
+    assert floor.offers() == [(BOB, interaction)]
+
+
+def test_skills_dropped_during_an_offer_count_when_the_offer_ends() -> None:
+    profiles = {
+        ALICE: AgentProfile(
+            ALICE, "alice", 2, skills={"spanish": 8}, queues=(ProfileQueue(SPANISH, 1),)
+        ),
+        BOB: AgentProfile(BOB, "bob", 2, skills={"spanish": 2}, queues=(ProfileQueue(SPANISH, 1),)),
+    }
+    settings = {
+        SPANISH: WorkgroupSettings(
+            SPANISH,
+            "Spanish",
+            offer_timeout_s=200,
+            required_skills={"spanish": 5},
+            escalation=(EscalationStep(after_s=120, drop_skills=True),),
+        )
+    }
+    floor = Floor(config(profiles=profiles, settings=settings))
+    floor.sign_in(ALICE, BOB)
+    interaction = floor.text(SPANISH_NUMBER)
+    assert floor.offers() == [(ALICE, interaction)]
+    floor.later(120)  # the skills are dropped while Alice holds the offer
+    assert floor.offers() == []
+    floor.later(80)  # it expires: Bob may take it now
+    assert floor.offers() == [(BOB, interaction)]
+
+
 @pytest.mark.parametrize(
     ("strategy", "expected"),
     [(Strategy.LONGEST_IDLE, ALICE), (Strategy.LEAST_BUSY, BOB), (Strategy.ROUND_ROBIN, BOB)],
