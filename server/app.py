@@ -32,6 +32,7 @@ from server.adapters.brokers.registry import load_brokers
 from server.adapters.clock import Clock, ManualClock, SystemClock
 from server.adapters.http_api.attachments import attachment_routes
 from server.adapters.http_api.auth import auth_routes
+from server.adapters.http_api.canned_responses import canned_response_routes
 from server.adapters.http_api.errors import error_response, http_exception_handler
 from server.adapters.http_api.read_api import read_routes
 from server.adapters.http_api.texts import text_routes
@@ -139,6 +140,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *webhook_routes(driver=driver, settings=settings, brokers=brokers),
         *read_routes(engine, clock=clock),
         *auth_routes(engine, clock=clock),
+        *canned_response_routes(engine, clock=clock),
         *attachment_routes(store=attachments, clock=clock, settings=settings),
         *text_routes(driver=driver, attachments=attachments, clock=clock, settings=settings),
         *agent_routes(

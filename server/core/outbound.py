@@ -33,6 +33,7 @@ __all__ = [
     "OutboundRoute",
     "plan_text",
     "route_for",
+    "usable_numbers",
 ]
 
 
@@ -81,6 +82,18 @@ class OutboundNumber:
         if self.user_id is not None:
             return self.user_id == user_id
         return self.workgroup_id in set(workgroups)
+
+
+def usable_numbers(
+    numbers: Iterable[OutboundNumber], *, user_id: int, workgroups: Iterable[int]
+) -> list[OutboundNumber]:
+    """The numbers an agent may start conversations from, the default first: their direct
+    numbers, then their workgroups' (each by E.164)."""
+    member_of = frozenset(workgroups)
+    return sorted(
+        (number for number in numbers if number.usable_by(user_id, member_of)),
+        key=lambda number: (number.user_id is None, number.e164),
+    )
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,14 @@ from server.core.events import (
 )
 from server.core.interactions import Interaction, InteractionState
 from server.core.keywords import Keyword
-from server.core.outbound import Attachment, OutboundNumber, OutboundPlan, plan_text, route_for
+from server.core.outbound import (
+    Attachment,
+    OutboundNumber,
+    OutboundPlan,
+    plan_text,
+    route_for,
+    usable_numbers,
+)
 from server.core.phone_numbers import ImpossibleNumber, to_e164
 from server.core.routing import OrganisationConfig, QueueKind, QueueRef
 from server.core.views import message_view
@@ -217,10 +224,10 @@ class OutboundDesk(Dispatcher):
         self, config: OrganisationConfig, user_id: int, asked: str | None
     ) -> OutboundNumber:
         """The number an agent starts a conversation from: theirs or their workgroups'."""
-        workgroups = config.memberships.get(user_id, frozenset())
-        usable = sorted(
-            (n for n in config.numbers.values() if n.usable_by(user_id, workgroups)),
-            key=lambda n: (n.user_id is None, n.e164),
+        usable = usable_numbers(
+            config.numbers.values(),
+            user_id=user_id,
+            workgroups=config.memberships.get(user_id, frozenset()),
         )
         if asked is not None:
             for number in usable:

@@ -166,3 +166,35 @@ def test_refusals_have_a_status_and_a_code_and_write_nothing(
     for answer in answers.values():
         check(document, "Error", answer.json())
     assert stack.counts() == before
+
+
+def test_the_numbers_a_user_may_start_from(agent_stack: Stack, document: dict[str, Any]) -> None:
+    """Alice's direct number first (the default), then her workgroups'; Bob has no direct
+    number; an organisation token has none."""
+    stack = agent_stack
+    support = sorted(
+        [ACME.support, ACME.twilio_number, ACME.inteliquent_number, ACME.bandwidth_number]
+    )
+    with as_user(stack, "alice") as alice:
+        answer = alice.get("/api/conversations/from-numbers")
+        assert answer.status_code == 200, answer.text
+        check(document, "FromNumbers", answer.json())
+        numbers = answer.json()["numbers"]
+        assert numbers[0] == {
+            "number": ACME.direct,
+            "kind": "user",
+            "workgroup": None,
+            "default": True,
+        }
+        assert [(n["number"], n["workgroup"], n["default"]) for n in numbers[1:]] == [
+            (number, "Support", False) for number in support
+        ]
+    with as_user(stack, "bob") as bob:
+        numbers = bob.get("/api/conversations/from-numbers").json()["numbers"]
+        assert [n["number"] for n in numbers] == support
+        assert numbers[0]["default"] is True
+    with stack.client(ACME) as organisation:
+        refused = organisation.get("/api/conversations/from-numbers")
+        assert (refused.status_code, refused.json()["error"]) == (403, "forbidden")
+    with stack.client(GLOBEX) as globex:
+        assert globex.get("/api/conversations/from-numbers").status_code == 403

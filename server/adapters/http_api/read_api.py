@@ -19,7 +19,7 @@ from starlette.routing import Route
 from server.adapters.clock import Clock
 from server.adapters.http_api.auth import require
 from server.adapters.http_api.errors import error_response
-from server.adapters.persistence import queries
+from server.adapters.persistence import customer_history, queries
 from server.adapters.persistence.accounts import Principal
 
 __all__ = ["read_routes"]
@@ -79,6 +79,34 @@ class ReadApi:
             return error_response(404, "not_found", f"no interaction {interaction_id}")
         return JSONResponse(found)
 
+    async def customer_history(self, request: Request, principal: Principal) -> Response:
+        """The customer's other interactions (server/adapters/persistence/customer_history.py
+        says who may look)."""
+        interaction_id = request.path_params["interaction_id"]
+        found = await self._run(
+            customer_history.history, **_scope(principal), interaction_id=interaction_id
+        )
+        if found is None:
+            return error_response(404, "not_found", f"no interaction {interaction_id} of yours")
+        return JSONResponse(found)
+
+    async def earlier_interaction(self, request: Request, principal: Principal) -> Response:
+        interaction_id = request.path_params["interaction_id"]
+        earlier_id = request.path_params["earlier_id"]
+        found = await self._run(
+            customer_history.earlier_interaction,
+            **_scope(principal),
+            interaction_id=interaction_id,
+            earlier_id=earlier_id,
+        )
+        if found is None:
+            return error_response(
+                404,
+                "not_found",
+                f"no interaction {earlier_id} of the customer of interaction {interaction_id}",
+            )
+        return JSONResponse(found)
+
     async def list_queues(self, request: Request, principal: Principal) -> Response:
         return JSONResponse(await self._run(queries.list_queues, **_scope(principal)))
 
@@ -89,6 +117,16 @@ class ReadApi:
             Route(
                 "/api/interactions/{interaction_id:int}",
                 signed_in(self.get_interaction),
+                methods=["GET"],
+            ),
+            Route(
+                "/api/interactions/{interaction_id:int}/history",
+                signed_in(self.customer_history),
+                methods=["GET"],
+            ),
+            Route(
+                "/api/interactions/{interaction_id:int}/history/{earlier_id:int}",
+                signed_in(self.earlier_interaction),
                 methods=["GET"],
             ),
             Route("/api/queues", signed_in(self.list_queues), methods=["GET"]),

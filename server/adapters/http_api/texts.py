@@ -16,8 +16,9 @@ import logging
 from typing import Any
 
 import orjson
+import sqlalchemy as sa
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from server.adapters.agent_protocol.frames import FrameInvalid, validate_frame
@@ -29,6 +30,8 @@ from server.adapters.http_api.errors import error_response
 from server.adapters.http_api.request_body import BodyTooLarge, base_url_as_sent, read_limited_body
 from server.adapters.persistence.accounts import Principal
 from server.core.errors import CommandRefused
+from server.core.outbound import usable_numbers
+from server.core.switchboard import Switchboard
 from server.driver import Driver, DriverStopped
 from server.settings import Settings
 
@@ -80,6 +83,39 @@ class TextApi:
         interaction_id: int = request.path_params["interaction_id"]
         return await self._carry_out(request, principal, "send", {"interaction_id": interaction_id})
 
+    async def from_numbers(self, request: Request, principal: Principal) -> Response:
+        """`GET /api/conversations/from-numbers`: the numbers the caller may start a
+        conversation from, the default (the one taken without `from`) first."""
+        if principal.user_id is None:
+            return error_response(403, "forbidden", "an organisation token has no numbers")
+        user_id, organisation_id = principal.user_id, principal.organisation_id
+
+        def numbers(switchboard: Switchboard, connection: sa.Connection) -> list[dict[str, Any]]:
+            config = switchboard.config(organisation_id)
+            names = {workgroup_id: name for name, workgroup_id in config.workgroups.items()}
+            usable = usable_numbers(
+                config.numbers.values(),
+                user_id=user_id,
+                workgroups=config.memberships.get(user_id, frozenset()),
+            )
+            return [
+                {
+                    "number": number.e164,
+                    "kind": "user" if number.user_id is not None else "workgroup",
+                    "workgroup": None
+                    if number.workgroup_id is None
+                    else names.get(number.workgroup_id),
+                    "default": index == 0,
+                }
+                for index, number in enumerate(usable)
+            ]
+
+        try:
+            found = await self._driver.query(numbers)
+        except DriverStopped:
+            return error_response(503, "unavailable", "the server is stopping; retry")
+        return JSONResponse({"numbers": found})
+
     async def _carry_out(
         self, request: Request, principal: Principal, command: str, given: dict[str, Any]
     ) -> Response:
@@ -124,6 +160,9 @@ class TextApi:
         signed_in = require("agent", engine=self._driver.engine, clock=self._clock)
         return [
             Route("/api/conversations", signed_in(self.start_conversation), methods=["POST"]),
+            Route(
+                "/api/conversations/from-numbers", signed_in(self.from_numbers), methods=["GET"]
+            ),
             Route(
                 "/api/interactions/{interaction_id:int}/messages",
                 signed_in(self.send),

@@ -27,6 +27,7 @@ __all__ = [
     "list_interactions",
     "list_queues",
     "message_json",
+    "queue_names",
     "theirs",
 ]
 
@@ -44,7 +45,8 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat().replace("+00:00", "Z")
 
 
-def _queue_names(connection: sa.Connection, organisation_id: int) -> dict[tuple[str, int], str]:
+def queue_names(connection: sa.Connection, organisation_id: int) -> dict[tuple[str, int], str]:
+    """Every queue's name by (kind, id): workgroups by name, users' own queues by username."""
     names: dict[tuple[str, int], str] = {}
     for row in connection.execute(
         sa.select(_workgroup.c.id, _workgroup.c.name).where(
@@ -142,7 +144,7 @@ def list_interactions(
     if before_id is not None:
         query = query.where(_interaction.c.id < before_id)
     rows = connection.execute(query.order_by(_interaction.c.id.desc()).limit(limit + 1)).all()
-    names = _queue_names(connection, organisation_id)
+    names = queue_names(connection, organisation_id)
     page = rows[:limit]
     return {
         "interactions": [_interaction_json(row, names) for row in page],
@@ -175,7 +177,7 @@ def get_interaction(
         .order_by(_message.c.id)
     )
     return {
-        "interaction": _interaction_json(row, _queue_names(connection, organisation_id)),
+        "interaction": _interaction_json(row, queue_names(connection, organisation_id)),
         "messages": [message_json(message) for message in messages],
     }
 
@@ -200,7 +202,7 @@ def list_queues(
     `visible_to_agent` (a user id) shows only that agent's workgroups' queues and their own user
     queue (even when nothing waits in it).
     """
-    names = _queue_names(connection, organisation_id)
+    names = queue_names(connection, organisation_id)
     shown: set[tuple[str, int]] | None = None
     if visible_to_agent is None:
         waiting: dict[tuple[str, int], list[dict[str, Any]]] = {
