@@ -1,10 +1,11 @@
 """The browser pages: sign-in and the agent's chat page (agent_ui/README.md), and their files.
 
-`page_routes(engine, clock=...)` returns `GET /`, `GET /sign-in`, `GET /agent` and the
-`/static` mount. The pages are Jinja2 templates in `agent_ui/templates`; what they do once
-loaded, they do from the JavaScript modules in `agent_ui/static`, through the HTTP API
-(`POST /auth/login`, `POST /api/attachments`) and the agent WebSocket (docs/protocol.md), like
-any other client: nothing here serves data the API does not.
+`page_routes(engine, clock=...)` returns `GET /`, `GET /sign-in`, `GET /agent`, the phone
+simulator `GET /phone` (when asked for) and the `/static` mount. The pages are Jinja2
+templates in `agent_ui/templates`; what they do once loaded, they do from the JavaScript
+modules in `agent_ui/static`, through the HTTP API (`POST /auth/login`,
+`POST /api/attachments`) and the agent WebSocket (docs/protocol.md), like any other client:
+nothing here serves data the API does not.
 
 A page that needs a session answers `303 See Other` to `/sign-in` without one. Pages are never
 cached (they name the signed-in user) and may not be framed; their Content-Security-Policy lets
@@ -49,6 +50,7 @@ class NavLink:
 
 NAVIGATION: tuple[NavLink, ...] = (
     NavLink("agent", "Conversations", "/agent"),
+    NavLink("phone", "Phone simulator", "/phone"),  # only while the sandbox is on
     # The supervisor dashboard, the administration pages and the phone simulator add their
     # links here (e.g. NavLink("supervisor", "Dashboard", "/supervisor", role="supervisor")).
 )
@@ -70,10 +72,13 @@ _HEADERS = {
 class Pages:
     """The page endpoints of one application: who is signed in, and the templates."""
 
-    def __init__(self, engine: sa.Engine, *, clock: Clock, folder: Path) -> None:
+    def __init__(
+        self, engine: sa.Engine, *, clock: Clock, folder: Path, phone_simulator: bool = False
+    ) -> None:
         self._engine = engine
         self._clock = clock
         self._templates = Jinja2Templates(directory=folder / "templates")
+        self._hidden = frozenset() if phone_simulator else frozenset({"phone"})
 
     async def _user(self, request: Request) -> UserAccount | None:
         """The user of the request's session cookie; None without a live session."""
@@ -92,7 +97,11 @@ class Pages:
         self, request: Request, template: str, *, page: str, user: UserAccount | None, **extra: Any
     ) -> Response:
         links = [
-            link for link in NAVIGATION if user is not None and user.principal.at_least(link.role)
+            link
+            for link in NAVIGATION
+            if user is not None
+            and user.principal.at_least(link.role)
+            and link.key not in self._hidden
         ]
         context = {"page": page, "user": user, "navigation": links, **extra}
         return self._templates.TemplateResponse(request, template, context, headers=_HEADERS)
@@ -113,16 +122,31 @@ class Pages:
             return RedirectResponse("/sign-in", status_code=303)
         return self._render(request, "agent.html", page="agent", user=user)
 
+    async def phone(self, request: Request) -> Response:
+        """`GET /phone`: the customer phone simulator, a face on the sandbox broker's phone side
+        (docs/brokers.md). Like that API it needs no session: it is a test tool, served only
+        while the sandbox is on (PARLEY_SANDBOX)."""
+        return self._render(request, "phone.html", page="phone", user=await self._user(request))
+
 
 def page_routes(
-    engine: sa.Engine, *, clock: Clock | None = None, folder: Path = UI_FOLDER
+    engine: sa.Engine,
+    *,
+    clock: Clock | None = None,
+    folder: Path = UI_FOLDER,
+    phone_simulator: bool = False,
 ) -> list[BaseRoute]:
     """The pages and `/static` (the files of `folder/static`). `clock` is the one sessions are
-    judged by (the server's)."""
-    pages = Pages(engine, clock=clock or SystemClock(), folder=folder)
+    judged by (the server's); `phone_simulator` serves `/phone` (give it when the sandbox
+    broker is mounted)."""
+    pages = Pages(
+        engine, clock=clock or SystemClock(), folder=folder, phone_simulator=phone_simulator
+    )
+    simulator = [Route("/phone", pages.phone, methods=["GET"])] if phone_simulator else []
     return [
         Route("/", pages.home, methods=["GET"]),
         Route("/sign-in", pages.sign_in, methods=["GET"]),
         Route("/agent", pages.agent, methods=["GET"]),
+        *simulator,
         Mount("/static", StaticFiles(directory=folder / "static", check_dir=False), name="static"),
     ]

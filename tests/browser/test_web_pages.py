@@ -143,4 +143,26 @@ def test_every_module_the_pages_import_exists() -> None:
 
 
 def test_the_navigation_shows_links_by_role() -> None:
-    assert [link.href for link in NAVIGATION if link.role == "agent"] == ["/agent"]
+    assert [link.href for link in NAVIGATION if link.role == "agent"] == ["/agent", "/phone"]
+
+
+def test_the_phone_simulator_is_served_and_linked_only_when_asked_for(
+    client: TestClient, engine: sa.Engine
+) -> None:
+    sign_in(client)
+    assert client.get("/phone").status_code == 404
+    assert 'href="/phone"' not in client.get("/agent").text
+    app = Starlette(
+        routes=[
+            *auth_routes(engine, clock=ManualClock(NOW), password_hasher=FAST),
+            *page_routes(engine, clock=ManualClock(NOW), phone_simulator=True),
+        ]
+    )
+    with TestClient(app, base_url="http://parley.test", follow_redirects=False) as simulator:
+        page = simulator.get("/phone")  # no session needed: it is the sandbox's test tool
+        assert page.status_code == 200
+        assert "/static/js/phone_page.js" in page.text
+        assert 'href="/sign-in"' in page.text  # to answer, an agent signs in elsewhere
+        sign_in(simulator)
+        assert '<a href="/phone">Phone simulator</a>' in simulator.get("/agent").text
+        assert 'href="/phone" aria-current="page"' in simulator.get("/phone").text

@@ -3,6 +3,8 @@
     POST /api/accounts/{public_id}/messages   a business sends a text to a phone (Bearer key)
     POST /phones/{phone}/messages             the handset `phone` texts a business number
     GET  /phones/{phone}/messages?after=<id>  what the handset shows, both directions, in order
+    WS   /phones/{phone}/updates              the same, pushed: the latest texts, then each change
+    GET  /numbers                             the business numbers a phone can text
 
 Requests are read here (size limit, JSON, field types); the decisions are `SandboxBroker`'s.
 Every refusal is `{"error", "detail"}` with its HTTP status.
@@ -10,20 +12,24 @@ Every refusal is `{"error", "detail"}` with its HTTP status.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+import anyio
 import orjson
 import sqlalchemy as sa
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from server.adapters.clock import Clock
 from server.adapters.http_api.errors import error_response
 from server.adapters.http_api.request_body import BodyTooLarge, read_limited_body
 from server.adapters.sandbox_broker.service import (
+    PhoneMessage,
     SandboxBroker,
     SandboxRefused,
     TextForPhone,
@@ -37,11 +43,12 @@ MAX_TEXT_CHARS = 1600
 MAX_MEDIA = 10
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 200
+UPDATES_FIRST = 200  # texts an updates socket sends when it opens
 
 
 def sandbox_routes(
     engine: sa.Engine, *, clock: Clock, broker: SandboxBroker | None = None
-) -> list[Route]:
+) -> list[BaseRoute]:
     """Return the sandbox's routes, to mount with `Mount("/sandbox", routes=...)`.
 
     Give `broker` (made on the same `engine`) to own its lifetime: call `await broker.aclose()`
@@ -71,6 +78,10 @@ def sandbox_routes(
             methods=["GET"],
             name="sandbox_phone_messages",
         ),
+        WebSocketRoute(
+            "/phones/{phone}/updates", endpoints.phone_updates, name="sandbox_phone_updates"
+        ),
+        Route("/numbers", endpoints.numbers, methods=["GET"], name="sandbox_numbers"),
     ]
 
 
@@ -140,6 +151,49 @@ class _Endpoints:
         except SandboxRefused as refused:
             return error_response(refused.status, refused.code, refused.detail)
         return JSONResponse({"messages": [message.to_json() for message in messages]})
+
+    async def numbers(self, request: Request) -> Response:
+        """`{"numbers": [{"number", "name"}]}`: every sandbox account's numbers."""
+        found = await self._broker.numbers()
+        return JSONResponse({"numbers": [{"number": n.number, "name": n.name} for n in found]})
+
+    async def phone_updates(self, websocket: WebSocket) -> None:
+        """Push what the handset shows: `{"type": "messages", "messages": [...]}` (the latest
+        texts, oldest first) once, then `{"type": "message", "message": {...}}` for each text
+        stored or changed. Frames from the page are read and ignored. An impossible number is
+        closed with 4422 and the reason."""
+        await websocket.accept()
+        try:
+            with self._broker.watching(websocket.path_params["phone"]) as updates:
+                latest = await self._broker.latest_phone_messages(
+                    websocket.path_params["phone"], limit=UPDATES_FIRST
+                )
+                first = {"type": "messages", "messages": [m.to_json() for m in latest]}
+                await websocket.send_text(orjson.dumps(first).decode())
+                async with anyio.create_task_group() as tasks:
+                    tasks.start_soon(_forward, websocket, updates)
+                    await _until_closed(websocket)
+                    tasks.cancel_scope.cancel()
+        except SandboxRefused as refused:
+            await websocket.close(4000 + refused.status, refused.detail[:120])
+
+
+async def _forward(websocket: WebSocket, updates: asyncio.Queue[PhoneMessage]) -> None:
+    while True:
+        message = await updates.get()
+        frame = {"type": "message", "message": message.to_json()}
+        try:
+            await websocket.send_text(orjson.dumps(frame).decode())
+        except (WebSocketDisconnect, RuntimeError):
+            return
+
+
+async def _until_closed(websocket: WebSocket) -> None:
+    """Read the page's frames (ignored) until it closes the socket."""
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
 
 
 async def _body(request: Request) -> bytes:

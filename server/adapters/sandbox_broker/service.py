@@ -9,6 +9,11 @@ and reaches Parley only over HTTP, as an outside broker does:
 - a text from a phone (`send_from_phone`) is stored, posted to Parley's sandbox webhook and
   answered only once Parley has answered.
 
+A phone can be watched (`watching`): every text stored for it, and every change of a text's
+status, is put on the watcher's queue as the handset now shows it (the phone simulator's push
+channel, `routes.py`). Watchers live in this process: texts the sandbox of another process
+carries are not seen.
+
 Call `aclose()` when the application stops: it cancels pending receipts and closes the HTTP
 client the broker made. Every refusal is a `SandboxRefused` carrying the HTTP status and code.
 """
@@ -16,12 +21,13 @@ client the broker made. Every refusal is a `SandboxRefused` carrying the HTTP st
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hmac
 import logging
 import secrets
 import threading
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -53,6 +59,7 @@ __all__ = [
     "PhoneMessage",
     "SandboxAccount",
     "SandboxBroker",
+    "SandboxNumber",
     "SandboxRefused",
     "TextForPhone",
     "TextFromPhone",
@@ -89,6 +96,14 @@ class SandboxAccount:
     key: str
     region: str
     numbers: frozenset[str]
+
+
+@dataclass(frozen=True)
+class SandboxNumber:
+    """A business number of a sandbox account (E.164), with the name the account gives it."""
+
+    number: str
+    name: str
 
 
 @dataclass(frozen=True)
@@ -200,6 +215,7 @@ class SandboxBroker:
         self._webhook_base_url = webhook_base_url.rstrip("/")
         self._store_lock = threading.Lock()  # one writer of `seq` in this process
         self._tasks: set[asyncio.Task[None]] = set()
+        self._watchers: dict[str, set[asyncio.Queue[PhoneMessage]]] = {}
         self._closed = False
 
     @property
@@ -278,6 +294,7 @@ class SandboxBroker:
             )
         )
         if not duplicate:
+            await self._announce(phone, message_id)
             self._spawn(
                 self._report(
                     message_id=message_id,
@@ -320,6 +337,7 @@ class SandboxBroker:
                 idempotency_key=None,
             )
         )
+        await self._announce(phone, message_id)
         base = self._webhook_base_url or base_url.rstrip("/")
         url = f"{base}/webhooks/sandbox/{quote(account.public_id, safe='')}"
         body = {
@@ -339,6 +357,7 @@ class SandboxBroker:
                 reason=None if delivered else detail,
             )
         )
+        await self._announce(phone, message_id)
         if not delivered:
             log.warning("sandbox: Parley did not take text %s: %s", message_id, detail)
         return HandedOver(id=message_id, delivered=delivered, parley_status=status, detail=detail)
@@ -360,6 +379,45 @@ class SandboxBroker:
                 400, "unknown_message", f"after: no text {after!r} for the phone {number}"
             )
         return found
+
+    async def latest_phone_messages(self, phone: str, *, limit: int = 200) -> list[PhoneMessage]:
+        """Return the handset's `limit` latest texts, oldest first (422 for an impossible
+        number)."""
+        number = _e164(phone, field="phone")
+        return await anyio.to_thread.run_sync(
+            functools.partial(self._load_latest_messages, number, limit=limit)
+        )
+
+    async def numbers(self) -> list[SandboxNumber]:
+        """Every number of every sandbox account, in number order: what a phone can text."""
+        return await anyio.to_thread.run_sync(self._load_numbers)
+
+    @contextlib.contextmanager
+    def watching(self, phone: str) -> Iterator[asyncio.Queue[PhoneMessage]]:
+        """Watch the handset `phone`: within the block, each text stored for it and each change
+        of a text's status is put on the queue given, as the handset then shows it. Raises
+        SandboxRefused 422 for an impossible number. Read the texts already there after
+        entering the block, so that none falls between (a text may then come twice: by id, the
+        later one wins)."""
+        number = _e164(phone, field="phone")
+        queue: asyncio.Queue[PhoneMessage] = asyncio.Queue()
+        watchers = self._watchers.setdefault(number, set())
+        watchers.add(queue)
+        try:
+            yield queue
+        finally:
+            watchers.discard(queue)
+            if not watchers:
+                self._watchers.pop(number, None)
+
+    async def _announce(self, phone: str, message_id: str) -> None:
+        """Tell the watchers of `phone` (E.164) how the text `message_id` shows now."""
+        if not self._watchers.get(phone):
+            return
+        message = await anyio.to_thread.run_sync(self._load_message, message_id)
+        for queue in self._watchers.get(phone, ()):
+            if message is not None:
+                queue.put_nowait(message)
 
     # -- background receipts ---------------------------------------------------------------
 
@@ -389,6 +447,7 @@ class SandboxBroker:
                 await anyio.to_thread.run_sync(
                     functools.partial(self._set_status, message_id, status, reason=reason)
                 )
+                await self._announce(phone, message_id)
                 if callback is None:
                     continue
                 receipt: dict[str, Any] = {
@@ -536,6 +595,36 @@ class SandboxBroker:
                 .values(status=status, reason=reason)
             )
 
+    def _load_message(self, message_id: str) -> PhoneMessage | None:
+        with self._engine.connect() as connection:
+            row = (
+                connection.execute(sa.select(_messages).where(_messages.c.id == message_id))
+                .mappings()
+                .first()
+            )
+        return None if row is None else _phone_message(row)
+
+    def _load_latest_messages(self, phone: str, *, limit: int) -> list[PhoneMessage]:
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(_messages)
+                .where(_messages.c.phone == phone)
+                .order_by(_messages.c.seq.desc())
+                .limit(limit)
+            ).mappings()
+            return [_phone_message(row) for row in reversed(list(rows))]
+
+    def _load_numbers(self) -> list[SandboxNumber]:
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(_numbers.c.e164, sa.func.min(_numbers.c.friendly_name))
+                .join(_accounts, _numbers.c.broker_account_id == _accounts.c.id)
+                .where(_accounts.c.broker == BROKER)
+                .group_by(_numbers.c.e164)
+                .order_by(_numbers.c.e164)
+            ).all()
+        return [SandboxNumber(number=row[0], name=row[1] or "") for row in rows]
+
     def _load_phone_messages(
         self, phone: str, *, after: str | None, limit: int
     ) -> list[PhoneMessage] | None:
@@ -551,20 +640,21 @@ class SandboxBroker:
                     return None
                 query = query.where(_messages.c.seq > after_seq)
             rows = connection.execute(query.order_by(_messages.c.seq).limit(limit)).mappings()
-            return [
-                PhoneMessage(
-                    id=row["id"],
-                    direction=row["direction"],
-                    phone=row["phone"],
-                    business_number=row["business_number"],
-                    text=row["text"],
-                    media=tuple(row["media"] or ()),
-                    status=row["status"],
-                    reason=row["reason"],
-                    created_at=row["created_at"],
-                )
-                for row in rows
-            ]
+            return [_phone_message(row) for row in rows]
+
+
+def _phone_message(row: sa.RowMapping) -> PhoneMessage:
+    return PhoneMessage(
+        id=row["id"],
+        direction=row["direction"],
+        phone=row["phone"],
+        business_number=row["business_number"],
+        text=row["text"],
+        media=tuple(row["media"] or ()),
+        status=row["status"],
+        reason=row["reason"],
+        created_at=row["created_at"],
+    )
 
 
 def _e164(raw: str, *, field: str, region: str = "US") -> str:
