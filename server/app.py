@@ -154,7 +154,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             ),
             attachments=attachments,
         ),
-        *page_routes(engine, clock=clock),
+        *page_routes(engine, clock=clock, phone_simulator=settings.sandbox),
     ]
     if settings.sandbox:
         routes.append(Mount("/sandbox", routes=sandbox_routes(engine, clock=clock, broker=sandbox)))
