@@ -60,6 +60,7 @@ __all__ = [
     "config_revisions",
     "load_directory",
     "load_handler",
+    "load_open_interactions",
     "load_organisation_configs",
     "load_switchboard",
 ]
@@ -421,47 +422,125 @@ def load_directory(connection: sa.Connection) -> BrokerDirectory:
     return BrokerDirectory(MappingProxyType(accounts))
 
 
+_OPEN_COLUMNS = (
+    _interaction.c.id,
+    _interaction.c.organisation_id,
+    _interaction.c.number_id,
+    _interaction.c.local_number,
+    _interaction.c.remote_number,
+    _interaction.c.queue_kind,
+    _interaction.c.queue_id,
+    _interaction.c.state,
+    _interaction.c.enqueued_at,
+    _interaction.c.created_at,
+    _interaction.c.priority,
+    _number.c.broker_account_id,
+    _interaction.c.agent_id,
+    _interaction.c.offered_to,
+    _interaction.c.offer_expires_at,
+    _interaction.c.offer_delivered,
+    _interaction.c.closed_at,
+    _interaction.c.wrap_up_by,
+    _interaction.c.wrap_up_until,
+    _interaction.c.answered_at,
+    _interaction.c.idle_at,
+    _interaction.c.grace_until,
+    _interaction.c.max_wait_at,
+    _interaction.c.next_notice_at,
+    _interaction.c.notice_position,
+    _interaction.c.notice_wait_s,
+    _interaction.c.closed_reason,
+)
+_OPEN = (
+    sa.select(*_OPEN_COLUMNS)
+    .join(_number, _number.c.id == _interaction.c.number_id)
+    .where((_interaction.c.state != "disconnected") | _interaction.c.wrap_up_until.is_not(None))
+    .order_by(_interaction.c.id)
+)
+_STATES = {state.value: state for state in core_interactions.InteractionState}
+
+
+def load_open_interactions(connection: sa.Connection) -> list[core_interactions.Interaction]:
+    """The interactions that are open or hold an agent's slot in wrap-up, by id.
+
+    This is most of a start's work (100,000 rows in bench/recovery.py): each row is unpacked
+    by position (SQLAlchemy's `Row` answers a read by name in `__getattr__`, ~13 times slower),
+    and interactions of the same queue share one `QueueRef`.
+    """
+    queues: dict[tuple[str, int], routing.QueueRef] = {}
+    interaction = core_interactions.Interaction
+    interactions: list[core_interactions.Interaction] = []
+    append = interactions.append
+    for (
+        id_,
+        organisation_id,
+        number_id,
+        local_number,
+        remote_number,
+        queue_kind,
+        queue_id,
+        state,
+        enqueued_at,
+        created_at,
+        priority,
+        broker_account_id,
+        agent_id,
+        offered_to,
+        offer_expires_at,
+        offer_delivered,
+        closed_at,
+        wrap_up_by,
+        wrap_up_until,
+        answered_at,
+        idle_at,
+        grace_until,
+        max_wait_at,
+        next_notice_at,
+        notice_position,
+        notice_wait_s,
+        closed_reason,
+    ) in connection.execute(_OPEN):
+        queue = queues.get((queue_kind, queue_id))
+        if queue is None:
+            queue = queues[(queue_kind, queue_id)] = _queue(queue_kind, queue_id)
+        append(
+            interaction(
+                id=id_,
+                organisation_id=organisation_id,
+                number_id=number_id,
+                local_number=local_number,
+                remote_number=remote_number,
+                queue=queue,
+                state=_STATES[state],
+                enqueued_at=enqueued_at,
+                created_at=created_at,
+                priority=priority,
+                broker_account_id=broker_account_id,
+                agent_id=agent_id,
+                offered_to=offered_to,
+                offer_expires_at=offer_expires_at,
+                offer_delivered=offer_delivered,
+                closed_at=closed_at,
+                wrap_up_by=wrap_up_by,
+                wrap_up_until=wrap_up_until,
+                answered_at=answered_at,
+                idle_at=idle_at,
+                grace_until=grace_until,
+                max_wait_at=max_wait_at,
+                next_notice_at=next_notice_at,
+                notice_position=notice_position,
+                notice_wait_s=notice_wait_s,
+                closed_reason=closed_reason,
+            )
+        )
+    return interactions
+
+
 def load_switchboard(
     connection: sa.Connection, configs: dict[int, routing.OrganisationConfig], *, now: datetime
 ) -> Switchboard:
     """Build the switchboard from the open interactions, the consents and the highest ids."""
-    open_rows = connection.execute(
-        sa.select(_interaction, _number.c.broker_account_id.label("number_account"))
-        .join(_number, _number.c.id == _interaction.c.number_id)
-        .where((_interaction.c.state != "disconnected") | _interaction.c.wrap_up_until.is_not(None))
-        .order_by(_interaction.c.id)
-    )
-    open_interactions = [
-        core_interactions.Interaction(
-            id=row.id,
-            organisation_id=row.organisation_id,
-            number_id=row.number_id,
-            local_number=row.local_number,
-            remote_number=row.remote_number,
-            queue=_queue(row.queue_kind, row.queue_id),
-            state=core_interactions.InteractionState(row.state),
-            enqueued_at=row.enqueued_at,
-            created_at=row.created_at,
-            priority=row.priority,
-            broker_account_id=row.number_account,
-            agent_id=row.agent_id,
-            offered_to=row.offered_to,
-            offer_expires_at=row.offer_expires_at,
-            offer_delivered=row.offer_delivered,
-            closed_at=row.closed_at,
-            wrap_up_by=row.wrap_up_by,
-            wrap_up_until=row.wrap_up_until,
-            answered_at=row.answered_at,
-            idle_at=row.idle_at,
-            grace_until=row.grace_until,
-            max_wait_at=row.max_wait_at,
-            next_notice_at=row.next_notice_at,
-            notice_position=row.notice_position,
-            notice_wait_s=row.notice_wait_s,
-            closed_reason=row.closed_reason,
-        )
-        for row in open_rows
-    ]
+    open_interactions = load_open_interactions(connection)
     agents = [
         Agent(
             user_id=row.user_id,
