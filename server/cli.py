@@ -178,32 +178,43 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     people = _demo_people(engine)
     base = f"http://{args.host}:{args.port}"
     os.environ.setdefault("PARLEY_SANDBOX_URL", f"{base}/sandbox")
-    lines = "\n".join(
-        f"    {who:<22} password {password:<26} token {token}" for who, password, token in people
-    )
-    print(
-        f"""
-Parley is starting on {base}  (store: {settings.database_url})
-
-  API (read):   {base}/api/queues      header  Authorization: Bearer {DEMO_TOKEN}
-  OpenAPI:      {base}/openapi.json
-  Agents:       ws://{args.host}:{args.port}/agent/ws   (docs/protocol.md; parley_client)
-  Sign in:      POST {base}/auth/login  {{"organisation": "demo", "username", "password"}}
-  Demo users:
-{lines}
-
-Text the demo business (+1 920 555 0100, Support) as a phone, through the sandbox broker:
-
-  curl -s {base}/sandbox/phones/+14145550147/messages \\
-       -H 'Content-Type: application/json' -d '{{"to": "+19205550100", "text": "Hi!"}}'
-
-  curl -s {base}/api/queues -H 'Authorization: Bearer {DEMO_TOKEN}'
-  curl -s {base}/sandbox/phones/+14145550147/messages      # what the phone sees
-""",
-        flush=True,
-    )
+    print(demo_tour(base, people=people, database_url=settings.database_url), flush=True)
     _serve(settings, host=args.host, port=args.port)
     return 0
+
+
+def demo_tour(base: str, *, people: Sequence[tuple[str, str, str]], database_url: str) -> str:
+    """What `parley demo` prints before it serves: the pages to open, the demo users with their
+    passwords and roles, a first tour, and the API by hand. `people` is (who, password, token)."""
+    users = "\n".join(
+        f"    {who:<22} password {password:<24} API token {token}"
+        for who, password, token in people
+    )
+    host = base.removeprefix("http://")
+    return f"""
+Parley is starting on {base}  (store: {database_url})
+
+Open in a browser:
+  Agent page            {base}/agent        (sign in: organisation "demo")
+  Supervisor dashboard  {base}/supervisor
+  Administration        {base}/admin
+  Phone simulator       {base}/phone        (no sign-in: a customer's phone)
+
+Demo users, organisation "demo":
+{users}
+
+First tour:
+  1. Sign in as alice on {base}/agent and press Available.
+  2. Open {base}/phone in another window and text the Support line.
+  3. Accept the offer on alice's page and answer: the reply shows on the phone, delivered.
+  4. In a private window, sign in as carol and open /supervisor: the figures move.
+
+By hand: the API and the phone through the sandbox broker (no broker account needed):
+  curl -s {base}/api/queues -H 'Authorization: Bearer {DEMO_TOKEN}'
+  curl -s {base}/sandbox/phones/+14145550147/messages \\
+       -H 'Content-Type: application/json' -d '{{"to": "+19205550100", "text": "Hi!"}}'
+  OpenAPI: {base}/openapi.json   Agents' WebSocket: ws://{host}/agent/ws
+"""
 
 
 def _parser() -> argparse.ArgumentParser:
