@@ -30,6 +30,7 @@ from server.adapters.agent_protocol.gateway import AgentHub, GatewaySettings, ag
 from server.adapters.attachment_store import AttachmentStore
 from server.adapters.brokers.registry import load_brokers
 from server.adapters.clock import Clock, ManualClock, SystemClock
+from server.adapters.http_api.admin_api import admin_routes
 from server.adapters.http_api.attachments import attachment_routes
 from server.adapters.http_api.auth import auth_routes
 from server.adapters.http_api.canned_responses import canned_response_routes
@@ -140,6 +141,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *webhook_routes(driver=driver, settings=settings, brokers=brokers),
         *read_routes(engine, clock=clock),
         *auth_routes(engine, clock=clock),
+        *admin_routes(engine, clock=clock, brokers=brokers, changed=driver.refresh_configuration),
         *canned_response_routes(engine, clock=clock),
         *attachment_routes(store=attachments, clock=clock, settings=settings),
         *text_routes(driver=driver, attachments=attachments, clock=clock, settings=settings),

@@ -26,7 +26,7 @@ from server.adapters.config_document import (
     credential_variable,
 )
 
-__all__ = ["write_config_folder"]
+__all__ = ["document_files", "write_config_folder"]
 
 _HEADER = (
     "# Written by `parley config export`. Credentials are read from the environment:\n"
@@ -85,8 +85,9 @@ def _profile_node(profile: RoutingProfileSpec) -> dict[str, object]:
     return node
 
 
-def _document_files(document: OrganisationDocument) -> dict[str, dict[str, object]]:
-    """Return each file's content, credentials replaced by `${PARLEY_...}` placeholders."""
+def document_files(document: OrganisationDocument) -> dict[str, dict[str, object]]:
+    """Return each file's content (plain data for `yaml.safe_dump`), credentials replaced by
+    `${PARLEY_...}` placeholders (`credential_variable`)."""
     organisation = document.organisation
     accounts = []
     for account in document.accounts:
@@ -194,6 +195,6 @@ def write_config_folder(document: OrganisationDocument, folder: Path) -> None:
     `credential_variable`), so `load_config_folder` reads them back from the environment.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    for name, content in _document_files(document).items():
+    for name, content in document_files(document).items():
         text = yaml.safe_dump(content, sort_keys=False, allow_unicode=True, width=100)
         (folder / name).write_text(_HEADER + text, encoding="utf-8")

@@ -64,7 +64,9 @@ __all__ = [
     "ApplyReport",
     "ChangeCount",
     "ConfigConflict",
+    "StaleRevision",
     "apply_config",
+    "apply_document",
 ]
 
 _provider = table_of(Provider)
@@ -117,6 +119,37 @@ class ConfigConflict(ConfigError):
     def __init__(self, conflicts: Iterable[str]) -> None:
         self.conflicts = tuple(conflicts)
         super().__init__("; ".join(self.conflicts))
+
+
+class StaleRevision(ConfigConflict):
+    """The organisation's configuration changed since the revision the edit was made on."""
+
+    def __init__(self, *, slug: str, expected: int, current: int | None) -> None:
+        self.expected = expected
+        self.current = current
+        now = "it does not exist" if current is None else f"it is at revision {current}"
+        super().__init__(
+            [
+                f"organisation {slug!r} changed since revision {expected} ({now}); "
+                "read it again and redo the change"
+            ]
+        )
+
+
+def _check_revision(connection: sa.Connection, slug: str, expected: int) -> None:
+    """Raise `StaleRevision` unless organisation `slug` is at configuration revision `expected`.
+
+    A no-op update of the row, so that it stays locked until the transaction ends."""
+    matched = connection.execute(
+        sa.update(_organisation)
+        .where(_organisation.c.slug == slug, _organisation.c.config_revision == expected)
+        .values(config_revision=_organisation.c.config_revision)
+    ).rowcount
+    if matched != 1:
+        current = connection.execute(
+            sa.select(_organisation.c.config_revision).where(_organisation.c.slug == slug)
+        ).scalar()
+        raise StaleRevision(slug=slug, expected=expected, current=current)
 
 
 @dataclass(frozen=True)
@@ -770,39 +803,57 @@ def apply_config(
     out of the document still has history.
     """
     with engine.begin() as connection:
-        changes = _Changes(connection, actor=actor, now=now)
-        provider_id, organisation_id = _apply_organisation(changes, document.organisation)
-        _apply_profiles(changes, organisation_id, document.profiles)
-        _apply_users(changes, organisation_id, document.users)
-        _apply_workgroups(changes, organisation_id, document.workgroups)
-        _apply_members(changes, organisation_id, document.workgroups)
-        _apply_accounts(
-            changes, document.accounts, provider_id=provider_id, organisation_id=organisation_id
+        return apply_document(connection, document, actor=actor, now=now)
+
+
+def apply_document(
+    connection: sa.Connection,
+    document: OrganisationDocument,
+    *,
+    actor: str,
+    now: datetime,
+    expected_revision: int | None = None,
+) -> ApplyReport:
+    """`apply_config` inside the caller's transaction (which rolls back on any exception), so
+    that other writes can share it (the admin API sets a new user's password with it).
+
+    With `expected_revision`, raises `StaleRevision` unless the organisation exists at that
+    configuration revision; the check locks the organisation's row (a write on SQLite) until
+    the transaction ends, so two edits read at the same revision cannot both apply.
+    """
+    if expected_revision is not None:
+        _check_revision(connection, document.organisation.slug, expected_revision)
+    changes = _Changes(connection, actor=actor, now=now)
+    provider_id, organisation_id = _apply_organisation(changes, document.organisation)
+    _apply_profiles(changes, organisation_id, document.profiles)
+    _apply_users(changes, organisation_id, document.users)
+    _apply_workgroups(changes, organisation_id, document.workgroups)
+    _apply_members(changes, organisation_id, document.workgroups)
+    _apply_accounts(
+        changes, document.accounts, provider_id=provider_id, organisation_id=organisation_id
+    )
+    _apply_numbers(changes, organisation_id, document.numbers)
+    _apply_routes(changes, organisation_id, document.routes, default=document.default_destination)
+    _apply_outbound_routes(changes, organisation_id, document.outbound_routes)
+    _remove_accounts(changes, organisation_id, [a.public_id for a in document.accounts])
+    _remove_people(
+        changes,
+        organisation_id,
+        usernames=[user.username for user in document.users],
+        workgroups=[workgroup.name for workgroup in document.workgroups],
+    )
+    _remove_profiles(changes, organisation_id, [p.name for p in document.profiles])
+    counts = changes.counts()
+    if any(counts.values()):
+        connection.execute(
+            sa.update(_organisation)
+            .where(_organisation.c.id == organisation_id)
+            .values(config_revision=_organisation.c.config_revision + 1)
         )
-        _apply_numbers(changes, organisation_id, document.numbers)
-        _apply_routes(
-            changes, organisation_id, document.routes, default=document.default_destination
-        )
-        _apply_outbound_routes(changes, organisation_id, document.outbound_routes)
-        _remove_accounts(changes, organisation_id, [a.public_id for a in document.accounts])
-        _remove_people(
-            changes,
-            organisation_id,
-            usernames=[user.username for user in document.users],
-            workgroups=[workgroup.name for workgroup in document.workgroups],
-        )
-        _remove_profiles(changes, organisation_id, [p.name for p in document.profiles])
-        counts = changes.counts()
-        if any(counts.values()):
-            connection.execute(
-                sa.update(_organisation)
-                .where(_organisation.c.id == organisation_id)
-                .values(config_revision=_organisation.c.config_revision + 1)
-            )
-        changes.write_audit(organisation_id)
-        revision = connection.execute(
-            sa.select(_organisation.c.config_revision).where(_organisation.c.id == organisation_id)
-        ).scalar_one()
+    changes.write_audit(organisation_id)
+    revision = connection.execute(
+        sa.select(_organisation.c.config_revision).where(_organisation.c.id == organisation_id)
+    ).scalar_one()
     return ApplyReport(
         organisation_slug=document.organisation.slug,
         organisation_id=organisation_id,

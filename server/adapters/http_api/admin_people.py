@@ -1,0 +1,492 @@
+"""The admin routes for people: users (with their password and API tokens) and workgroups.
+
+Each change edits `people.yaml` (and for a user's workgroups, the workgroups' `members`) through
+`AdminApi.edit` (server/adapters/http_api/admin_api.py), so the configuration check and the
+audited apply of `parley config apply` judge and write it. A password and a token are not
+configuration: they are written by `server/adapters/persistence/accounts.py`, audited there, in
+the transaction of the change that comes with them (a new user's password).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from server.adapters.config_document import ROLES
+from server.adapters.config_edit import ConfigSnapshot, EditRefused
+from server.adapters.http_api.admin_api import (
+    AdminApi,
+    actor_of,
+    iso,
+    report_json,
+    revision_parameter,
+)
+from server.adapters.persistence import accounts
+from server.adapters.persistence.accounts import Principal
+from server.adapters.persistence.config_apply import ApplyReport
+from server.adapters.persistence.tables import User, table_of
+
+__all__ = ["people_routes"]
+
+_user = table_of(User)
+_USER_FIELDS = ("display_name", "role", "send_alerts", "routing_profile", "skills")
+_WORKGROUP_FIELDS = (
+    "members",
+    "strategy",
+    "offer_timeout_s",
+    "wrap_up_timeout_s",
+    "transfer_priority_boost",
+    "required_skills",
+    "escalation",
+    "timeouts",
+    "notices",
+    "max_wait",
+)
+
+
+def _users(snapshot: ConfigSnapshot) -> list[dict[str, Any]]:
+    return list(snapshot.files["people.yaml"]["users"])
+
+
+def _workgroups(snapshot: ConfigSnapshot) -> list[dict[str, Any]]:
+    return list(snapshot.files["people.yaml"]["workgroups"])
+
+
+def _find(items: list[dict[str, Any]], key: str, value: str, *, kind: str) -> dict[str, Any]:
+    for item in items:
+        if item.get(key) == value:
+            return item
+    raise EditRefused(404, "not_found", f"no {kind} {value!r}")
+
+
+def _numbers_of(snapshot: ConfigSnapshot, key: str, name: str) -> list[str]:
+    return [n["number"] for n in snapshot.files["numbers.yaml"]["numbers"] if n.get(key) == name]
+
+
+def _user_json(
+    snapshot: ConfigSnapshot, node: dict[str, Any], *, with_password: set[str]
+) -> dict[str, Any]:
+    username = node["username"]
+    return {
+        "username": username,
+        "display_name": node.get("display_name", username),
+        "role": node.get("role", "agent"),
+        "send_alerts": bool(node.get("send_alerts", False)),
+        "routing_profile": node.get("routing_profile"),
+        "skills": node.get("skills", {}),
+        "workgroups": [
+            workgroup["name"]
+            for workgroup in _workgroups(snapshot)
+            if username in workgroup.get("members", [])
+        ],
+        "numbers": _numbers_of(snapshot, "user", username),
+        "has_password": username in with_password,
+    }
+
+
+def _workgroup_json(snapshot: ConfigSnapshot, node: dict[str, Any]) -> dict[str, Any]:
+    return {**node, "numbers": _numbers_of(snapshot, "workgroup", node["name"])}
+
+
+def _text(body: dict[str, Any], key: str, *, limit: int = 100) -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or not 1 <= len(value.strip()) <= limit:
+        raise EditRefused(
+            422, "invalid_body", f"{key} must be a string of 1 to {limit} characters", field=key
+        )
+    return value.strip()
+
+
+def _names(body: dict[str, Any], key: str) -> list[str]:
+    value = body[key]
+    if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
+        raise EditRefused(422, "invalid_body", f"{key} must be a list of names", field=key)
+    return sorted(set(value))
+
+
+def _set_fields(node: dict[str, Any], body: dict[str, Any], fields: tuple[str, ...]) -> None:
+    """Copy the given `fields` of `body` into the file's `node`; null removes one (its default)."""
+    for key in fields:
+        if key in body:
+            if body[key] is None:
+                node.pop(key, None)
+            else:
+                node[key] = body[key]
+
+
+def _set_membership(snapshot: ConfigSnapshot, username: str, workgroups: list[str]) -> None:
+    known = {workgroup["name"] for workgroup in _workgroups(snapshot)}
+    unknown = [name for name in workgroups if name not in known]
+    if unknown:
+        raise EditRefused(422, "invalid_body", f"no workgroup {unknown[0]!r}", field="workgroups")
+    for workgroup in _workgroups(snapshot):
+        members = [member for member in workgroup.get("members", []) if member != username]
+        if workgroup["name"] in workgroups:
+            members.append(username)
+        workgroup["members"] = sorted(members)
+
+
+class PeopleApi:
+    """Users, their tokens and passwords, and workgroups (see the module docstring)."""
+
+    def __init__(self, api: AdminApi) -> None:
+        self.api = api
+
+    def _with_password(self, organisation_id: int) -> set[str]:
+        with self.api.engine.connect() as connection:
+            return set(
+                connection.execute(
+                    sa.select(_user.c.username).where(
+                        _user.c.organisation_id == organisation_id,
+                        _user.c.password_hash.is_not(None),
+                    )
+                ).scalars()
+            )
+
+    async def _user_answer(
+        self, principal: Principal, username: str, *, revision: int, status: int = 200
+    ) -> Response:
+        snapshot = await self.api.snapshot(principal)
+        node = _find(_users(snapshot), "username", username, kind="user")
+        with_password = await self.api.run(
+            self._with_password, organisation_id=principal.organisation_id
+        )
+        user = _user_json(snapshot, node, with_password=with_password)
+        return JSONResponse({"revision": revision, "user": user}, status_code=status)
+
+    # --- users ----------------------------------------------------------------------------------
+
+    async def list_users(self, request: Request, principal: Principal) -> Response:
+        snapshot = await self.api.snapshot(principal)
+        with_password = await self.api.run(
+            self._with_password, organisation_id=principal.organisation_id
+        )
+        users = [_user_json(snapshot, n, with_password=with_password) for n in _users(snapshot)]
+        return JSONResponse({"revision": snapshot.revision, "users": users})
+
+    async def create_user(self, request: Request, principal: Principal) -> Response:
+        body = await self.api.body(
+            request,
+            allowed=("username", *_USER_FIELDS, "workgroups", "password", "revision"),
+            required=("username",),
+        )
+        username = _text(body, "username")
+        password = body.get("password")
+        if password is not None and not isinstance(password, str):
+            raise EditRefused(422, "invalid_body", "password must be a string", field="password")
+        workgroups = _names(body, "workgroups") if "workgroups" in body else []
+
+        def change(snapshot: ConfigSnapshot) -> None:
+            users = snapshot.files["people.yaml"]["users"]
+            if any(node["username"] == username for node in users):
+                raise EditRefused(409, "exists", f"there is a user {username!r}", field="username")
+            node: dict[str, Any] = {"username": username}
+            _set_fields(node, body, _USER_FIELDS)
+            users.append(node)
+            _set_membership(snapshot, username, workgroups)
+
+        def set_password(connection: sa.Connection, report: ApplyReport) -> None:
+            if password is None:
+                return
+            user = accounts.find_user(
+                connection, organisation=report.organisation_slug, username=username
+            )
+            try:
+                accounts.set_password(
+                    connection,
+                    user=user,
+                    password=password,
+                    actor=actor_of(principal),
+                    now=self.api.clock.now(),
+                )
+            except accounts.WeakPassword as weak:
+                raise EditRefused(422, "weak_password", str(weak), field="password") from None
+
+        report, _ = await self.api.edit(
+            principal, change, revision=body.get("revision"), also=set_password
+        )
+        return await self._user_answer(principal, username, revision=report.revision, status=201)
+
+    async def change_user(self, request: Request, principal: Principal) -> Response:
+        username = request.path_params["username"]
+        body = await self.api.body(request, allowed=(*_USER_FIELDS, "workgroups", "revision"))
+        if (
+            "role" in body
+            and body["role"] != "admin"
+            and principal.username == username
+            and body["role"] in ROLES
+        ):
+            raise EditRefused(
+                422, "own_role", "you cannot take the admin role from yourself", field="role"
+            )
+        workgroups = _names(body, "workgroups") if "workgroups" in body else None
+
+        def change(snapshot: ConfigSnapshot) -> None:
+            node = _find(_users(snapshot), "username", username, kind="user")
+            _set_fields(node, body, _USER_FIELDS)
+            if workgroups is not None:
+                _set_membership(snapshot, username, workgroups)
+
+        report, _ = await self.api.edit(principal, change, revision=body.get("revision"))
+        return await self._user_answer(principal, username, revision=report.revision)
+
+    async def remove_user(self, request: Request, principal: Principal) -> Response:
+        username = request.path_params["username"]
+        revision = revision_parameter(request)
+        if principal.username == username:
+            raise EditRefused(409, "own_account", "you cannot remove yourself")
+
+        def change(snapshot: ConfigSnapshot) -> None:
+            users = snapshot.files["people.yaml"]["users"]
+            node = _find(users, "username", username, kind="user")
+            numbers = _numbers_of(snapshot, "user", username)
+            if numbers:
+                raise EditRefused(
+                    409,
+                    "in_use",
+                    f"{username!r} has the number {numbers[0]}: assign it elsewhere first",
+                )
+            users.remove(node)
+            _set_membership(snapshot, username, [])
+
+        def kept(connection: sa.Connection, report: ApplyReport) -> None:
+            for what in report.kept:
+                if what.startswith(f"user {username!r} "):
+                    raise EditRefused(
+                        409,
+                        "in_use",
+                        f"{what}: a user their conversations refer to stays; "
+                        "remove them from their workgroups instead",
+                    )
+
+        report, _ = await self.api.edit(principal, change, revision=revision, also=kept)
+        return JSONResponse({"revision": report.revision})
+
+    async def set_password(self, request: Request, principal: Principal) -> Response:
+        username = request.path_params["username"]
+        body = await self.api.body(request, allowed=("password",), required=("password",))
+        if not isinstance(body["password"], str):
+            raise EditRefused(422, "invalid_body", "password must be a string", field="password")
+
+        def write() -> None:
+            with self.api.engine.begin() as connection:
+                slug = accounts.organisation_slug(
+                    connection, organisation_id=principal.organisation_id
+                )
+                try:
+                    user = accounts.find_user(connection, organisation=slug, username=username)
+                except accounts.UnknownUser:
+                    raise EditRefused(404, "not_found", f"no user {username!r}") from None
+                try:
+                    accounts.set_password(
+                        connection,
+                        user=user,
+                        password=body["password"],
+                        actor=actor_of(principal),
+                        now=self.api.clock.now(),
+                    )
+                except accounts.WeakPassword as weak:
+                    raise EditRefused(422, "weak_password", str(weak), field="password") from None
+
+        await self.api.run(write)
+        return Response(status_code=204)
+
+    # --- tokens ---------------------------------------------------------------------------------
+
+    async def list_tokens(self, request: Request, principal: Principal) -> Response:
+        def read() -> list[accounts.TokenInfo]:
+            with self.api.engine.connect() as connection:
+                return accounts.list_api_tokens(
+                    connection, organisation_id=principal.organisation_id
+                )
+
+        tokens = await self.api.run(read)
+        return JSONResponse(
+            {
+                "tokens": [
+                    {
+                        "id": token.id,
+                        "name": token.name,
+                        "user": token.username,
+                        "created_at": iso(token.created_at),
+                        "last_used_at": iso(token.last_used_at),
+                        "revoked_at": iso(token.revoked_at),
+                    }
+                    for token in tokens
+                ]
+            }
+        )
+
+    async def create_token(self, request: Request, principal: Principal) -> Response:
+        username = request.path_params["username"]
+        body = await self.api.body(request, allowed=("name",), required=("name",))
+        name = _text(body, "name")
+
+        def write() -> accounts.IssuedToken:
+            with self.api.engine.begin() as connection:
+                slug = accounts.organisation_slug(
+                    connection, organisation_id=principal.organisation_id
+                )
+                try:
+                    user = accounts.find_user(connection, organisation=slug, username=username)
+                except accounts.UnknownUser:
+                    raise EditRefused(404, "not_found", f"no user {username!r}") from None
+                return accounts.create_api_token(
+                    connection,
+                    organisation_id=principal.organisation_id,
+                    user_id=user.id,
+                    name=name,
+                    actor=actor_of(principal),
+                    now=self.api.clock.now(),
+                )
+
+        issued = await self.api.run(write)
+        return JSONResponse(
+            {"id": issued.id, "name": issued.name, "token": issued.token}, status_code=201
+        )
+
+    async def revoke_token(self, request: Request, principal: Principal) -> Response:
+        token_id = request.path_params["token_id"]
+
+        def write() -> bool:
+            with self.api.engine.begin() as connection:
+                return accounts.revoke_api_token(
+                    connection,
+                    organisation_id=principal.organisation_id,
+                    token_id=token_id,
+                    owner_id=None,
+                    actor=actor_of(principal),
+                    now=self.api.clock.now(),
+                )
+
+        if not await self.api.run(write):
+            raise EditRefused(404, "not_found", f"no API token {token_id}")
+        return Response(status_code=204)
+
+    # --- workgroups -----------------------------------------------------------------------------
+
+    async def list_workgroups(self, request: Request, principal: Principal) -> Response:
+        snapshot = await self.api.snapshot(principal)
+        workgroups = [_workgroup_json(snapshot, node) for node in _workgroups(snapshot)]
+        return JSONResponse({"revision": snapshot.revision, "workgroups": workgroups})
+
+    async def _workgroup_answer(
+        self, principal: Principal, name: str, *, revision: int, status: int = 200
+    ) -> Response:
+        snapshot = await self.api.snapshot(principal)
+        node = _find(_workgroups(snapshot), "name", name, kind="workgroup")
+        return JSONResponse(
+            {"revision": revision, "workgroup": _workgroup_json(snapshot, node)},
+            status_code=status,
+        )
+
+    async def create_workgroup(self, request: Request, principal: Principal) -> Response:
+        body = await self.api.body(
+            request, allowed=("name", *_WORKGROUP_FIELDS, "revision"), required=("name",)
+        )
+        name = _text(body, "name")
+
+        def change(snapshot: ConfigSnapshot) -> None:
+            workgroups = snapshot.files["people.yaml"]["workgroups"]
+            if any(node["name"] == name for node in workgroups):
+                raise EditRefused(409, "exists", f"there is a workgroup {name!r}", field="name")
+            node: dict[str, Any] = {"name": name, "members": []}
+            _set_fields(node, body, _WORKGROUP_FIELDS)
+            workgroups.append(node)
+
+        report, _ = await self.api.edit(principal, change, revision=body.get("revision"))
+        return await self._workgroup_answer(principal, name, revision=report.revision, status=201)
+
+    async def change_workgroup(self, request: Request, principal: Principal) -> Response:
+        name = request.path_params["name"]
+        body = await self.api.body(request, allowed=(*_WORKGROUP_FIELDS, "revision"))
+
+        def change(snapshot: ConfigSnapshot) -> None:
+            _set_fields(
+                _find(_workgroups(snapshot), "name", name, kind="workgroup"),
+                body,
+                _WORKGROUP_FIELDS,
+            )
+
+        report, _ = await self.api.edit(principal, change, revision=body.get("revision"))
+        return await self._workgroup_answer(principal, name, revision=report.revision)
+
+    async def remove_workgroup(self, request: Request, principal: Principal) -> Response:
+        name = request.path_params["name"]
+        revision = revision_parameter(request)
+
+        def change(snapshot: ConfigSnapshot) -> None:
+            workgroups = snapshot.files["people.yaml"]["workgroups"]
+            node = _find(workgroups, "name", name, kind="workgroup")
+            numbers = _numbers_of(snapshot, "workgroup", name)
+            if numbers:
+                raise EditRefused(
+                    409,
+                    "in_use",
+                    f"{name!r} has the number {numbers[0]}: assign it elsewhere first",
+                )
+            workgroups.remove(node)
+
+        def kept(connection: sa.Connection, report: ApplyReport) -> None:
+            for what in report.kept:
+                if what.startswith(f"workgroup {name!r} "):
+                    raise EditRefused(
+                        409, "in_use", f"{what}: a workgroup conversations refer to stays"
+                    )
+
+        report, _ = await self.api.edit(principal, change, revision=revision, also=kept)
+        return JSONResponse(report_json(report))
+
+    def routes(self) -> list[Route]:
+        api = self.api
+        return [
+            Route("/api/admin/users", api.reader(self.list_users), methods=["GET"]),
+            Route("/api/admin/users", api.writer(self.create_user), methods=["POST"]),
+            Route(
+                "/api/admin/users/{username}",
+                api.writer(self.change_user),
+                methods=["PATCH"],
+            ),
+            Route(
+                "/api/admin/users/{username}",
+                api.writer(self.remove_user),
+                methods=["DELETE"],
+            ),
+            Route(
+                "/api/admin/users/{username}/password",
+                api.writer(self.set_password),
+                methods=["PUT"],
+            ),
+            Route(
+                "/api/admin/users/{username}/tokens",
+                api.writer(self.create_token),
+                methods=["POST"],
+            ),
+            Route("/api/admin/tokens", api.writer(self.list_tokens), methods=["GET"]),
+            Route(
+                "/api/admin/tokens/{token_id:int}",
+                api.writer(self.revoke_token),
+                methods=["DELETE"],
+            ),
+            Route("/api/admin/workgroups", api.reader(self.list_workgroups), methods=["GET"]),
+            Route("/api/admin/workgroups", api.writer(self.create_workgroup), methods=["POST"]),
+            Route(
+                "/api/admin/workgroups/{name}",
+                api.writer(self.change_workgroup),
+                methods=["PATCH"],
+            ),
+            Route(
+                "/api/admin/workgroups/{name}",
+                api.writer(self.remove_workgroup),
+                methods=["DELETE"],
+            ),
+        ]
+
+
+def people_routes(api: AdminApi) -> list[Route]:
+    """The users', tokens' and workgroups' routes."""
+    return PeopleApi(api).routes()
