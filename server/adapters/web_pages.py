@@ -50,6 +50,7 @@ class NavLink:
 
 NAVIGATION: tuple[NavLink, ...] = (
     NavLink("agent", "Conversations", "/agent"),
+    NavLink("canned-responses", "Canned responses", "/canned-responses", role="supervisor"),
     NavLink("phone", "Phone simulator", "/phone"),  # only while the sandbox is on
     # The supervisor dashboard, the administration pages and the phone simulator add their
     # links here (e.g. NavLink("supervisor", "Dashboard", "/supervisor", role="supervisor")).
@@ -122,6 +123,19 @@ class Pages:
             return RedirectResponse("/sign-in", status_code=303)
         return self._render(request, "agent.html", page="agent", user=user)
 
+    async def canned_responses(self, request: Request) -> Response:
+        """`GET /canned-responses`: the supervisors' page of canned responses (its script uses
+        `/api/canned-responses`); 303 to `/sign-in` without a session, 403 below supervisor."""
+        user = await self._user(request)
+        if user is None:
+            return RedirectResponse("/sign-in", status_code=303)
+        allowed = user.principal.at_least("supervisor")
+        page = self._render(
+            request, "canned_responses.html", page="canned-responses", user=user, allowed=allowed
+        )
+        page.status_code = 200 if allowed else 403
+        return page
+
     async def phone(self, request: Request) -> Response:
         """`GET /phone`: the customer phone simulator, a face on the sandbox broker's phone side
         (docs/brokers.md). Like that API it needs no session: it is a test tool, served only
@@ -147,6 +161,7 @@ def page_routes(
         Route("/", pages.home, methods=["GET"]),
         Route("/sign-in", pages.sign_in, methods=["GET"]),
         Route("/agent", pages.agent, methods=["GET"]),
+        Route("/canned-responses", pages.canned_responses, methods=["GET"]),
         *simulator,
         Mount("/static", StaticFiles(directory=folder / "static", check_dir=False), name="static"),
     ]

@@ -11,10 +11,13 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, WebSocketRoute, expect
 
+from server.adapters.persistence import accounts
 from tests.browser.conftest import (
+    PASSWORD,
     WAIT_MS,
     OpenPage,
     advance,
@@ -23,6 +26,7 @@ from tests.browser.conftest import (
     wait_until,
 )
 from tests.end_to_end.conftest import Stack
+from tests.end_to_end.organisations import ACME
 
 AGENT_SOCKET = re.compile(r"/agent/ws$")
 PNG = bytes.fromhex(  # a 1x1 image
@@ -321,3 +325,189 @@ def test_a_wrong_password_is_refused_on_the_form(chromium: Browser, page_stack: 
         expect(page).to_have_url(re.compile(r"/sign-in$"))
     finally:
         context.close()
+
+
+def set_password(stack: Stack, username: str) -> None:
+    """Give `username` of ACME the password the pages sign in with."""
+    with stack.engine.begin() as connection:
+        accounts.set_password(
+            connection,
+            user=accounts.find_user(connection, organisation=ACME.slug, username=username),
+            password=PASSWORD,
+            actor="test",
+            now=datetime.now(UTC),
+        )
+
+
+def add_canned_response(page: Page, title: str, workgroup: str, text: str) -> None:
+    page.get_by_label("Title").fill(title)
+    page.get_by_label("For").select_option(workgroup)
+    page.get_by_label("Text", exact=True).fill(text)
+    page.get_by_role("button", name="Add", exact=True).click()
+    expect(page.get_by_role("status")).to_have_text(f"Saved “{title}”.")
+    expect(page.locator("#canned-rows tr", has_text=title)).to_contain_text(workgroup)
+
+
+def supervisor_page(chromium: Browser, stack: Stack, username: str) -> tuple[Page, list[str]]:
+    """A new browser context signed in as a supervisor (through `POST /auth/login`) on the
+    canned-responses page, and the list its script errors go to."""
+    set_password(stack, username)
+    context = chromium.new_context(viewport={"width": 1366, "height": 768})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    signed_in = context.request.post(
+        f"{stack.server.base_url}/auth/login",
+        data={"organisation": ACME.slug, "username": username, "password": PASSWORD},
+    )
+    assert signed_in.status == 200, signed_in.text()
+    page.goto(f"{stack.server.base_url}/canned-responses")
+    link = page.get_by_role("link", name="Canned responses")  # in the navigation, for them
+    expect(link).to_have_attribute("aria-current", "page")
+    return page, errors
+
+
+def test_a_supervisor_adds_a_canned_response_and_an_agent_sends_it(
+    agent_page: OpenPage, page_stack: Stack, chromium: Browser
+) -> None:
+    phone = "+14145556010"
+    carol, carol_errors = supervisor_page(chromium, page_stack, "carol")
+    add_canned_response(carol, "Parcel delay", "Support", "Sorry: your parcel ships today.")
+    add_canned_response(carol, "Sales pitch", "Sales", "Our best offer this week!")
+    # a title is unique in its scope: the page says why it refused
+    add = carol.get_by_role("button", name="Add", exact=True)
+    carol.get_by_label("Title").fill("Parcel delay")
+    carol.get_by_label("For").select_option("Support")
+    carol.get_by_label("Text", exact=True).fill("again")
+    add.click()
+    expect(carol.locator("#canned-error")).to_have_text(
+        "Not saved: a canned response titled 'Parcel delay' exists for the workgroup Support"
+    )
+
+    alice = agent_page("alice")
+    expect(alice.get_by_role("link", name="Canned responses")).to_have_count(0)  # not hers
+    become_available(alice)
+    text_from_phone(page_stack, phone, "Where is my parcel?")
+    panel = accept(alice, phone)
+    reply = panel.get_by_label("Reply")
+
+    # "/" at the start of the reply opens the picker: Alice (Support, Spanish) sees Support's
+    reply.press("/")
+    search = panel.get_by_label("Find a canned response")
+    expect(search).to_be_focused()
+    options = panel.locator(".canned-option")
+    expect(options).to_have_count(1)
+    expect(options).to_contain_text("Parcel delay")
+    search.press_sequentially("nothing like it")
+    expect(options).to_have_count(0)
+    expect(panel.get_by_text("No canned response matches.")).to_be_visible()
+    search.fill("parcel")
+    search.press("Enter")
+    expect(reply).to_have_value("Sorry: your parcel ships today.")
+    expect(reply).to_be_focused()
+    expect(panel.locator(".segments")).to_contain_text("GSM-7 · 1 part")
+
+    # the button opens it too, from the keyboard; the text goes where the cursor is
+    reply.press("End")
+    reply.press_sequentially(" Regards.")
+    reply.press("Home")
+    panel.get_by_role("button", name="Canned responses").press("Enter")
+    expect(search).to_be_focused()
+    search.press("ArrowDown")
+    expect(options.first).to_be_focused()
+    options.first.press("Escape")
+    expect(reply).to_be_focused()
+    reply.press("Enter")
+    outbound = panel.locator(".message.outbound")
+    expect(outbound.locator(".body")).to_have_text(["Sorry: your parcel ships today. Regards."])
+    expect(outbound.locator(".status")).to_have_text("· ✓✓ Delivered")
+    [on_phone] = [m for m in phone_texts(page_stack, phone) if m["direction"] == "to_phone"]
+    assert on_phone["text"] == "Sorry: your parcel ships today. Regards."
+
+    # an agent is refused the management page
+    alice_side = alice.context.new_page()
+    alice_side.goto(f"{page_stack.server.base_url}/canned-responses")
+    expect(alice_side.get_by_role("alert")).to_contain_text("Only supervisors")
+    alice_side.close()
+    hang_up(alice, panel)
+    carol.context.close()
+    assert carol_errors == []
+
+
+def test_the_customers_earlier_conversations_show_on_the_panel(
+    agent_page: OpenPage, page_stack: Stack
+) -> None:
+    phone = "+14145556011"
+    page = agent_page("alice")
+    become_available(page)
+    text_from_phone(page_stack, phone, "My first question")
+    panel = accept(page, phone)
+    panel.get_by_label("Reply").fill("My first answer")
+    panel.get_by_role("button", name="Send").click()
+    expect(panel.locator(".message.outbound .status")).to_have_text("· ✓✓ Delivered")
+    hang_up(page, panel)
+
+    text_from_phone(page_stack, phone, "Back again")
+    panel = accept(page, phone)
+    history = panel.locator(".history")
+    history.get_by_text("Earlier conversations with this customer").click()
+    expect(history.get_by_role("status")).to_have_text("1 earlier conversation, newest first.")
+    [entry] = history.locator(".history-entry").all()
+    expect(entry).to_contain_text("Support · Alice · closed by the agent · 2 texts")
+    entry.get_by_role("button", name=re.compile("^Show the texts")).click()
+    expect(entry.locator(".history-message")).to_have_text(
+        [
+            re.compile(r"^Customer \(.*\): My first question$"),
+            re.compile(r"^Us .*: My first answer$"),
+        ]
+    )
+    expect(entry.get_by_role("button", name="Hide the texts")).to_have_attribute(
+        "aria-expanded", "true"
+    )
+    hang_up(page, panel)
+
+
+def test_an_agent_starts_a_conversation_from_the_page(
+    agent_page: OpenPage, page_stack: Stack
+) -> None:
+    phone = "+14145556012"
+    page = agent_page("alice")
+    form = page.locator("#new-conversation-form")
+    from_number = form.get_by_label("From")
+    expect(from_number).to_have_value(ACME.direct)  # her direct number is the default
+    expect(from_number.locator("option")).to_have_count(5)  # and Support's four
+
+    # a number that cannot be one is refused, saying why: by the page, then by the server
+    form.get_by_label("Customer's number").fill("12")
+    form.get_by_label("First text").fill("Hello")
+    form.get_by_label("First text").press("Tab")
+    page.keyboard.press("Enter")  # the Start button, from the keyboard
+    expect(form.get_by_role("alert")).to_have_text(
+        "Write the customer's whole number, e.g. +1 414 555 0100."
+    )
+    form.get_by_label("Customer's number").fill("555")
+    form.get_by_role("button", name="Start").click()
+    expect(form.get_by_role("alert")).to_contain_text("Not started:")
+    expect(form.get_by_role("alert")).not_to_contain_text("whole number")
+    expect(page.locator("#connection")).to_have_attribute("data-status", "connected")
+    expect(page.get_by_role("tab")).to_have_count(0)
+
+    form.get_by_label("Customer's number").fill(phone)
+    form.get_by_label("First text").fill("Your parcel is ready")
+    form.get_by_role("button", name="Start").click()
+    tab = page.get_by_role("tab", name=re.compile(re.escape(spaced(phone))))
+    expect(tab).to_have_attribute("aria-selected", "true")
+    panel = page.get_by_role("tabpanel", name=re.compile(re.escape(spaced(phone))))
+    expect(panel.locator(".message.outbound .body")).to_have_text(["Your parcel is ready"])
+    expect(panel.locator(".message.outbound .status")).to_have_text("· ✓✓ Delivered")
+    expect(panel.get_by_label("Reply")).to_be_focused()
+    expect(form.get_by_role("alert")).to_be_hidden()
+    [on_phone] = phone_texts(page_stack, phone)
+    assert (on_phone["text"], on_phone["from"]) == ("Your parcel is ready", ACME.direct)
+
+    # the same phone again, while that conversation is open: refused
+    form.get_by_label("Customer's number").fill(phone)
+    form.get_by_label("First text").fill("Again")
+    form.get_by_role("button", name="Start").click()
+    expect(form.get_by_role("alert")).to_contain_text("is still open")
+    hang_up(page, panel)

@@ -64,7 +64,16 @@ const page = {
   toast,
   closeTab,
   workgroupNames,
+  cannedResponses,
 };
+
+/** The canned responses this agent may use (read afresh each time the picker opens). */
+async function cannedResponses() {
+  const answer = await fetch("/api/canned-responses", { headers: { Accept: "application/json" } });
+  const json = await answer.json().catch(() => null);
+  if (!answer.ok) throw new Error(json?.detail ?? `the server answered ${answer.status}`);
+  return json.canned_responses;
+}
 
 // -- the connection ---------------------------------------------------------------------------
 
@@ -393,6 +402,71 @@ function closeTab(id) {
   }
 }
 
+// -- starting a conversation ------------------------------------------------------------------
+
+async function readFromNumbers() {
+  const select = $("new-from");
+  try {
+    const answer = await fetch("/api/conversations/from-numbers");
+    const json = await answer.json().catch(() => null);
+    if (!answer.ok) throw new Error(json?.detail ?? `the server answered ${answer.status}`);
+    select.replaceChildren(
+      ...json.numbers.map((number) => {
+        const where = number.kind === "user" ? "your number" : number.workgroup;
+        return Object.assign(document.createElement("option"), {
+          value: number.number,
+          textContent: `${format.phone(number.number)} (${where})`,
+          selected: number.default,
+        });
+      }),
+    );
+    if (json.numbers.length === 0) {
+      select.replaceChildren(new Option("You have no number to text from", ""));
+    }
+    select.disabled = json.numbers.length === 0;
+  } catch (error) {
+    showNewError(`Could not read your numbers: ${error.message}`);
+  }
+}
+
+function showNewError(text) {
+  $("new-error").textContent = text;
+  $("new-error").hidden = !text;
+}
+
+async function startConversation(event) {
+  event.preventDefault();
+  const to = $("new-to").value.trim();
+  const text = $("new-text").value;
+  // checked here, so that the reason shows in the form (the protocol would refuse the frame)
+  if (to.length < 3 || to.length > 32) {
+    showNewError("Write the customer's whole number, e.g. +1 414 555 0100.");
+    $("new-to").focus();
+    return;
+  }
+  if (!text.trim()) {
+    showNewError("Write the first text.");
+    $("new-text").focus();
+    return;
+  }
+  const fields = { to, text };
+  if ($("new-from").value) fields.from = $("new-from").value;
+  showNewError("");
+  $("new-start").disabled = true;
+  try {
+    const result = await connection.command("start_conversation", fields);
+    $("new-to").value = "";
+    $("new-text").value = "";
+    await readTranscript(result.interaction_id);
+    select(result.interaction_id);
+    views.get(result.interaction_id)?.focusReply();
+  } catch (error) {
+    showNewError(`Not started: ${refusal(error)}`);
+  } finally {
+    $("new-start").disabled = false;
+  }
+}
+
 // -- drawing ----------------------------------------------------------------------------------
 
 let drawPending = false;
@@ -424,6 +498,7 @@ document.addEventListener("visibilitychange", () => {
 // -- controls ---------------------------------------------------------------------------------
 
 $("go-available").addEventListener("click", () => setState("available"));
+$("new-conversation-form").addEventListener("submit", startConversation);
 $("away-form").addEventListener("submit", (event) => {
   event.preventDefault();
   setState("away", $("away-reason").value.trim());
@@ -445,3 +520,4 @@ window.addEventListener("pageshow", (event) => {
 
 draw();
 connection.start();
+readFromNumbers();

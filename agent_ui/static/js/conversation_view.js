@@ -4,11 +4,15 @@
 // `new ConversationView({conversation, page})` builds the panel from the page's
 // <template id="conversation-template">; the page calls `update(conversation)` whenever the
 // desk changed, `tick()` every second, and `remove()` when the tab closes. `page` gives
-// `command(type, fields)`, `desk`, `userId`, `toast(text)`, `closeTab(id)` and
-// `workgroupNames()`.
+// `command(type, fields)`, `desk`, `userId`, `toast(text)`, `closeTab(id)`,
+// `workgroupNames()` and `cannedResponses()`. The reply box has a canned-response picker
+// (canned_picker.js); the panel ends with the customer's earlier conversations
+// (history_view.js).
 
+import { CannedPicker } from "./canned_picker.js";
 import { CommandError } from "./connection.js";
 import * as format from "./format.js";
+import { HistoryView } from "./history_view.js";
 
 const SEGMENTS_DELAY_MS = 250;
 const MAX_FILES = 10;
@@ -108,7 +112,9 @@ export class ConversationView {
       endWrapUp: $(".end-wrap-up"),
       closeTab: $(".close-tab"),
       actionError: $(".action-error"),
+      cannedButton: $(".canned-button"),
     };
+    const el = this.el;
     this.el.transferTo.setAttribute("list", "workgroup-names");
     this.messageItems = new Map(); // message id -> <li>
     this.uploads = []; // {name, size, id (once uploaded), error (if refused), element}
@@ -118,6 +124,12 @@ export class ConversationView {
     this.live = false;
     this.stick = true; // keep the transcript scrolled to its newest text
     this._wire();
+    this.picker = new CannedPicker({
+      root: el.composer,
+      reply: el.reply,
+      load: () => page.cannedResponses(),
+    });
+    this.history = new HistoryView({ root: $(".history"), interactionId: this.id });
     document.getElementById("panels").append(this.root);
     this.update(conversation);
   }
@@ -350,7 +362,8 @@ export class ConversationView {
     el.state.dataset.state = interaction.state;
 
     this._renderNotices(conversation, mine);
-    for (const control of [el.reply, el.files, el.transferKind, el.transferTo]) {
+    if (!this.live && this.picker.isOpen) this.picker.close({ focusReply: false });
+    for (const control of [el.reply, el.files, el.transferKind, el.transferTo, el.cannedButton]) {
       control.disabled = !this.live;
     }
     el.send.disabled = !this.live || this.sending;
