@@ -210,3 +210,20 @@ def test_a_narrow_window_shows_one_column_without_scrolling_sideways(
         assert handset["y"] >= setup["y"] + setup["height"]  # stacked, not side by side
     finally:
         customer.context.close()
+
+
+def test_an_address_typed_by_hand_opens_that_phone_and_thread(
+    chromium: Browser, page_stack: Stack, errors: PageErrors
+) -> None:
+    context = chromium.new_context()
+    try:
+        page = context.new_page()
+        errors.watch(page)
+        # "+" unencoded in a query reads as a space: the page takes it as the "+" it was
+        page.goto(f"{page_stack.server.base_url}/phone?phone=+14145558010&to=+{ACME.direct[1:]}")
+        expect(page.get_by_label("Your phone number")).to_have_value("+14145558010")
+        expect(page.get_by_label("Business number")).to_have_value(ACME.direct)
+        expect(page.locator("#handset-title")).to_have_text("Messages · +1 414 555 8010")
+        expect(page.locator("#phone-connection")).to_have_attribute("data-status", "connected")
+    finally:
+        context.close()

@@ -245,8 +245,14 @@ textBox.addEventListener("keydown", (event) => {
   }
 });
 
+/** A number from the address: "?phone=+1414..." typed by hand arrives as " 1414..." (a "+" in a
+ *  query is a space), so a leading space before digits is the "+" it was. */
+function fromQuery(name) {
+  return query.get(name)?.replace(/^ (?=\d)/, "+") ?? null;
+}
+
 const query = new URLSearchParams(window.location.search);
-phoneInput.value = query.get("phone") ?? localStorage.getItem(PHONE_KEY) ?? DEFAULT_PHONE;
+phoneInput.value = fromQuery("phone") ?? localStorage.getItem(PHONE_KEY) ?? DEFAULT_PHONE;
 setConnection("idle", "");
-await loadNumbers(query.get("to") ?? localStorage.getItem(TO_KEY));
+await loadNumbers(fromQuery("to") ?? localStorage.getItem(TO_KEY));
 open();
