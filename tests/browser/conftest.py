@@ -103,6 +103,15 @@ class PageErrors:
             self.seen.append(f"console {message.type}: {message.text}")
 
 
+@pytest.fixture
+def page_errors() -> Iterator[PageErrors]:
+    """Watch the pages a test opens itself (`page_errors.watch(page)`); the test fails on any
+    script error they logged."""
+    seen = PageErrors()
+    yield seen
+    assert seen.seen == [], "the pages logged errors"
+
+
 OpenPage = Callable[..., Page]
 
 

@@ -9,10 +9,8 @@ Nothing sleeps: every wait is one of Playwright's auto-waiting expectations.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 
-import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, WebSocketRoute, expect
 
 from tests.browser.conftest import OpenPage, PageErrors, phone_texts, text_from_phone
@@ -22,20 +20,13 @@ from tests.end_to_end.conftest import Stack
 from tests.end_to_end.organisations import ACME
 
 
-@pytest.fixture
-def errors() -> Iterator[PageErrors]:
-    seen = PageErrors()
-    yield seen
-    assert seen.seen == [], "the pages logged errors"
-
-
 def test_a_customer_texts_from_the_page_and_sees_the_agents_reply_delivered(
-    chromium: Browser, agent_page: OpenPage, page_stack: Stack, errors: PageErrors
+    chromium: Browser, agent_page: OpenPage, page_stack: Stack, page_errors: PageErrors
 ) -> None:
     phone = "+14145558001"
     alice = agent_page("alice")
     become_available(alice)
-    customer = open_phone(chromium, page_stack, phone, errors=errors)
+    customer = open_phone(chromium, page_stack, phone, errors=page_errors)
     try:
         expect(customer.get_by_label("Business number")).to_have_value(ACME.support)
         expect(customer.locator("#handset-title")).to_have_text("Messages · +1 414 555 8001")
@@ -65,12 +56,12 @@ def test_a_customer_texts_from_the_page_and_sees_the_agents_reply_delivered(
 
 
 def test_a_failed_delivery_and_a_picture_link_show_on_the_phone(
-    chromium: Browser, agent_page: OpenPage, page_stack: Stack, errors: PageErrors
+    chromium: Browser, agent_page: OpenPage, page_stack: Stack, page_errors: PageErrors
 ) -> None:
     phone = "+14145550199"  # the sandbox never delivers to a number ending in 555 0199
     alice = agent_page("alice")
     become_available(alice)
-    customer = open_phone(chromium, page_stack, phone, errors=errors)
+    customer = open_phone(chromium, page_stack, phone, errors=page_errors)
     try:
         customer.get_by_label("Picture link (MMS), optional").fill(
             "https://pictures.example/broken-box.jpg"
@@ -94,9 +85,9 @@ def test_a_failed_delivery_and_a_picture_link_show_on_the_phone(
 
 
 def test_the_page_works_from_the_keyboard_and_refuses_an_empty_text(
-    chromium: Browser, page_stack: Stack, errors: PageErrors
+    chromium: Browser, page_stack: Stack, page_errors: PageErrors
 ) -> None:
-    customer = open_phone(chromium, page_stack, "+14145558002", errors=errors)
+    customer = open_phone(chromium, page_stack, "+14145558002", errors=page_errors)
     try:
         number = customer.get_by_label("Your phone number")
         number.fill("(414) 555-8003")
@@ -165,11 +156,11 @@ class DroppingLink:
 
 
 def test_the_updates_come_back_after_the_socket_drops(
-    chromium: Browser, page_stack: Stack, errors: PageErrors
+    chromium: Browser, page_stack: Stack, page_errors: PageErrors
 ) -> None:
     phone = "+14145558004"
     link = DroppingLink()
-    customer = open_phone(chromium, page_stack, phone, errors=errors, before_load=link.route)
+    customer = open_phone(chromium, page_stack, phone, errors=page_errors, before_load=link.route)
     try:
         text_business(customer, "Before the drop")
         expect(bubble(customer, "Before the drop").locator(".status")).to_contain_text("Delivered")
@@ -191,13 +182,13 @@ def test_the_updates_come_back_after_the_socket_drops(
 
 
 def test_a_narrow_window_shows_one_column_without_scrolling_sideways(
-    chromium: Browser, page_stack: Stack, errors: PageErrors
+    chromium: Browser, page_stack: Stack, page_errors: PageErrors
 ) -> None:
     customer = open_phone(
         chromium,
         page_stack,
         "+14145558005",
-        errors=errors,
+        errors=page_errors,
         viewport={"width": 375, "height": 700},
     )
     try:
@@ -213,12 +204,12 @@ def test_a_narrow_window_shows_one_column_without_scrolling_sideways(
 
 
 def test_an_address_typed_by_hand_opens_that_phone_and_thread(
-    chromium: Browser, page_stack: Stack, errors: PageErrors
+    chromium: Browser, page_stack: Stack, page_errors: PageErrors
 ) -> None:
     context = chromium.new_context()
     try:
         page = context.new_page()
-        errors.watch(page)
+        page_errors.watch(page)
         # "+" unencoded in a query reads as a space: the page takes it as the "+" it was
         page.goto(f"{page_stack.server.base_url}/phone?phone=+14145558010&to=+{ACME.direct[1:]}")
         expect(page.get_by_label("Your phone number")).to_have_value("+14145558010")

@@ -14,9 +14,7 @@ Nothing sleeps: every wait is one of Playwright's auto-waiting expectations.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
-import pytest
 from playwright.sync_api import Browser, expect
 
 from tests.browser.conftest import OpenPage, PageErrors, advance, wait_until
@@ -33,22 +31,15 @@ from tests.browser.test_agent_page import (
 from tests.end_to_end.conftest import Stack
 
 
-@pytest.fixture
-def errors() -> Iterator[PageErrors]:
-    seen = PageErrors()
-    yield seen
-    assert seen.seen == [], "the pages logged errors"
-
-
 def test_a_text_from_the_phone_is_answered_across_every_page(
-    chromium: Browser, agent_page: OpenPage, page_stack: Stack, errors: PageErrors
+    chromium: Browser, agent_page: OpenPage, page_stack: Stack, page_errors: PageErrors
 ) -> None:
     phone = "+14145559001"
     slow = SlowLink()
     gate = Gate()
     alice = agent_page("alice", before_load=slow.route)
     bob = agent_page("bob", before_load=gate.route)
-    customer = open_phone(chromium, page_stack, phone, errors=errors)
+    customer = open_phone(chromium, page_stack, phone, errors=page_errors)
     try:
         become_available(alice)
         advance(page_stack, 1)  # alice has waited longest: she is offered the text first
