@@ -32,7 +32,7 @@ from server.adapters.http_api.auth import SESSION_COOKIE
 from server.adapters.persistence import accounts
 from server.adapters.persistence.accounts import Role, UserAccount
 
-__all__ = ["NAVIGATION", "UI_FOLDER", "NavLink", "page_routes"]
+__all__ = ["ADMIN_SECTIONS", "NAVIGATION", "UI_FOLDER", "NavLink", "page_routes"]
 
 UI_FOLDER = Path(__file__).resolve().parents[2] / "agent_ui"
 """The templates and static files, at the top of the source tree (beside `server/`)."""
@@ -52,9 +52,20 @@ NAVIGATION: tuple[NavLink, ...] = (
     NavLink("agent", "Conversations", "/agent"),
     NavLink("canned-responses", "Canned responses", "/canned-responses", role="supervisor"),
     NavLink("phone", "Phone simulator", "/phone"),  # only while the sandbox is on
+    NavLink("admin", "Administration", "/admin", role="admin"),
     # The supervisor dashboard, the administration pages and the phone simulator add their
     # links here (e.g. NavLink("supervisor", "Dashboard", "/supervisor", role="supervisor")).
 )
+
+ADMIN_SECTIONS = {
+    "overview": "Overview",
+    "users": "Users",
+    "workgroups": "Workgroups",
+    "numbers": "Accounts and numbers",
+    "settings": "Timeouts and notices",
+    "configuration": "Configuration files",
+}
+"""The administration pages: `/admin` (the overview) and `/admin/{section}`, by section."""
 
 _HEADERS = {
     "Cache-Control": "no-store",
@@ -136,6 +147,29 @@ class Pages:
         page.status_code = 200 if allowed else 403
         return page
 
+    async def admin(self, request: Request) -> Response:
+        """`GET /admin` and `GET /admin/{section}`: the administration pages (their scripts use
+        `/api/admin/...`); 303 to `/sign-in` without a session, 403 below admin, 404 for a
+        section that does not exist."""
+        section = request.path_params.get("section", "overview")
+        if section not in ADMIN_SECTIONS:
+            return Response("No such page", status_code=404, media_type="text/plain")
+        user = await self._user(request)
+        if user is None:
+            return RedirectResponse("/sign-in", status_code=303)
+        allowed = user.principal.at_least("admin")
+        page = self._render(
+            request,
+            f"admin_{section}.html",
+            page="admin",
+            user=user,
+            allowed=allowed,
+            section=section,
+            sections=ADMIN_SECTIONS,
+        )
+        page.status_code = 200 if allowed else 403
+        return page
+
     async def phone(self, request: Request) -> Response:
         """`GET /phone`: the customer phone simulator, a face on the sandbox broker's phone side
         (docs/brokers.md). Like that API it needs no session: it is a test tool, served only
@@ -161,6 +195,8 @@ def page_routes(
         Route("/", pages.home, methods=["GET"]),
         Route("/sign-in", pages.sign_in, methods=["GET"]),
         Route("/agent", pages.agent, methods=["GET"]),
+        Route("/admin", pages.admin, methods=["GET"]),
+        Route("/admin/{section}", pages.admin, methods=["GET"]),
         Route("/canned-responses", pages.canned_responses, methods=["GET"]),
         *simulator,
         Mount("/static", StaticFiles(directory=folder / "static", check_dir=False), name="static"),

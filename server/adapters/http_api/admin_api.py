@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from server.adapters.brokers.registry import BrokerWire
 
 __all__ = [
+    "READ",
+    "WRITE",
     "AdminApi",
     "AdminEndpoint",
     "actor_of",
@@ -50,11 +52,14 @@ __all__ = [
     "refusal",
     "report_json",
     "revision_parameter",
+    "set_fields",
 ]
 
 T = TypeVar("T")
 AdminEndpoint = Callable[[Request, Principal], Awaitable[Response]]
 
+READ: Role = "supervisor"  # supervisors read the configuration
+WRITE: Role = "admin"  # only admins change it
 _BODY_LIMIT = 2 * 1024 * 1024  # whole configuration files fit
 _audit = table_of(Audit)
 _CARE_KEYS = ("timeouts", "notices", "purge_after_days", "keyword_replies")
@@ -114,6 +119,16 @@ def report_json(report: ApplyReport) -> dict[str, Any]:
         },
         "kept": list(report.kept),
     }
+
+
+def set_fields(node: dict[str, Any], body: Mapping[str, Any], fields: Iterable[str]) -> None:
+    """Copy the given `fields` of `body` into a file's `node`; null removes one (its default)."""
+    for key in fields:
+        if key in body:
+            if body[key] is None:
+                node.pop(key, None)
+            else:
+                node[key] = body[key]
 
 
 def revision_parameter(request: Request) -> int | None:
@@ -186,14 +201,6 @@ class AdminApi:
 
         answered.__name__ = endpoint.__name__
         return require(role, engine=self.engine, clock=self.clock)(answered)
-
-    def reader(self, endpoint: AdminEndpoint) -> Callable[[Request], Awaitable[Response]]:
-        """`endpoint` for supervisors and admins (reading)."""
-        return self.guard("supervisor", endpoint)
-
-    def writer(self, endpoint: AdminEndpoint) -> Callable[[Request], Awaitable[Response]]:
-        """`endpoint` for admins (changing)."""
-        return self.guard("admin", endpoint)
 
     async def run(self, function: Callable[..., T], /, **kwargs: Any) -> T:
         """Run a blocking function in a worker thread."""
@@ -397,28 +404,25 @@ class AdminApi:
 
         return JSONResponse({"entries": await self.run(read)})
 
-    def routes(self) -> list[Route]:
+    def table(self, entries: Iterable[tuple[str, str, AdminEndpoint, Role]]) -> list[Route]:
+        """Routes from (method, path, endpoint, the role it needs) entries."""
         return [
-            Route("/api/admin/overview", self.reader(self.overview), methods=["GET"]),
-            Route("/api/admin/audit", self.reader(self.audit), methods=["GET"]),
-            Route("/api/admin/settings", self.reader(self.get_settings), methods=["GET"]),
-            Route("/api/admin/settings", self.writer(self.change_settings), methods=["PATCH"]),
-            Route(
-                "/api/admin/configuration",
-                self.reader(self.get_configuration),
-                methods=["GET"],
-            ),
-            Route(
-                "/api/admin/configuration",
-                self.writer(self.apply_configuration),
-                methods=["PUT"],
-            ),
-            Route(
-                "/api/admin/configuration/check",
-                self.reader(self.check_configuration),
-                methods=["POST"],
-            ),
+            Route(path, self.guard(role, endpoint), methods=[method])
+            for method, path, endpoint, role in entries
         ]
+
+    def routes(self) -> list[Route]:
+        return self.table(
+            [
+                ("GET", "/api/admin/overview", self.overview, READ),
+                ("GET", "/api/admin/audit", self.audit, READ),
+                ("GET", "/api/admin/settings", self.get_settings, READ),
+                ("PATCH", "/api/admin/settings", self.change_settings, WRITE),
+                ("GET", "/api/admin/configuration", self.get_configuration, READ),
+                ("PUT", "/api/admin/configuration", self.apply_configuration, WRITE),
+                ("POST", "/api/admin/configuration/check", self.check_configuration, READ),
+            ]
+        )
 
 
 def admin_routes(

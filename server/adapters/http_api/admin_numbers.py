@@ -17,7 +17,14 @@ from starlette.routing import Route
 
 from server.adapters.config_document import ACCOUNT_FLAGS, credential_variable
 from server.adapters.config_edit import ConfigSnapshot, EditRefused
-from server.adapters.http_api.admin_api import AdminApi, report_json, revision_parameter
+from server.adapters.http_api.admin_api import (
+    READ,
+    WRITE,
+    AdminApi,
+    report_json,
+    revision_parameter,
+    set_fields,
+)
 from server.adapters.persistence.accounts import Principal
 from server.core.phone_numbers import ImpossibleNumber, to_e164
 
@@ -101,15 +108,6 @@ def _set_credentials(
     node["credentials"] = placeholders
 
 
-def _set_fields(node: dict[str, Any], body: dict[str, Any], fields: tuple[str, ...]) -> None:
-    for key in fields:
-        if key in body:
-            if body[key] is None:
-                node.pop(key, None)
-            else:
-                node[key] = body[key]
-
-
 class NumbersApi:
     """Broker accounts and numbers (see the module docstring)."""
 
@@ -146,7 +144,7 @@ class NumbersApi:
                     409, "exists", f"there is an account {public_id!r}", field="public_id"
                 )
             node: dict[str, Any] = {"public_id": public_id}
-            _set_fields(node, body, _ACCOUNT_FIELDS)
+            set_fields(node, body, _ACCOUNT_FIELDS)
             _set_credentials(snapshot, node, body.get("credentials", {}), merge=False)
             _accounts(snapshot).append(node)
 
@@ -161,7 +159,7 @@ class NumbersApi:
 
         def change(snapshot: ConfigSnapshot) -> None:
             node = _account(snapshot, public_id)
-            _set_fields(node, body, _ACCOUNT_FIELDS)
+            set_fields(node, body, _ACCOUNT_FIELDS)
             if "credentials" in body:
                 _set_credentials(snapshot, node, body["credentials"], merge=True)
 
@@ -201,7 +199,7 @@ class NumbersApi:
 
         def change(snapshot: ConfigSnapshot) -> None:
             node: dict[str, Any] = {"number": body["number"], "account": body["account"]}
-            _set_fields(node, body, _NUMBER_FIELDS)
+            set_fields(node, body, _NUMBER_FIELDS)
             _numbers(snapshot).append(node)
 
         report, _ = await self.api.edit(principal, change, revision=body.get("revision"))
@@ -231,7 +229,7 @@ class NumbersApi:
                 node.pop("user", None)
             if body.get("user") is not None and "workgroup" not in body:
                 node.pop("workgroup", None)
-            _set_fields(node, body, _NUMBER_FIELDS)
+            set_fields(node, body, _NUMBER_FIELDS)
 
         report, _ = await self.api.edit(principal, change, revision=body.get("revision"))
         return await self._number_answer(
@@ -248,26 +246,19 @@ class NumbersApi:
         return JSONResponse(report_json(report))
 
     def routes(self) -> list[Route]:
-        api = self.api
         number_path = "/api/admin/numbers/{account}/{number}"
-        return [
-            Route("/api/admin/accounts", api.reader(self.list_accounts), methods=["GET"]),
-            Route("/api/admin/accounts", api.writer(self.create_account), methods=["POST"]),
-            Route(
-                "/api/admin/accounts/{public_id}",
-                api.writer(self.change_account),
-                methods=["PATCH"],
-            ),
-            Route(
-                "/api/admin/accounts/{public_id}",
-                api.writer(self.remove_account),
-                methods=["DELETE"],
-            ),
-            Route("/api/admin/numbers", api.reader(self.list_numbers), methods=["GET"]),
-            Route("/api/admin/numbers", api.writer(self.create_number), methods=["POST"]),
-            Route(number_path, api.writer(self.change_number), methods=["PATCH"]),
-            Route(number_path, api.writer(self.remove_number), methods=["DELETE"]),
-        ]
+        return self.api.table(
+            [
+                ("GET", "/api/admin/accounts", self.list_accounts, READ),
+                ("POST", "/api/admin/accounts", self.create_account, WRITE),
+                ("PATCH", "/api/admin/accounts/{public_id}", self.change_account, WRITE),
+                ("DELETE", "/api/admin/accounts/{public_id}", self.remove_account, WRITE),
+                ("GET", "/api/admin/numbers", self.list_numbers, READ),
+                ("POST", "/api/admin/numbers", self.create_number, WRITE),
+                ("PATCH", number_path, self.change_number, WRITE),
+                ("DELETE", number_path, self.remove_number, WRITE),
+            ]
+        )
 
 
 def number_routes(api: AdminApi) -> list[Route]:

@@ -19,11 +19,14 @@ from starlette.routing import Route
 from server.adapters.config_document import ROLES
 from server.adapters.config_edit import ConfigSnapshot, EditRefused
 from server.adapters.http_api.admin_api import (
+    READ,
+    WRITE,
     AdminApi,
     actor_of,
     iso,
     report_json,
     revision_parameter,
+    set_fields,
 )
 from server.adapters.persistence import accounts
 from server.adapters.persistence.accounts import Principal
@@ -108,16 +111,6 @@ def _names(body: dict[str, Any], key: str) -> list[str]:
     return sorted(set(value))
 
 
-def _set_fields(node: dict[str, Any], body: dict[str, Any], fields: tuple[str, ...]) -> None:
-    """Copy the given `fields` of `body` into the file's `node`; null removes one (its default)."""
-    for key in fields:
-        if key in body:
-            if body[key] is None:
-                node.pop(key, None)
-            else:
-                node[key] = body[key]
-
-
 def _set_membership(snapshot: ConfigSnapshot, username: str, workgroups: list[str]) -> None:
     known = {workgroup["name"] for workgroup in _workgroups(snapshot)}
     unknown = [name for name in workgroups if name not in known]
@@ -166,7 +159,8 @@ class PeopleApi:
             self._with_password, organisation_id=principal.organisation_id
         )
         users = [_user_json(snapshot, n, with_password=with_password) for n in _users(snapshot)]
-        return JSONResponse({"revision": snapshot.revision, "users": users})
+        profiles = [profile["name"] for profile in snapshot.files["profiles.yaml"]["profiles"]]
+        return JSONResponse({"revision": snapshot.revision, "users": users, "profiles": profiles})
 
     async def create_user(self, request: Request, principal: Principal) -> Response:
         body = await self.api.body(
@@ -185,7 +179,7 @@ class PeopleApi:
             if any(node["username"] == username for node in users):
                 raise EditRefused(409, "exists", f"there is a user {username!r}", field="username")
             node: dict[str, Any] = {"username": username}
-            _set_fields(node, body, _USER_FIELDS)
+            set_fields(node, body, _USER_FIELDS)
             users.append(node)
             _set_membership(snapshot, username, workgroups)
 
@@ -227,7 +221,7 @@ class PeopleApi:
 
         def change(snapshot: ConfigSnapshot) -> None:
             node = _find(_users(snapshot), "username", username, kind="user")
-            _set_fields(node, body, _USER_FIELDS)
+            set_fields(node, body, _USER_FIELDS)
             if workgroups is not None:
                 _set_membership(snapshot, username, workgroups)
 
@@ -395,7 +389,7 @@ class PeopleApi:
             if any(node["name"] == name for node in workgroups):
                 raise EditRefused(409, "exists", f"there is a workgroup {name!r}", field="name")
             node: dict[str, Any] = {"name": name, "members": []}
-            _set_fields(node, body, _WORKGROUP_FIELDS)
+            set_fields(node, body, _WORKGROUP_FIELDS)
             workgroups.append(node)
 
         report, _ = await self.api.edit(principal, change, revision=body.get("revision"))
@@ -406,7 +400,7 @@ class PeopleApi:
         body = await self.api.body(request, allowed=(*_WORKGROUP_FIELDS, "revision"))
 
         def change(snapshot: ConfigSnapshot) -> None:
-            _set_fields(
+            set_fields(
                 _find(_workgroups(snapshot), "name", name, kind="workgroup"),
                 body,
                 _WORKGROUP_FIELDS,
@@ -442,49 +436,22 @@ class PeopleApi:
         return JSONResponse(report_json(report))
 
     def routes(self) -> list[Route]:
-        api = self.api
-        return [
-            Route("/api/admin/users", api.reader(self.list_users), methods=["GET"]),
-            Route("/api/admin/users", api.writer(self.create_user), methods=["POST"]),
-            Route(
-                "/api/admin/users/{username}",
-                api.writer(self.change_user),
-                methods=["PATCH"],
-            ),
-            Route(
-                "/api/admin/users/{username}",
-                api.writer(self.remove_user),
-                methods=["DELETE"],
-            ),
-            Route(
-                "/api/admin/users/{username}/password",
-                api.writer(self.set_password),
-                methods=["PUT"],
-            ),
-            Route(
-                "/api/admin/users/{username}/tokens",
-                api.writer(self.create_token),
-                methods=["POST"],
-            ),
-            Route("/api/admin/tokens", api.writer(self.list_tokens), methods=["GET"]),
-            Route(
-                "/api/admin/tokens/{token_id:int}",
-                api.writer(self.revoke_token),
-                methods=["DELETE"],
-            ),
-            Route("/api/admin/workgroups", api.reader(self.list_workgroups), methods=["GET"]),
-            Route("/api/admin/workgroups", api.writer(self.create_workgroup), methods=["POST"]),
-            Route(
-                "/api/admin/workgroups/{name}",
-                api.writer(self.change_workgroup),
-                methods=["PATCH"],
-            ),
-            Route(
-                "/api/admin/workgroups/{name}",
-                api.writer(self.remove_workgroup),
-                methods=["DELETE"],
-            ),
-        ]
+        return self.api.table(
+            [
+                ("GET", "/api/admin/users", self.list_users, READ),
+                ("POST", "/api/admin/users", self.create_user, WRITE),
+                ("PATCH", "/api/admin/users/{username}", self.change_user, WRITE),
+                ("DELETE", "/api/admin/users/{username}", self.remove_user, WRITE),
+                ("PUT", "/api/admin/users/{username}/password", self.set_password, WRITE),
+                ("POST", "/api/admin/users/{username}/tokens", self.create_token, WRITE),
+                ("GET", "/api/admin/tokens", self.list_tokens, WRITE),
+                ("DELETE", "/api/admin/tokens/{token_id:int}", self.revoke_token, WRITE),
+                ("GET", "/api/admin/workgroups", self.list_workgroups, READ),
+                ("POST", "/api/admin/workgroups", self.create_workgroup, WRITE),
+                ("PATCH", "/api/admin/workgroups/{name}", self.change_workgroup, WRITE),
+                ("DELETE", "/api/admin/workgroups/{name}", self.remove_workgroup, WRITE),
+            ]
+        )
 
 
 def people_routes(api: AdminApi) -> list[Route]:
