@@ -88,6 +88,11 @@ class WaitingLine:
     def add(self, interaction: Interaction) -> None:
         bisect.insort(self._entries, self._key(interaction))
 
+    def extend(self, interactions: Iterable[Interaction]) -> None:
+        """Add many at once (a restart): one sort instead of an insertion each."""
+        self._entries.extend(map(self._key, interactions))
+        self._entries.sort()
+
     def remove(self, interaction: Interaction) -> None:
         key = self._key(interaction)
         index = bisect.bisect_left(self._entries, key)
@@ -161,6 +166,15 @@ class DeadlineHeap:
             self._seen.add(entry)
             heapq.heappush(self._heap, entry)
 
+    def extend(self, entries: Iterable[tuple[datetime, str, int]]) -> None:
+        """Push many (when, kind, key) at once (a restart): one heapify instead of a push each."""
+        heap, seen = self._heap, self._seen
+        for entry in entries:
+            if entry not in seen:
+                seen.add(entry)
+                heap.append(entry)
+        heapq.heapify(heap)
+
     def next(self) -> datetime | None:
         return self._heap[0][0] if self._heap else None
 
@@ -200,6 +214,20 @@ class Floor:
     def enqueue(self, interaction: Interaction) -> None:
         self.line(interaction.organisation_id, interaction.queue).add(interaction)
         self.dirty_queues.add((interaction.organisation_id, interaction.queue))
+
+    def enqueue_all(self, interactions: Iterable[Interaction]) -> None:
+        """Put many interactions in their waiting lines at once (a restart)."""
+        by_line: dict[tuple[int, QueueRef], list[Interaction]] = {}
+        for interaction in interactions:
+            key = (interaction.organisation_id, interaction.queue)
+            found = by_line.get(key)
+            if found is None:
+                by_line[key] = [interaction]
+            else:
+                found.append(interaction)
+        for (organisation_id, queue), waiting in by_line.items():
+            self.line(organisation_id, queue).extend(waiting)
+            self.dirty_queues.add((organisation_id, queue))
 
     def dequeue(self, interaction: Interaction) -> None:
         self.line(interaction.organisation_id, interaction.queue).remove(interaction)

@@ -152,20 +152,33 @@ class Dispatcher:
 
     def _arm_waiting_deadlines(self, interaction: Interaction, config: OrganisationConfig) -> None:
         """Times at which a waiting interaction may become eligible for more agents."""
+        for when, kind, key in self._waiting_deadlines(interaction, config):
+            self.floor.deadlines.push(when, kind, key)
+
+    @staticmethod
+    def _waiting_deadlines(
+        interaction: Interaction, config: OrganisationConfig, *, after: datetime | None = None
+    ) -> list[tuple[datetime, str, int]]:
+        """(when, kind, key) of a waiting interaction's queue delays and escalation steps: a
+        `recheck` of every queue when more agents may take it, an `escalate` of it when it
+        overflows. Rechecks not later than `after` are left out (the caller arms one recheck
+        for them all); an escalation is kept however late, it moves the interaction."""
         if interaction.queue.kind is not QueueKind.WORKGROUP:
-            return
+            return []
         workgroup_id = interaction.queue.id
+        enqueued_at = interaction.enqueued_at
+        entries: list[tuple[datetime, str, int]] = []
         for delay in config.delays.get(workgroup_id, ()):
-            self.floor.deadlines.push(
-                interaction.enqueued_at + timedelta(seconds=delay), "recheck", 0
-            )
+            when = enqueued_at + timedelta(seconds=delay)
+            if after is None or when > after:
+                entries.append((when, "recheck", 0))
         for step in config.settings_of(workgroup_id).escalation:
-            when = interaction.enqueued_at + timedelta(seconds=step.after_s)
-            self.floor.deadlines.push(
-                when,
-                "escalate" if step.overflow_to else "recheck",
-                interaction.id if step.overflow_to else 0,
-            )
+            when = enqueued_at + timedelta(seconds=step.after_s)
+            if step.overflow_to:
+                entries.append((when, "escalate", interaction.id))
+            elif after is None or when > after:
+                entries.append((when, "recheck", 0))
+        return entries
 
     def _settings(self, interaction: Interaction) -> WorkgroupSettings:
         if interaction.queue.kind is QueueKind.WORKGROUP:

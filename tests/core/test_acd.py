@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from server.core.acd import Agent, DeadlineHeap, Presence
 from server.core.effects import Effect, PushToAgent, SaveAgent, StoreOutboundMessage
 from server.core.errors import CommandRefused
 from server.core.events import (
@@ -26,7 +27,7 @@ from server.core.events import (
     WrapUpEnded,
     WrapUpRequested,
 )
-from server.core.interactions import InteractionState
+from server.core.interactions import Interaction, InteractionState
 from server.core.profiles import (
     AgentProfile,
     EscalationStep,
@@ -505,3 +506,101 @@ def test_queues_of_equal_profile_priority_compete_on_waiting_time() -> None:
     floor.text(SUPPORT_NUMBER)
     floor.feed(AgentStateRequested(ORG, ALICE, "available"))
     assert floor.offers() == [(ALICE, older_sales)]
+
+
+# -- restored after a restart ------------------------------------------------------------------
+
+
+def _waiting(interaction_id: int, *, waited_s: float, priority: int = 0) -> Interaction:
+    return Interaction(
+        id=interaction_id,
+        organisation_id=ORG,
+        number_id=SUPPORT_NUMBER.id,
+        local_number=SUPPORT_NUMBER.e164,
+        remote_number=f"+1414555{interaction_id:04d}",
+        queue=QueueRef(QueueKind.WORKGROUP, SUPPORT),
+        state=InteractionState.QUEUED,
+        enqueued_at=T0 - timedelta(seconds=waited_s),
+        created_at=T0 - timedelta(seconds=waited_s),
+        priority=priority,
+    )
+
+
+def _restored(organisation: OrganisationConfig, *interactions: Interaction) -> Floor:
+    floor = Floor(organisation)
+    agents = [
+        Agent(user, ORG, Presence.AVAILABLE, None, since=T0, idle_since=T0 + timedelta(seconds=n))
+        for n, user in enumerate(organisation.profiles)
+    ]
+    floor.board = Switchboard(
+        configs={ORG: organisation}, open_interactions=interactions, agents=agents, now=T0
+    )
+    return floor
+
+
+def test_restored_waiting_lines_keep_the_dispatch_order() -> None:
+    floor = _restored(
+        config(
+            profiles={ALICE: AgentProfile(ALICE, "alice", 1, queues=(ProfileQueue(SUPPORT, 1),))}
+        ),
+        _waiting(1, waited_s=50),
+        _waiting(2, waited_s=90),
+        _waiting(3, waited_s=10, priority=5),  # a transfer's boost
+        _waiting(4, waited_s=70),
+    )
+    line = floor.board.floor.lines[(ORG, QueueRef(QueueKind.WORKGROUP, SUPPORT))]
+    assert list(line.ids()) == [3, 2, 4, 1]
+    assert floor.board.next_deadline() is not None and floor.board.next_deadline() <= T0
+    floor.feed(AgentConnected(ORG, ALICE))
+    assert floor.offers() == [(ALICE, 3)]
+
+
+def test_a_restored_interaction_overflows_at_start_when_its_time_passed() -> None:
+    profiles = {BOB: AgentProfile(BOB, "bob", 2, queues=(ProfileQueue(SALES, 1),))}
+    settings = {
+        SUPPORT: WorkgroupSettings(
+            SUPPORT, "Support", escalation=(EscalationStep(after_s=60, overflow_to=SALES),)
+        )
+    }
+    floor = _restored(config(profiles=profiles, settings=settings), _waiting(1, waited_s=90))
+    floor.later(0)  # the first tick
+    interaction = floor.board.interaction(1)
+    assert interaction is not None and interaction.queue == QueueRef(QueueKind.WORKGROUP, SALES)
+    floor.feed(AgentConnected(ORG, BOB))
+    assert floor.offers() == [(BOB, 1)]
+
+
+def test_a_restored_queue_delay_still_running_is_waited_out() -> None:
+    profile = AgentProfile(ALICE, "alice", 2, queues=(ProfileQueue(SUPPORT, 1, delay_s=20),))
+    floor = _restored(
+        config(profiles={ALICE: profile}), _waiting(1, waited_s=30), _waiting(2, waited_s=10)
+    )
+    floor.later(0)
+    floor.feed(AgentConnected(ORG, ALICE))
+    assert floor.offers() == [(ALICE, 1)]  # the other has waited 10 s of its 20
+    floor.later(9)
+    assert floor.offers() == []
+    floor.later(1)
+    assert floor.offers() == [(ALICE, 2)]
+
+
+def test_deadlines_pushed_at_once_come_due_as_pushed_one_by_one() -> None:
+    entries = [
+        (T0 + timedelta(seconds=s), kind, key)
+        for s, kind, key in [(5, "offer", 1), (0, "recheck", 0), (5, "offer", 1), (3, "wrap_up", 2)]
+    ]
+    one_by_one, at_once = DeadlineHeap(), DeadlineHeap()
+    for entry in entries:
+        one_by_one.push(*entry)
+    at_once.extend(entries)
+    assert at_once.next() == one_by_one.next() == T0
+    later = T0 + timedelta(seconds=10)
+    assert (
+        at_once.pop_due(later)
+        == one_by_one.pop_due(later)
+        == [
+            ("recheck", 0),
+            ("wrap_up", 2),
+            ("offer", 1),
+        ]
+    )

@@ -582,6 +582,7 @@ def load_switchboard(
                 )
             )
         },
+        now=now,
     )
 
 
