@@ -57,6 +57,7 @@ class Agent:
     active: set[int] = field(default_factory=set)  # connected or idle interactions
     offers: set[int] = field(default_factory=set)
     wrap_ups: dict[int, datetime] = field(default_factory=dict)  # interaction id: until
+    shown: str | None = None  # the state the agent's clients were last sent (agent_state)
 
     @property
     def load(self) -> int:

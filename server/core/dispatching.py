@@ -40,6 +40,7 @@ class Dispatcher:
     floor: Floor
     _interactions: dict[int, Interaction]
     _configs: dict[int, OrganisationConfig]
+    _refreshed: set[int]  # agents changed by the current event (see `_push_moved_states`)
 
     def config(self, organisation_id: int) -> OrganisationConfig:
         config = self._configs.get(organisation_id)
@@ -193,6 +194,17 @@ class Dispatcher:
             agent.presence is Presence.AVAILABLE and agent.connections > 0 and agent.load < capacity
         )
         self.floor.ready_in(agent.organisation_id).set(agent, ready=ready)
+        self._refreshed.add(agent.user_id)
+
+    def _push_moved_states(self, effects: list[Effect]) -> None:
+        """After an event: tell each agent it changed whose shown state moved without an
+        `agent_state` of its own (busy when an accept, an offer or a start filled the last
+        slot; available again when a close or a transfer freed one)."""
+        for user_id in self._refreshed:
+            agent = self.floor.agents.get(user_id)
+            if agent is not None and agent.shown_state(self._capacity(agent)) != agent.shown:
+                self._push_agent_state(agent, effects)
+        self._refreshed.clear()
 
     def _dispatch_interaction(
         self, interaction: Interaction, now: datetime, effects: list[Effect]
@@ -317,13 +329,9 @@ class Dispatcher:
         )
 
     def _push_agent_state(self, agent: Agent, effects: list[Effect]) -> None:
-        self._push(
-            agent.organisation_id,
-            agent.user_id,
-            effects,
-            kind="agent_state",
-            **agent_state_view(agent, capacity=self._capacity(agent)),
-        )
+        view = agent_state_view(agent, capacity=self._capacity(agent))
+        agent.shown = view["state"]
+        self._push(agent.organisation_id, agent.user_id, effects, kind="agent_state", **view)
 
     def _save(self, interaction: Interaction) -> SaveInteraction:
         return SaveInteraction(

@@ -114,6 +114,7 @@ class Switchboard(CareDesk):
         self._interactions: dict[int, Interaction] = {}
         self._open_by_parties: dict[tuple[int, str, str], int] = {}
         self.floor = Floor()
+        self._refreshed = set()
         self.histories = dict(histories or {})
         self.closures = dict(closures or {})
         self.purges = {}
@@ -206,6 +207,7 @@ class Switchboard(CareDesk):
         Raises `CommandRefused` (nothing changed) when an agent's command cannot be carried out.
         """
         effects: list[Effect] = []
+        self._refreshed.clear()
         match event:
             case SmsReceived():
                 self._sms_received(event, now, effects)
@@ -255,6 +257,7 @@ class Switchboard(CareDesk):
                 self._part_sent(event, now, effects)
             case SendFailed():
                 self._send_failed(event, now, effects)
+        self._push_moved_states(effects)
         return effects
 
     # -- inbound texts -----------------------------------------------------------------------

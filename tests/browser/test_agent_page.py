@@ -511,3 +511,22 @@ def test_an_agent_starts_a_conversation_from_the_page(
     form.get_by_role("button", name="Start").click()
     expect(form.get_by_role("alert")).to_contain_text("is still open")
     hang_up(page, panel)
+
+
+def test_the_state_shows_busy_while_every_slot_is_taken(
+    agent_page: OpenPage, page_stack: Stack
+) -> None:
+    first, second = "+14145556013", "+14145556014"
+    page = agent_page("alice")  # two conversations at once
+    become_available(page)
+    text_from_phone(page_stack, first, "One")
+    first_panel = accept(page, first)
+    expect(page.locator("#agent-state")).to_have_text("Available")
+    text_from_phone(page_stack, second, "Two")
+    second_panel = accept(page, second)
+    expect(page.locator("#agent-state")).to_have_text("Busy")  # the server says so
+    expect(page.locator("#agent-state")).to_have_attribute("data-state", "busy")
+    hang_up(page, second_panel)
+    expect(page.locator("#agent-state")).to_have_text("Available")
+    page.get_by_role("tab", name=re.compile(re.escape(spaced(first)))).click()
+    hang_up(page, first_panel)

@@ -508,6 +508,37 @@ def test_queues_of_equal_profile_priority_compete_on_waiting_time() -> None:
     assert floor.offers() == [(ALICE, older_sales)]
 
 
+def agent_states(floor: Floor) -> list[tuple[int, str, int]]:
+    """(agent, state, active) of every agent_state pushed by the last input."""
+    return [
+        (e.user_id, str(e.event["state"]), int(str(e.event["active"])))
+        for e in floor.effects
+        if isinstance(e, PushToAgent) and e.event["kind"] == "agent_state"
+    ]
+
+
+def test_an_agent_is_told_when_a_slot_filled_or_freed_makes_them_busy_or_available() -> None:
+    one_slot = AgentProfile(ALICE, "alice", 1, queues=(ProfileQueue(SUPPORT, 1),))
+    floor = Floor(config(profiles={ALICE: one_slot}))
+    floor.sign_in(ALICE)
+    first = floor.text()
+    assert agent_states(floor) == [(ALICE, "busy", 1)]  # the offer took her only slot
+    floor.feed(OfferAccepted(ORG, ALICE, first))
+    assert agent_states(floor) == []  # still busy: nothing new to say
+    floor.feed(DisconnectRequested(ORG, ALICE, first))
+    assert agent_states(floor) == [(ALICE, "available", 0)]
+    second = floor.text()
+    assert agent_states(floor) == [(ALICE, "busy", 1)]
+    floor.feed(OfferDeclined(ORG, ALICE, second))
+    assert agent_states(floor) == [(ALICE, "available", 0)]
+    floor.feed(AgentStateRequested(ORG, ALICE, "away", "lunch"))
+    assert agent_states(floor) == [(ALICE, "away", 0)]  # once, not twice
+    with pytest.raises(CommandRefused):  # a refused command tells nothing
+        floor.feed(OfferAccepted(ORG, ALICE, second))
+    floor.feed(AgentStateRequested(ORG, ALICE, "available"))
+    assert agent_states(floor) == [(ALICE, "available", 0)]  # the declined text stays off her
+
+
 # -- restored after a restart ------------------------------------------------------------------
 
 

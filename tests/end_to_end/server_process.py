@@ -15,6 +15,7 @@ import httpx2
 from tests.conftest import TIMEOUT_SCALE
 
 ROOT = Path(__file__).resolve().parents[2]
+_POLL_S = 0.005  # between two looks at a starting server's port
 
 
 def free_port() -> int:
@@ -71,14 +72,27 @@ class ParleyServer:
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise RuntimeError(f"the server exited at start:\n{self.log()}")
-            try:
-                if httpx2.get(f"{self.base_url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx2.TransportError:
-                pass
-            time.sleep(0.05)
+            if self._listening() and self._healthy():
+                return
+            time.sleep(_POLL_S)
         self.kill()
         raise RuntimeError(f"the server did not answer /health in time:\n{self.log()}")
+
+    def _listening(self) -> bool:
+        """Whether the port takes connections: uvicorn binds it once the application's startup
+        (migrations, the driver's load) is done. A refused connection costs microseconds, so
+        this is asked often and the start is seen within `_POLL_S`."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def _healthy(self) -> bool:
+        try:
+            return httpx2.get(f"{self.base_url}/health", timeout=5).status_code == 200
+        except httpx2.TransportError:
+            return False
 
     def stop(self) -> None:
         if self._process is None:

@@ -209,7 +209,10 @@ def test_texts_are_offered_by_profile_and_answered(agent_stack: Stack, ids: Ids)
                 queue=ids.alice_queue,
                 enqueued_at=t0,
             )
-            assert [e.kind for e in await drain(bob)] == []
+            # bob's two offers filled his two slots: he is told he is busy (once)
+            assert [(e.kind, e.data["state"]) for e in await drain(bob)] == [
+                ("agent_state", "busy")
+            ]
             assert [e.kind for e in await drain(alice)] == []
 
             # bob accepts the Support text
@@ -418,7 +421,10 @@ def test_capacity_holds_the_third_text_in_the_queue(agent_stack: Stack, ids: Ids
             second = await next_of(alice, "offer")
             offered = [first.data["interaction"], second.data["interaction"]]
             assert [i["remote_number"] for i in offered] == phones[:2]
-            assert [e.kind for e in await drain(alice)] == []
+            # full: she is told she is busy (once), and offered nothing more
+            assert [(e.kind, e.data["state"]) for e in await drain(alice)] == [
+                ("agent_state", "busy")
+            ]
             [waiting_row] = stack.rows(
                 "SELECT id FROM interaction WHERE remote_number = :phone", phone=phones[2]
             )

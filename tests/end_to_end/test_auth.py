@@ -176,9 +176,12 @@ def test_another_organisation_sees_nothing(stack: Stack) -> None:
         assert stranger.get("/auth/me").status_code == 401
 
 
-def _hello_with_cookie(stack: Stack, cookie: str, origin: str | None) -> dict[str, object]:
-    """Open the agent socket as a browser would (cookie, Origin) and return the first frame, or
-    {"closed": code} when the server closes instead."""
+def _hello_with_cookie(
+    stack: Stack, cookie: str, origin: str | None, forwarded_host: str | None = None
+) -> dict[str, object]:
+    """Open the agent socket as a browser would (cookie, Origin; an `X-Forwarded-Host` as a
+    proxy, or anyone, may add) and return the first frame, or {"closed": code} when the server
+    closes instead."""
     import asyncio
 
     import orjson
@@ -189,6 +192,8 @@ def _hello_with_cookie(stack: Stack, cookie: str, origin: str | None) -> dict[st
         headers = {"Cookie": f"parley_session={cookie}"}
         if origin is not None:
             headers["Origin"] = origin
+        if forwarded_host is not None:
+            headers["X-Forwarded-Host"] = forwarded_host
         url = stack.server.base_url.replace("http://", "ws://") + "/agent/ws"
         async with connect(url, additional_headers=headers, origin=None) as ws:
             await ws.send(orjson.dumps({"type": "hello", "versions": [1]}).decode())
@@ -208,3 +213,33 @@ def test_a_browser_session_opens_the_agent_socket_only_from_its_own_site(stack: 
     same = _hello_with_cookie(stack, cookie, origin=f"http://{host}")
     assert same["type"] == "welcome"
     assert _hello_with_cookie(stack, cookie, origin="https://evil.example") == {"closed": 4001}
+
+
+def test_a_forwarded_host_counts_only_behind_a_trusted_proxy(stack: Stack) -> None:
+    """Another site's page may not pass its own host off as Parley's with X-Forwarded-Host;
+    behind a proxy the operator trusts (PARLEY_TRUST_FORWARDED_HEADERS), the proxy's word is
+    the host."""
+    with browser(stack) as client:
+        assert sign_in(client, "alice").status_code == 200
+        cookie = client.cookies["parley_session"]
+    evil = "evil.example"
+    assert _hello_with_cookie(stack, cookie, origin=f"https://{evil}", forwarded_host=evil) == {
+        "closed": 4001
+    }
+    stack.server.stop()
+    stack.server.extra_env["PARLEY_TRUST_FORWARDED_HEADERS"] = "true"
+    try:
+        stack.server.start(same_port=True)
+        proxied = "sms.example.com"
+        behind = _hello_with_cookie(
+            stack, cookie, origin=f"https://{proxied}", forwarded_host=proxied
+        )
+        assert behind["type"] == "welcome"
+        host = stack.server.base_url.removeprefix("http://")  # Host no longer decides
+        assert _hello_with_cookie(
+            stack, cookie, origin=f"http://{host}", forwarded_host=proxied
+        ) == {"closed": 4001}
+    finally:
+        stack.server.stop()
+        del stack.server.extra_env["PARLEY_TRUST_FORWARDED_HEADERS"]
+        stack.server.start(same_port=True)

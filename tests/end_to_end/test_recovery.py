@@ -649,7 +649,7 @@ async def _fire_the_timers(
     await offered(alice, "alice")
     expired = await watch("offer", scene.b2, "offer_expires_at")  # bob missed B2
     expired.told.append(dict((await next_of(bob, "offer_ended")).data))
-    expired.told.append(dict((await next_of(bob, "agent_state")).data))
+    expired.told.append(dict((await next_of(bob, "agent_state", reason="missed offer")).data))
     ended = await watch("wrap_up", scene.b1, "wrap_up_until")  # bob's slot is free...
     ended.told.append(dict((await next_of(bob, "interaction")).data))
     await bob.set_state("available")  # ... and he is back

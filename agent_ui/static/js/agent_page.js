@@ -176,12 +176,9 @@ async function setState(state, reason) {
 function renderAgent() {
   const agent = desk.agent;
   const badge = $("agent-state");
-  let state = agent?.state ?? "offline";
-  // The server sends agent_state when the agent's presence changes, not when accepting or
-  // closing conversations fills or frees its capacity: "busy" is worked out here too.
-  if (state === "available" || state === "busy") {
-    state = desk.held() + desk.offers.size >= agent.capacity ? "busy" : "available";
-  }
+  // What the server says: it sends agent_state when accepting, offering or closing fills or
+  // frees the last slot ("busy" / "available"), as when the presence changes.
+  const state = agent?.state ?? "offline";
   badge.dataset.state = state;
   badge.textContent = STATE_TEXT[state] ?? state;
   $("agent-reason").textContent = agent?.reason ? `(${agent.reason})` : "";

@@ -552,17 +552,21 @@ class AgentEndpoint:
                     return accounts.principal_for_token(connection, token=token, now=now)
 
             return await asyncio.to_thread(by_token)
-        if not _same_origin(websocket):
+        if not _same_origin(websocket, trust_forwarded=self._settings.trust_forwarded_headers):
             return None  # a page of another site may not use the agent's session cookie
         return await asyncio.to_thread(lambda: authenticate(websocket, engine, now=now))
 
 
-def _same_origin(websocket: WebSocket) -> bool:
-    """True when the handshake has no Origin (not a browser) or one naming this host."""
+def _same_origin(websocket: WebSocket, *, trust_forwarded: bool) -> bool:
+    """True when the handshake has no Origin (not a browser) or one naming this host: the
+    `Host` header, or the `X-Forwarded-Host` a proxy set only when the proxy is trusted
+    (PARLEY_TRUST_FORWARDED_HEADERS); anyone may send that header to a server facing them."""
     origin = websocket.headers.get("origin")
     if origin is None:
         return True
-    host = websocket.headers.get("x-forwarded-host") or websocket.headers.get("host", "")
+    host = websocket.headers.get("host", "")
+    if trust_forwarded:
+        host = websocket.headers.get("x-forwarded-host", "").split(",")[0].strip() or host
     return origin.split("://", 1)[-1].rstrip("/") == host
 
 
