@@ -7,6 +7,8 @@ OpenAPI document."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,12 +18,14 @@ import pytest
 from tests.conftest import TIMEOUT_SCALE
 from tests.end_to_end.agents import (
     AgentSockets,
+    RecordingClient,
     advance,
     make_available,
     next_of,
     run,
     text_from_phone,
     token_for,
+    ws_url,
 )
 from tests.end_to_end.agents import agent_stack_fixture as agent_stack_fixture
 from tests.end_to_end.conftest import Stack
@@ -104,8 +108,6 @@ def test_a_new_user_signs_in_and_is_offered_work(
     assert "dave" in [entry["user"] for entry in listed["tokens"]]
 
     async def scenario() -> None:
-        from tests.end_to_end.agents import RecordingClient, ws_url
-
         dave = await RecordingClient.connect(
             ws_url(agent_stack), token=token.json()["token"], validate=True
         )
@@ -119,6 +121,14 @@ def test_a_new_user_signs_in_and_is_offered_work(
             await dave.close()
 
     run(scenario)
+    # dave has answered a conversation: history keeps him, and nothing changes
+    count = audit_count(agent_stack)
+    kept = admin.delete("/api/admin/users/dave")
+    assert kept.status_code == 409, kept.text
+    check(document, "AdminError", kept.json())
+    assert kept.json()["error"] == "in_use"
+    assert agent_stack.rows("SELECT id FROM app_user WHERE username = 'dave'")
+    assert audit_count(agent_stack) == count
 
 
 def test_a_number_routes_to_the_workgroup_it_is_assigned_to(
@@ -140,14 +150,14 @@ def test_a_number_routes_to_the_workgroup_it_is_assigned_to(
         )
         return int(row.id)
 
-    first = asyncio_run(text("+14145558002"))
+    first = asyncio.run(text("+14145558002"))
     assert queue_of(agent_stack, first) == ("workgroup", "Sales")
     moved = admin.patch(
         f"/api/admin/numbers/{ACME.account('sandbox')}/{number}", json={"workgroup": "Spanish"}
     )
     assert moved.status_code == 200, moved.text
     assert moved.json()["number"]["workgroup"] == "Spanish"
-    second = asyncio_run(text("+14145558003"))
+    second = asyncio.run(text("+14145558003"))
     assert queue_of(agent_stack, second) == ("workgroup", "Spanish")
     listed = admin.get("/api/admin/numbers").json()
     check(document, "AdminNumberList", listed)
@@ -158,12 +168,6 @@ def test_a_number_routes_to_the_workgroup_it_is_assigned_to(
     )
     assert both.status_code == 422, both.text
     check(document, "AdminError", both.json())
-
-
-def asyncio_run(coroutine: Any) -> Any:
-    import asyncio
-
-    return asyncio.run(coroutine)
 
 
 def test_a_new_idle_time_applies_to_the_next_conversation(
@@ -337,12 +341,6 @@ def test_a_user_with_a_number_or_history_is_not_removed(
     has_number = admin.delete("/api/admin/users/alice")
     assert has_number.status_code == 409
     assert has_number.json()["error"] == "in_use"
-    # dave answered a conversation (test above): history keeps him
-    if agent_stack.rows("SELECT id FROM app_user WHERE username = 'dave'"):
-        kept = admin.delete("/api/admin/users/dave")
-        assert kept.status_code == 409, kept.text
-        assert kept.json()["error"] == "in_use"
-        assert agent_stack.rows("SELECT id FROM app_user WHERE username = 'dave'")
     assert audit_count(agent_stack) == count
     made = admin.post("/api/admin/users", json={"username": "frank"})
     assert made.status_code == 201
@@ -430,11 +428,7 @@ def test_accounts_never_show_their_credentials(
     [row] = agent_stack.rows(
         "SELECT credentials FROM broker_account WHERE public_id = :p", p=ACME.account("twilio")
     )
-    stored = (
-        row.credentials
-        if isinstance(row.credentials, dict)
-        else __import__("json").loads(row.credentials)
-    )
+    stored = row.credentials if isinstance(row.credentials, dict) else json.loads(row.credentials)
     assert stored == {"account_sid": ACME.twilio_sid, "auth_token": "a brand new twilio token"}
     [audit] = agent_stack.rows(
         "SELECT after FROM audit WHERE entity = 'broker_account' ORDER BY id DESC LIMIT 1"
@@ -501,3 +495,50 @@ def test_the_configuration_as_files(
     assert applied.json()["revision"] == exported["revision"] + 1
     assert admin.get("/api/admin/overview").json()["name"] == "Acme Inc."
     assert audit_count(agent_stack) == count + 1
+
+
+def test_two_changes_made_on_the_same_revision_do_not_both_apply(
+    agent_stack: Stack, admin: httpx2.Client, document: dict[str, Any]
+) -> None:
+    users = admin.get("/api/admin/users").json()
+    check(document, "AdminUserList", users)
+    assert "support-first" in users["profiles"]
+    check(document, "AdminWorkgroupList", admin.get("/api/admin/workgroups").json())
+    read_at = users["revision"]
+    first = admin.patch(
+        "/api/admin/users/carol", json={"display_name": "Carol A.", "revision": read_at}
+    )
+    assert first.status_code == 200, first.text
+    count = audit_count(agent_stack)
+    second = admin.patch(
+        "/api/admin/users/carol", json={"display_name": "Carol B.", "revision": read_at}
+    )
+    assert second.status_code == 409
+    check(document, "AdminError", second.json())
+    assert (second.json()["error"], second.json()["field"]) == ("stale_revision", "revision")
+    assert audit_count(agent_stack) == count
+    [row] = agent_stack.rows(
+        "SELECT u.display_name FROM app_user u JOIN organisation o ON o.id = u.organisation_id"
+        " WHERE o.slug = 'acme' AND u.username = 'carol'"
+    )
+    assert row.display_name == "Carol A."
+
+
+def test_a_number_assigned_to_a_user_drops_its_workgroup(
+    agent_stack: Stack, admin: httpx2.Client
+) -> None:
+    path = f"/api/admin/numbers/{ACME.account('twilio')}/{ACME.twilio_number}"
+    moved = admin.patch(path, json={"user": "bob"})
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["number"]["user"] == "bob"
+    assert "workgroup" not in moved.json()["number"]
+    [row] = agent_stack.rows(
+        "SELECT n.workgroup_id, u.username FROM phone_number n JOIN app_user u"
+        " ON u.id = n.user_id WHERE n.e164 = :e",
+        e=ACME.twilio_number,
+    )
+    assert (row.workgroup_id, row.username) == (None, "bob")
+    back = admin.patch(path, json={"workgroup": "Support"})
+    assert back.status_code == 200, back.text
+    assert back.json()["number"]["workgroup"] == "Support"
+    assert "user" not in back.json()["number"]
