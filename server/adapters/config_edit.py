@@ -12,7 +12,9 @@ disagree, and every change is audited by the apply. `ConfigEditor.check_texts` a
 `ConfigEditor.apply_texts` do the same for whole files edited as YAML text.
 
 Placeholders are filled only from the organisation's own stored credentials, never from the
-server's environment, so a file edited over HTTP cannot read the server's secrets.
+server's environment, and only where a credential goes, so a file edited over HTTP cannot read
+the server's secrets nor show a stored credential; a route to a handler (server code) not already
+configured is refused: the operator adds one with `parley config apply`.
 
     ConfigError (config_document)
     ├── ConfigInvalid          -- the edited files are wrong: `problems`
@@ -24,8 +26,9 @@ server's environment, so a file edited over HTTP cannot read the server's secret
 from __future__ import annotations
 
 import copy
+import re
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -114,6 +117,61 @@ def _credentials(document: OrganisationDocument) -> dict[str, str]:
     return environ
 
 
+# Where a `${PARLEY_...}` placeholder may stand: an account's credential or its proxy password.
+_CREDENTIAL_PLACE = re.compile(r"accounts\[\d+\]\.(?:credentials\.[^.]+|sending\.proxy\.password)")
+
+
+def _strings(node: object, where: str = "") -> Iterator[tuple[str, str]]:
+    """Every string in a YAML value, with its place (`routes[2].destination.handler`)."""
+    if isinstance(node, str):
+        yield where, node
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from _strings(value, f"{where}.{key}" if where else str(key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _strings(value, f"{where}[{index}]")
+
+
+def _handlers(inbound_routes: object) -> Iterator[str]:
+    """The handlers an `inbound_routes.yaml` content routes to."""
+    for where, value in _strings(inbound_routes):
+        if where.endswith("destination.handler"):
+            yield value
+
+
+def _guard(texts: Mapping[str, str], *, known_handlers: set[str]) -> list[ConfigProblem]:
+    """The placeholders out of place and the new handlers in `texts` (see `check_texts`);
+    a file that is not YAML is left to the check, which says where."""
+    problems: list[ConfigProblem] = []
+    for name, text in texts.items():
+        try:
+            root = yaml.safe_load(text)
+        except yaml.YAMLError:
+            continue
+        for where, value in _strings(root):
+            credential = name == "brokers.yaml" and _CREDENTIAL_PLACE.fullmatch(where)
+            if "${" in value and not credential:
+                problems.append(
+                    ConfigProblem(
+                        name,
+                        where or "top level",
+                        "${...} placeholders stand only for an account's credentials here",
+                    )
+                )
+        if name == "inbound_routes.yaml":
+            problems += [
+                ConfigProblem(
+                    name,
+                    "routes",
+                    f"handler {handler!r}: a route to a new handler runs server code; the "
+                    "operator adds it with `parley config apply`",
+                )
+                for handler in sorted(set(_handlers(root)) - known_handlers)
+            ]
+    return problems
+
+
 def _revision(connection: sa.Connection, organisation_id: int) -> int:
     value = connection.execute(
         sa.text("SELECT config_revision FROM organisation WHERE id = :id"), {"id": organisation_id}
@@ -143,12 +201,16 @@ class ConfigEditor:
         )
 
     def check_texts(
-        self, texts: Mapping[str, str], *, environ: Mapping[str, str], slug: str
+        self, texts: Mapping[str, str], *, snapshot: ConfigSnapshot
     ) -> OrganisationDocument:
-        """Check a folder given as file name → YAML text; return its document.
+        """Check a folder given as file name → YAML text, as files of `snapshot`'s organisation
+        (its stored credentials fill the placeholders); return its document.
 
-        Raises `ConfigInvalid` with every problem (a file of another name, or a document of
-        another organisation than `slug`, is one too). Blocking."""
+        Raises `ConfigInvalid` with every problem. Besides the check of `parley config apply`,
+        refused here: a file of another name, a document of another organisation, a
+        placeholder anywhere but at a credential (it would show the credential's value), and a
+        route to a handler the stored configuration does not name (a handler is server code:
+        the operator adds one with `parley config apply`). Blocking."""
         problems = [
             ConfigProblem(
                 name, "top level", f"unknown file; expected some of: {', '.join(CONFIG_FILES)}"
@@ -161,19 +223,24 @@ class ConfigEditor:
             for name, text in texts.items()
             if len(text) > _MAX_FILE_CHARS
         ]
+        if not problems:
+            known = set(_handlers(snapshot.files.get("inbound_routes.yaml")))
+            problems = _guard(texts, known_handlers=known)
         if problems:
             raise ConfigInvalid(problems)
         with tempfile.TemporaryDirectory(prefix="parley-config-") as folder:
             for name, text in texts.items():
                 (Path(folder) / name).write_text(text, encoding="utf-8")
-            document = load_config_folder(Path(folder), environ=environ, brokers=self._brokers)
-        if document.organisation.slug != slug:
+            document = load_config_folder(
+                Path(folder), environ=snapshot.environ, brokers=self._brokers
+            )
+        if document.organisation.slug != snapshot.slug:
             raise ConfigInvalid(
                 [
                     ConfigProblem(
                         "organisation.yaml",
                         "top level",
-                        f"slug must stay {slug!r}: these are that organisation's files",
+                        f"slug must stay {snapshot.slug!r}: these are that organisation's files",
                     )
                 ]
             )
@@ -182,7 +249,7 @@ class ConfigEditor:
     def problems(self, snapshot: ConfigSnapshot) -> tuple[ConfigProblem, ...]:
         """What the check finds wrong in the stored configuration (nothing, normally)."""
         try:
-            self.check_texts(snapshot.texts(), environ=snapshot.environ, slug=snapshot.slug)
+            self.check_texts(snapshot.texts(), snapshot=snapshot)
         except ConfigInvalid as invalid:
             return invalid.problems
         return ()
@@ -226,7 +293,7 @@ class ConfigEditor:
         if expected_revision is not None and expected_revision != snapshot.revision:
             snapshot.revision = expected_revision  # the apply refuses it, saying why
         change(snapshot)
-        document = self.check_texts(snapshot.texts(), environ=snapshot.environ, slug=snapshot.slug)
+        document = self.check_texts(snapshot.texts(), snapshot=snapshot)
         return self._apply(snapshot, document, actor=actor, now=now, also=also)
 
     def apply_texts(
@@ -243,6 +310,6 @@ class ConfigEditor:
         snapshot = self.read(organisation_id=organisation_id)
         if expected_revision is not None:
             snapshot.revision = expected_revision
-        document = self.check_texts(texts, environ=snapshot.environ, slug=snapshot.slug)
+        document = self.check_texts(texts, snapshot=snapshot)
         report, _ = self._apply(snapshot, document, actor=actor, now=now, also=None)
         return report

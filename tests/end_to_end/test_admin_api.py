@@ -542,3 +542,29 @@ def test_a_number_assigned_to_a_user_drops_its_workgroup(
     assert back.status_code == 200, back.text
     assert back.json()["number"]["workgroup"] == "Support"
     assert "user" not in back.json()["number"]
+
+
+def test_files_cannot_show_a_credential_nor_add_server_code(
+    agent_stack: Stack, admin: httpx2.Client
+) -> None:
+    count = audit_count(agent_stack)
+    shown = admin.patch(
+        "/api/admin/users/bob", json={"display_name": "${PARLEY_ACME_TWILIO_AUTH_TOKEN}"}
+    )
+    assert shown.status_code == 422, shown.text
+    [problem] = shown.json()["problems"]
+    assert (problem["file"], problem["where"]) == ("people.yaml", "users[1].display_name")
+    assert shown.json()["field"] == "display_name"
+    files = admin.get("/api/admin/configuration").json()["files"]
+    handler = files["inbound_routes.yaml"].replace(
+        "tests.fixtures.routing_handlers:vip", "os:system"
+    )
+    checked = admin.post(
+        "/api/admin/configuration/check", json={"files": {**files, "inbound_routes.yaml": handler}}
+    )
+    assert checked.json()["valid"] is False
+    assert "handler 'os:system'" in checked.json()["problems"][0]["message"]
+    # the handlers already configured stay usable
+    assert admin.post("/api/admin/configuration/check", json={"files": files}).json()["valid"]
+    assert audit_count(agent_stack) == count
+    assert "PARLEY" not in admin.get("/api/admin/users").text

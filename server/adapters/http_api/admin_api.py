@@ -289,9 +289,7 @@ class AdminApi:
         texts, _ = await self._texts(request, allowed=("files",))
         snapshot = await self.snapshot(principal)
         try:
-            await self.run(
-                self.editor.check_texts, texts=texts, environ=snapshot.environ, slug=snapshot.slug
-            )
+            await self.run(self.editor.check_texts, texts=texts, snapshot=snapshot)
         except ConfigInvalid as invalid:
             problems = [_problem_json(problem) for problem in invalid.problems]
             return JSONResponse({"valid": False, "problems": problems})
