@@ -405,6 +405,14 @@ def test_an_organisation_sees_and_changes_only_its_own(agent_stack: Stack) -> No
         assert taken.status_code == 422
         assert "slug must stay 'globex'" in taken.json()["problems"][0]["message"]
         assert revision(agent_stack, "acme") == before
+        # nor ACME's tokens
+        with agent_stack.client(ACME) as acme:
+            token_id = acme.get("/api/admin/tokens").json()["tokens"][0]["id"]
+        assert globex.delete(f"/api/admin/tokens/{token_id}").status_code == 404
+        made = globex.post("/api/admin/users/alice/tokens", json={"name": "globex alice"})
+        assert made.status_code == 201  # their own alice
+        me = globex.get("/auth/me", headers={"Authorization": f"Bearer {made.json()['token']}"})
+        assert (me.json()["organisation"], me.json()["user"]["username"]) == ("globex", "alice")
 
 
 def test_accounts_never_show_their_credentials(
