@@ -480,6 +480,8 @@ class AgentClient:
             asyncio.create_task(self._read(ws), name="parley-client reader"),
             asyncio.create_task(self._heartbeat(ws, heartbeat_s), name="parley-client heartbeat"),
         ]
+        if snapshot is not None and snapshot.get("offers"):
+            await self._acknowledge(self.last_seq)  # its offers count as delivered now
 
     async def _read(self, ws: ClientConnection) -> None:
         """Receive frames until the connection closes or the server breaks the protocol."""

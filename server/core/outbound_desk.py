@@ -355,19 +355,26 @@ class OutboundDesk(Dispatcher):
         *,
         attempts: int | None = None,
     ) -> None:
-        """Record and tell the author a tracked message's status, if its parts moved it."""
+        """Record a tracked message's status, if its parts moved it, and tell its author and
+        the agent who holds its interaction now (who sees Parley's own texts, and another
+        agent's from before a transfer, in the transcript)."""
         status = track.message_status()
         if status is track.status:
             return
         track.status = status
         effects.append(MarkSent(track.message_id, status, reason, now, attempts))
-        if track.author_id is not None and track.interaction_id is not None:
+        interaction_id = track.interaction_id
+        told: set[int | None] = set()
+        if interaction_id is not None:
+            interaction = self._interactions.get(interaction_id)
+            told = {track.author_id, None if interaction is None else interaction.agent_id}
+        for user_id in sorted(user for user in told if user is not None):
             self._push(
                 track.organisation_id,
-                track.author_id,
+                user_id,
                 effects,
                 kind="message_status",
-                interaction_id=track.interaction_id,
+                interaction_id=interaction_id,
                 message_id=track.message_id,
                 status=status.value,
                 reason=reason,

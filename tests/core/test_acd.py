@@ -21,6 +21,7 @@ from server.core.events import (
     OfferAccepted,
     OfferAcknowledged,
     OfferDeclined,
+    PartSent,
     ReplyWritten,
     SmsReceived,
     TransferRequested,
@@ -635,3 +636,36 @@ def test_deadlines_pushed_at_once_come_due_as_pushed_one_by_one() -> None:
             ("offer", 1),
         ]
     )
+
+
+def statuses(floor: Floor) -> list[tuple[int, int, str]]:
+    """(agent, message, status) of every message_status pushed by the last input."""
+    return [
+        (e.user_id, int(str(e.event["message_id"])), str(e.event["status"]))
+        for e in floor.effects
+        if isinstance(e, PushToAgent) and e.event["kind"] == "message_status"
+    ]
+
+
+def stored_text(floor: Floor) -> StoreOutboundMessage:
+    [text] = [e for e in floor.effects if isinstance(e, StoreOutboundMessage)]
+    return text
+
+
+def test_a_status_reaches_the_author_and_the_agent_who_holds_the_interaction_now() -> None:
+    floor = Floor(config())
+    floor.sign_in(ALICE, BOB)
+    interaction = floor.text()
+    floor.feed(OfferAccepted(ORG, ALICE, interaction))
+    floor.feed(ReplyWritten(ORG, ALICE, interaction, "One moment"))
+    reply = stored_text(floor)
+    floor.feed(PartSent(ORG, reply.id, 0, 1, "SM-1"))
+    assert statuses(floor) == [(ALICE, reply.id, "sent")]
+    # bob takes the conversation over while alice's second reply is still on its way
+    floor.feed(ReplyWritten(ORG, ALICE, interaction, "Passing you to Bob"))
+    second = stored_text(floor)
+    floor.feed(TransferRequested(ORG, ALICE, interaction, "user", "bob"))
+    [(_, offered)] = floor.offers()
+    floor.feed(OfferAccepted(ORG, BOB, offered))
+    floor.feed(PartSent(ORG, second.id, 0, 1, "SM-2"))
+    assert statuses(floor) == [(ALICE, second.id, "sent"), (BOB, second.id, "sent")]

@@ -887,3 +887,26 @@ def test_care_deadlines_passed_while_down_fire_at_once(
     assert interaction.closed_reason == reason
     if state is InteractionState.IDLE:
         assert interaction.grace_until == T0 + 60 * S
+
+
+def test_the_agent_sees_the_delivery_of_parleys_own_texts_on_their_conversation() -> None:
+    """The idle warning has no author: its statuses go to the agent who holds the
+    conversation (who sees it in the transcript), not to nobody."""
+    floor = Floor(care_config(CarePolicy(idle=IDLE)))
+    floor.sign_in(ALICE)
+    interaction_id = connect(floor)
+    done = [effect for _, effect in run_until(floor, floor.now + 120 * S)]
+    [warning] = [e for e in done if isinstance(e, StoreOutboundMessage)]
+    assert warning.author_id is None
+    sent = floor.feed(PartSent(ORG, warning.id, 0, 1, "SM-idle"))
+    [status] = pushed(sent, ALICE, "message_status")
+    assert status == {
+        "kind": "message_status",
+        "interaction_id": interaction_id,
+        "message_id": warning.id,
+        "status": "sent",
+        "reason": None,
+    }
+    receipt = DeliveryReceiptReceived(ORG, 1, "SM-idle", DeliveryStatus.DELIVERED, "delivered")
+    [status] = pushed(floor.feed(receipt), ALICE, "message_status")
+    assert status["status"] == "delivered"

@@ -251,6 +251,8 @@ export class AgentConnection {
         this.lastSeq = frame.seq;
         this._ackedSeq = frame.seq;
         this.handlers.onSnapshot(frame);
+        // Its offers count as delivered once its seq is acknowledged (docs/protocol.md).
+        if (frame.offers.length) this._send({ type: "ack", seq: frame.seq });
         break;
       case "event":
         this._event(frame);

@@ -484,8 +484,9 @@ export class ConversationView {
 
   _messageStatus(item, message) {
     const status = item.querySelector(".status");
-    // Statuses reach the text's author only: Parley's own texts would stay "queued" for ever.
-    if (message.direction !== "outbound" || !message.status || message.author_id === null) {
+    // The author and the agent who holds the conversation hear of every move, Parley's own
+    // texts' (the idle warning, notices) too.
+    if (message.direction !== "outbound" || !message.status) {
       status.textContent = "";
       return;
     }

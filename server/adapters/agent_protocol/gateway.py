@@ -186,7 +186,9 @@ class AgentSession:
         self._outgoing: asyncio.Queue[dict[str, Any] | str | None] = asyncio.Queue()  # str: encoded
         self._buffer: list[AgentPush] | None = []  # events held until the snapshot is sent
         self._last_sent_seq = 0
-        self._offer_seqs: dict[int, int] = {}  # seq of an unacknowledged offer: interaction id
+        # (seq, interaction id) of each offer not acknowledged yet: an offer event's own seq,
+        # or the seq of the snapshot that listed it
+        self._offer_seqs: list[tuple[int, int]] = []
         self._queues: set[tuple[str, int]] = set()
         self._last_heard = time.monotonic()
 
@@ -204,7 +206,7 @@ class AgentSession:
             return  # already in the snapshot or the replay
         self._last_sent_seq = push.seq
         if push.event.get("kind") == "offer":
-            self._offer_seqs[push.seq] = int(str(push.event["interaction_id"]))
+            self._offer_seqs.append((push.seq, int(str(push.event["interaction_id"]))))
         if text is None:
             text = _encode({"type": "event", "seq": push.seq, "event": push.event})
         self._outgoing.put_nowait(text)
@@ -279,6 +281,9 @@ class AgentSession:
             self._queues = {(f.queue.kind.value, f.queue.id) for f in queues}
             self._hub.watch(self, self._queues)
             self._last_sent_seq = int(frame["seq"])
+            self._offer_seqs.extend(
+                (self._last_sent_seq, o["interaction_id"]) for o in frame["offers"]
+            )
             self._outgoing.put_nowait(frame)
         buffered, self._buffer = self._buffer or [], None
         for push in buffered:
@@ -352,8 +357,8 @@ class AgentSession:
             await self._command(frame)
 
     async def _acknowledged(self, seq: int) -> None:
-        delivered = [iid for offer_seq, iid in self._offer_seqs.items() if offer_seq <= seq]
-        self._offer_seqs = {s: i for s, i in self._offer_seqs.items() if s > seq}
+        delivered = [iid for offer_seq, iid in self._offer_seqs if offer_seq <= seq]
+        self._offer_seqs = [(s, i) for s, i in self._offer_seqs if s > seq]
         if delivered:
             await self._driver.submit(
                 [core.OfferAcknowledged(self.organisation_id, self.user_id, i) for i in delivered]

@@ -160,9 +160,7 @@ class TextApi:
         signed_in = require("agent", engine=self._driver.engine, clock=self._clock)
         return [
             Route("/api/conversations", signed_in(self.start_conversation), methods=["POST"]),
-            Route(
-                "/api/conversations/from-numbers", signed_in(self.from_numbers), methods=["GET"]
-            ),
+            Route("/api/conversations/from-numbers", signed_in(self.from_numbers), methods=["GET"]),
             Route(
                 "/api/interactions/{interaction_id:int}/messages",
                 signed_in(self.send),
