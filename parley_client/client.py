@@ -156,6 +156,11 @@ class AgentClient:
         self.queues: dict[tuple[str, int], dict[str, Any]] = {}
         """The latest figures of each queue the agent takes work from, by (kind, id): from the
         snapshot, then from every `queue_figures` frame (they are not events)."""
+        self.supervision: dict[str, Any] | None = None
+        """For a supervisor or administrator: the organisation's latest picture (`at`,
+        `queues`, `agents`, `interactions`, `samples`), from the `supervisor_snapshot`, then each
+        `supervisor_update` (its samples added to those held); None for an agent."""
+        self._supervision_changed = asyncio.Event()
 
         self._ws: ClientConnection | None = None
         self._inbox: _Inbox = asyncio.Queue()
@@ -382,6 +387,43 @@ class AgentClient:
         "messages": [Message]}`; raises `CommandFailed` (e.g. not_found)."""
         return await self.command("get_interaction", interaction_id=interaction_id)
 
+    async def supervisor_transfer(
+        self, interaction_id: int, *, to_user: str | None = None, to_workgroup: str | None = None
+    ) -> dict[str, Any]:
+        """As a supervisor: move any live interaction of the organisation to a user (by
+        username) or a workgroup (by name): give exactly one. Returns `{}`; raises
+        `CommandFailed` (forbidden for an agent, not_found, unknown_destination...)."""
+        if (to_user is None) == (to_workgroup is None):
+            raise ValueError("supervisor_transfer needs exactly one of to_user and to_workgroup")
+        to = {"user": to_user} if to_user is not None else {"workgroup": to_workgroup}
+        return await self.command("supervisor_transfer", interaction_id=interaction_id, to=to)
+
+    async def supervisor_disconnect(self, interaction_id: int) -> dict[str, Any]:
+        """As a supervisor: close any live interaction of the organisation. Returns `{}`;
+        raises `CommandFailed` (forbidden for an agent, not_found, illegal_state)."""
+        return await self.command("supervisor_disconnect", interaction_id=interaction_id)
+
+    async def set_agent_state(
+        self, agent_id: int, state: Literal["available", "away"], reason: str | None = None
+    ) -> dict[str, Any]:
+        """As a supervisor: make the agent `agent_id` available or away (with `reason`).
+        Returns `{}`; raises `CommandFailed` (forbidden for an agent, not_found)."""
+        fields: dict[str, Any] = {"agent_id": agent_id, "state": state}
+        if reason is not None:
+            fields["reason"] = reason
+        return await self.command("set_agent_state", **fields)
+
+    async def wait_supervision(self, condition: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        """Wait until the supervisor's picture (`supervision`) meets `condition`; return it.
+        Raises the connection's failure; bound the wait with `asyncio.timeout`."""
+        while True:
+            if self._failure is not None:
+                raise self._failure
+            if self.supervision is not None and condition(self.supervision):
+                return self.supervision
+            self._supervision_changed.clear()
+            await self._supervision_changed.wait()
+
     async def command(self, command_type: str, **fields: Any) -> dict[str, Any]:
         """Send the command `command_type` with `fields` and a fresh id, and wait for its answer.
 
@@ -523,6 +565,8 @@ class AgentClient:
             await self._send({"type": "pong"})
         elif frame_type == "queue_figures":
             self._update_queues(frame["queues"])
+        elif frame_type in ("supervisor_snapshot", "supervisor_update"):
+            self._update_supervision(frame)
         elif frame_type != "pong":
             raise ProtocolError(f"unexpected {frame_type} frame")
 
@@ -581,6 +625,19 @@ class AgentClient:
             await self._send({"type": "ack", "seq": seq})
             # If the connection is gone, `last_seq` still says where to resume.
 
+    def _update_supervision(self, frame: dict[str, Any]) -> None:
+        held = (
+            []
+            if self.supervision is None or frame["type"] == "supervisor_snapshot"
+            else (self.supervision["samples"])
+        )
+        seen = {(s["workgroup_id"], s["at"]) for s in held}
+        samples = held + [s for s in frame["samples"] if (s["workgroup_id"], s["at"]) not in seen]
+        self.supervision = {
+            key: frame[key] for key in ("at", "queues", "agents", "interactions")
+        } | {"samples": samples}
+        self._supervision_changed.set()
+
     def _update_queues(self, queues: list[dict[str, Any]]) -> None:
         for queue in queues:
             self.queues[(str(queue["kind"]), int(queue["id"]))] = queue
@@ -594,6 +651,7 @@ class AgentClient:
             if not answer.done():
                 answer.set_exception(error)
         self._inbox.put_nowait(error)
+        self._supervision_changed.set()  # a waiter sees the failure
 
     async def _shut(self, error: ClientError) -> None:
         """End the current connection, if any, and stop its tasks."""

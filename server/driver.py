@@ -48,6 +48,7 @@ from server.adapters.persistence.live_state import (
     load_organisation_configs,
     load_switchboard,
 )
+from server.adapters.persistence.queue_samples import closed_today
 from server.core.effects import CommandResult, Effect
 from server.core.errors import CommandRefused
 from server.core.events import DeadlineReached, Event, SmsReceived
@@ -209,7 +210,9 @@ class Driver:
         with self.engine.connect() as connection:
             configs = load_organisation_configs(connection)
             self.directory = load_directory(connection)
-            self._switchboard = load_switchboard(connection, configs, now=self.clock.now())
+            now = self.clock.now()
+            self._switchboard = load_switchboard(connection, configs, now=now)
+            self._switchboard.start_supervision(now, closed_today(connection, configs, now=now))
             self._sequences = AgentSequences.load(connection)
 
     def _run(self) -> None:

@@ -13,7 +13,14 @@ from typing import Any
 
 from server.adapters.care_templates import compile_text
 from server.adapters.config_care import DAYS
-from server.core.care import CarePolicy, IdleTimeout, MaxWait, NoticePolicy, QuietHours
+from server.core.care import (
+    DEFAULT_SERVICE_LEVEL_S,
+    CarePolicy,
+    IdleTimeout,
+    MaxWait,
+    NoticePolicy,
+    QuietHours,
+)
 
 __all__ = ["DEFAULT_TEXTS", "care_policies"]
 
@@ -89,13 +96,19 @@ def care_policies(
     base_timeouts = {**timeouts, **sms}
     base_notices = dict(organisation.get("notices", {}))
 
+    dashboard = dict(organisation.get("dashboard", {}))
+    day_zone = zoneinfo.ZoneInfo(dashboard.get("timezone", "UTC"))
+
     def policy(care: Mapping[str, Any]) -> CarePolicy:
         merged = {**base_timeouts, **care.get("timeouts", {})}
+        figures = {**dashboard, **care.get("dashboard", {})}
         return CarePolicy(
             idle=_idle(merged),
             notices=_notices({**base_notices, **care.get("notices", {})}),
             max_wait=_max_wait(care.get("max_wait", {}), workgroup_ids),
             reopen_window_s=int(merged.get("reopen_window_s", 0)),
+            service_level_s=int(figures.get("service_level_s", DEFAULT_SERVICE_LEVEL_S)),
+            day_zone=day_zone,
         )
 
     return policy({}), {workgroup_id: policy(care) for workgroup_id, care in workgroups.items()}

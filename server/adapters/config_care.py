@@ -26,6 +26,7 @@ from server.adapters.config_yaml import YamlFile, type_name
 __all__ = [
     "DAYS",
     "IDLE_KEYS",
+    "read_dashboard",
     "read_max_wait",
     "read_notices",
     "read_purge_after_days",
@@ -100,6 +101,44 @@ def read_timeouts(
     return None if file.reported != reported else found
 
 
+def _time_zone(file: YamlFile, node: Mapping[str, object], where: str) -> str | None:
+    """The IANA time zone under `timezone` (reported when it is not one)."""
+    zone = file.text(node, "timezone", where, max_length=64)
+    if zone is None:
+        return None
+    try:
+        zoneinfo.ZoneInfo(zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder
+        file.report(where, f"timezone {zone!r} is not an IANA time zone such as Europe/Paris")
+        return None
+    return zone
+
+
+def read_dashboard(
+    file: YamlFile, value: object, where: str, *, organisation: bool
+) -> dict[str, Any] | None:
+    """The supervisors' figures of organisation.yaml or a workgroup (`dashboard:`, {} when
+    absent): `service_level_s`, the service level's threshold (1 s to a day), and, for the
+    organisation only, `timezone`, whose midnight starts the day the figures count."""
+    if value is None:
+        return {}
+    reported = file.reported
+    node = file.mapping(
+        value, where, optional=("service_level_s", *(("timezone",) if organisation else ()))
+    )
+    if node is None:
+        return None
+    found: dict[str, Any] = {}
+    threshold = file.integer(
+        node, "service_level_s", where, default=None, minimum=1, maximum=_DAY_S
+    )
+    if threshold is not None:
+        found["service_level_s"] = threshold
+    if "timezone" in node and (zone := _time_zone(file, node, where)) is not None:
+        found["timezone"] = zone
+    return None if file.reported != reported else found
+
+
 def _quiet_hours(file: YamlFile, value: object, where: str) -> dict[str, Any] | None:
     node = file.mapping(value, where, required=("from", "to", "timezone"), optional=("days",))
     if node is None:
@@ -109,13 +148,9 @@ def _quiet_hours(file: YamlFile, value: object, where: str) -> dict[str, Any] | 
         text = file.text(node, key, where, max_length=5, pattern=_CLOCK, pattern_hint="HH:MM")
         if text is not None:
             found[key] = text
-    zone = file.text(node, "timezone", where, max_length=64)
+    zone = _time_zone(file, node, where)
     if zone is not None:
-        try:
-            zoneinfo.ZoneInfo(zone)
-            found["timezone"] = zone
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder
-            file.report(where, f"timezone {zone!r} is not an IANA time zone such as Europe/Paris")
+        found["timezone"] = zone
     if "days" in node:
         days = file.sequence(node, "days", where)
         if not isinstance(node["days"], list):

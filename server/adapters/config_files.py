@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import phonenumbers
 
 from server.adapters.config_care import (
+    read_dashboard,
     read_max_wait,
     read_notices,
     read_purge_after_days,
@@ -96,7 +97,14 @@ def _read_organisation(file: YamlFile, root: object) -> OrganisationSpec | None:
         root,
         TOP,
         required=("slug", "name", "provider"),
-        optional=("country", "keyword_replies", "timeouts", "notices", "purge_after_days"),
+        optional=(
+            "country",
+            "keyword_replies",
+            "timeouts",
+            "notices",
+            "purge_after_days",
+            "dashboard",
+        ),
     )
     if node is None:
         return None
@@ -149,6 +157,9 @@ def _read_care(
             file, node.get("timeouts"), f"{prefix}timeouts", organisation=organisation
         ),
         "notices": read_notices(file, node.get("notices"), f"{prefix}notices"),
+        "dashboard": read_dashboard(
+            file, node.get("dashboard"), f"{prefix}dashboard", organisation=organisation
+        ),
     }
     if organisation:
         care["purge_after_days"] = read_purge_after_days(file, node, where or TOP)
@@ -277,6 +288,7 @@ def _read_workgroup(
             "timeouts",
             "notices",
             "max_wait",
+            "dashboard",
         ),
     )
     if workgroup is None:

@@ -50,6 +50,7 @@ class NavLink:
 
 NAVIGATION: tuple[NavLink, ...] = (
     NavLink("agent", "Conversations", "/agent"),
+    NavLink("supervisor", "Dashboard", "/supervisor", role="supervisor"),
     NavLink("canned-responses", "Canned responses", "/canned-responses", role="supervisor"),
     NavLink("phone", "Phone simulator", "/phone"),  # only while the sandbox is on
     NavLink("admin", "Administration", "/admin", role="admin"),
@@ -147,6 +148,20 @@ class Pages:
         page.status_code = 200 if allowed else 403
         return page
 
+    async def supervisor(self, request: Request) -> Response:
+        """`GET /supervisor`: the supervisor dashboard (its script speaks the agent protocol,
+        whose supervisor frames and commands it uses); 303 to `/sign-in` without a session,
+        403 below supervisor."""
+        user = await self._user(request)
+        if user is None:
+            return RedirectResponse("/sign-in", status_code=303)
+        allowed = user.principal.at_least("supervisor")
+        page = self._render(
+            request, "supervisor.html", page="supervisor", user=user, allowed=allowed
+        )
+        page.status_code = 200 if allowed else 403
+        return page
+
     async def admin(self, request: Request) -> Response:
         """`GET /admin` and `GET /admin/{section}`: the administration pages (their scripts use
         `/api/admin/...`); 303 to `/sign-in` without a session, 403 below admin, 404 for a
@@ -195,6 +210,7 @@ def page_routes(
         Route("/", pages.home, methods=["GET"]),
         Route("/sign-in", pages.sign_in, methods=["GET"]),
         Route("/agent", pages.agent, methods=["GET"]),
+        Route("/supervisor", pages.supervisor, methods=["GET"]),
         Route("/admin", pages.admin, methods=["GET"]),
         Route("/admin/{section}", pages.admin, methods=["GET"]),
         Route("/canned-responses", pages.canned_responses, methods=["GET"]),

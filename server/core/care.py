@@ -23,6 +23,7 @@ from typing import Protocol
 
 __all__ = [
     "DEFAULT_HANDLE_S",
+    "DEFAULT_SERVICE_LEVEL_S",
     "HISTORY_KEPT",
     "CarePolicy",
     "IdleTimeout",
@@ -38,6 +39,7 @@ __all__ = [
 
 DEFAULT_HANDLE_S = 300.0  # assumed handling time of a queue that has handled nothing yet
 HISTORY_KEPT = 50  # handling times remembered per queue
+DEFAULT_SERVICE_LEVEL_S = 20  # Genesys Cloud's default target: 80 % answered within 20 s
 
 
 class Template(Protocol):
@@ -140,6 +142,10 @@ class CarePolicy:
     notices: NoticePolicy = NoticePolicy()
     max_wait: MaxWait | None = None
     reopen_window_s: int = 0  # a text this soon after a disconnect goes back to the same agent
+    # the supervisors' figures (queue_figures.py): the service level's threshold, and the
+    # organisation's time zone, whose midnight starts the day the figures count
+    service_level_s: int = DEFAULT_SERVICE_LEVEL_S
+    day_zone: tzinfo = UTC
 
 
 @dataclass

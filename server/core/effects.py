@@ -14,6 +14,7 @@ from server.core.keywords import Keyword
 from server.core.routing import QueueRef
 
 __all__ = [
+    "AuditSupervision",
     "CommandResult",
     "DeferSend",
     "Effect",
@@ -22,8 +23,10 @@ __all__ = [
     "OpenInteraction",
     "PurgeOldData",
     "PushToAgent",
+    "QueueSample",
     "RecordConsent",
     "RecordPartSent",
+    "RecordQueueSamples",
     "ReportRoutingProblem",
     "SaveAgent",
     "SaveInteraction",
@@ -225,6 +228,43 @@ class PurgeOldData:
 
 
 @dataclass(frozen=True)
+class QueueSample:
+    """One workgroup queue's figures at one moment (a point of the dashboard's chart)."""
+
+    workgroup_id: int
+    waiting: int
+    longest_wait_s: int
+    answered: int
+    abandoned: int
+    service_level: float | None
+
+
+@dataclass(frozen=True)
+class RecordQueueSamples:
+    """Store the organisation's queue samples taken `at`; delete its samples from before
+    `keep_from`."""
+
+    organisation_id: int
+    at: datetime
+    samples: tuple[QueueSample, ...]
+    keep_from: datetime
+
+
+@dataclass(frozen=True)
+class AuditSupervision:
+    """A supervisor changed something live: write the audit row."""
+
+    organisation_id: int
+    actor: str
+    action: str  # supervisor_transfer, supervisor_disconnect, set_agent_state
+    entity: str  # interaction, agent
+    entity_key: str
+    before: Mapping[str, object]
+    after: Mapping[str, object]
+    at: datetime
+
+
+@dataclass(frozen=True)
 class CommandResult:
     """What an agent's command answers with (the driver hands it back to the caller)."""
 
@@ -247,5 +287,7 @@ Effect = (
     | DeferSend
     | MarkSent
     | PurgeOldData
+    | RecordQueueSamples
+    | AuditSupervision
     | CommandResult
 )

@@ -14,6 +14,7 @@ __all__ = [
     "AgentConnected",
     "AgentDisconnected",
     "AgentStateRequested",
+    "AgentStateSet",
     "ConversationStarted",
     "DeadlineReached",
     "DeliveryReceiptReceived",
@@ -27,6 +28,9 @@ __all__ = [
     "ReplyWritten",
     "SendFailed",
     "SmsReceived",
+    "SupervisorCommand",
+    "SupervisorDisconnectRequested",
+    "SupervisorTransferRequested",
     "TransferRequested",
     "WrapUpEnded",
     "WrapUpRequested",
@@ -192,6 +196,47 @@ class DeadlineReached:
     """The driver's single timer fired: whatever is due at `now` must happen."""
 
 
+@dataclass(frozen=True)
+class SupervisorTransferRequested:
+    """A supervisor moves any live interaction of the organisation to a user or a workgroup.
+    `role` and `actor` (username) are the requester's: the core decides whether they may."""
+
+    organisation_id: int
+    user_id: int
+    role: str
+    actor: str
+    interaction_id: int
+    to_kind: str  # "user" or "workgroup"
+    to_name: str
+
+
+@dataclass(frozen=True)
+class SupervisorDisconnectRequested:
+    """A supervisor closes any live interaction of the organisation (waiting, offered or
+    connected), without a text to the customer."""
+
+    organisation_id: int
+    user_id: int
+    role: str
+    actor: str
+    interaction_id: int
+
+
+@dataclass(frozen=True)
+class AgentStateSet:
+    """A supervisor sets an agent's state (available, or away with a reason)."""
+
+    organisation_id: int
+    user_id: int
+    role: str
+    actor: str
+    agent_id: int
+    state: str
+    reason: str | None = None
+
+
+SupervisorCommand = SupervisorTransferRequested | SupervisorDisconnectRequested | AgentStateSet
+
 AgentCommand = (
     AgentStateRequested
     | OfferAccepted
@@ -202,6 +247,7 @@ AgentCommand = (
     | WrapUpEnded
     | DisconnectRequested
     | ConversationStarted
+    | SupervisorCommand
 )
 
 Event = (

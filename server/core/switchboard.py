@@ -28,7 +28,7 @@ from server.core.acd import (
 )
 from server.core.care import QueueHistory
 from server.core.consent import ALL_NUMBERS, Consent, ConsentBook, ConsentState
-from server.core.customer_care import CareDesk, Closure
+from server.core.customer_care import Closure
 from server.core.delivery import OutboundBook
 from server.core.dispatching import UnknownOrganisation
 from server.core.effects import (
@@ -45,6 +45,7 @@ from server.core.events import (
     AgentConnected,
     AgentDisconnected,
     AgentStateRequested,
+    AgentStateSet,
     ConversationStarted,
     DeadlineReached,
     DeliveryReceiptReceived,
@@ -57,6 +58,8 @@ from server.core.events import (
     ReplyWritten,
     SendFailed,
     SmsReceived,
+    SupervisorDisconnectRequested,
+    SupervisorTransferRequested,
     TransferRequested,
     WrapUpEnded,
     WrapUpRequested,
@@ -64,6 +67,7 @@ from server.core.events import (
 from server.core.interactions import Interaction, InteractionState, Move
 from server.core.keywords import Keyword, classify_keyword
 from server.core.routing import OrganisationConfig, QueueKind, QueueRef, choose_queue
+from server.core.supervision import SupervisorDesk
 from server.core.views import agent_state_view, message_view
 
 __all__ = ["QueueFigures", "Switchboard", "UnknownOrganisation"]
@@ -89,7 +93,7 @@ _LIVE = (InteractionState.CONNECTED, InteractionState.IDLE)
 _LONG_AGO = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-class Switchboard(CareDesk):
+class Switchboard(SupervisorDesk):
     def __init__(
         self,
         *,
@@ -115,6 +119,7 @@ class Switchboard(CareDesk):
         self._open_by_parties: dict[tuple[int, str, str], int] = {}
         self.floor = Floor()
         self._refreshed = set()
+        self._init_supervision()
         self.histories = dict(histories or {})
         self.closures = dict(closures or {})
         self.purges = {}
@@ -257,6 +262,12 @@ class Switchboard(CareDesk):
                 self._part_sent(event, now, effects)
             case SendFailed():
                 self._send_failed(event, now, effects)
+            case SupervisorTransferRequested():
+                self._supervisor_transfer(event, now, effects)
+            case SupervisorDisconnectRequested():
+                self._supervisor_disconnect(event, now, effects)
+            case AgentStateSet():
+                self._agent_state_set(event, now, effects)
         self._push_moved_states(effects)
         return effects
 
@@ -474,15 +485,7 @@ class Switchboard(CareDesk):
         if event.state not in (Presence.AVAILABLE, Presence.AWAY):
             raise CommandRefused("bad_command", "state must be available or away")
         agent = self._agent_for(event.organisation_id, event.user_id, now=now)
-        presence = Presence(event.state)
-        reason = event.reason if presence is Presence.AWAY else None
-        if (agent.presence, agent.reason) != (presence, reason):
-            agent.presence, agent.reason, agent.since = presence, reason, now
-            if presence is Presence.AVAILABLE and agent.load == 0:
-                agent.idle_since = now
-            self._refresh(agent)
-            effects.append(self._save_agent(agent))
-            self._push_agent_state(agent, effects)
+        self._set_presence(agent, Presence(event.state), event.reason, now, effects)
         effects.append(CommandResult({}))
         self._find_work(agent, now, effects)
 
@@ -649,6 +652,9 @@ class Switchboard(CareDesk):
                 continue
             if kind == "purge":
                 self._purge_due(key, now, effects)
+                continue
+            if kind in ("sample", "day"):
+                self._supervision_due(kind, key, now, effects)
                 continue
             interaction = self._interactions.get(key)
             if interaction is None:

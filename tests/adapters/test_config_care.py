@@ -833,3 +833,100 @@ def test_a_render_gets_the_values_it_is_given(caplog: pytest.LogCaptureFixture) 
     )
     assert template.render({"organisation": "Acme", "position": 1, "first": False}) == "Acme: #1"
     assert caplog.records == []
+
+
+# --- the supervisors' figures (dashboard:) -------------------------------------------------------
+
+
+def test_dashboard_settings_are_read_merged_and_round_trip(
+    store: sa.Engine, tmp_path: Path
+) -> None:
+    folder = care_folder(
+        tmp_path,
+        organisation=ORGANISATION_HEAD
+        + "dashboard: {service_level_s: 30, timezone: America/Chicago}\n",
+        people=people(support="dashboard: {service_level_s: 60}\n"),
+    )
+    document = load(folder)
+    assert document.organisation.care == {
+        "dashboard": {"service_level_s": 30, "timezone": "America/Chicago"}
+    }
+    [support] = [w for w in document.workgroups if w.name == "Support"]
+    assert support.care == {"dashboard": {"service_level_s": 60}}
+
+    care, workgroups = policies(document.organisation.care, Support=support.care, Sales={})
+    assert (care.service_level_s, care.day_zone) == (30, ZoneInfo("America/Chicago"))
+    assert workgroups["Support"].service_level_s == 60  # its own over the organisation's
+    assert workgroups["Sales"].service_level_s == 30
+    assert workgroups["Support"].day_zone == ZoneInfo("America/Chicago")
+
+    apply_config(store, document, actor="tester", now=NOW)
+    export_config(store, organisation_slug="demo", folder=tmp_path / "exported")
+    assert load_config_folder(tmp_path / "exported", environ={}) == document
+
+
+def test_no_dashboard_gives_20_seconds_and_utc() -> None:
+    care, workgroups = policies({}, Support={})
+
+    for policy in (care, workgroups["Support"]):
+        assert (policy.service_level_s, policy.day_zone) == (20, ZoneInfo("UTC"))
+
+
+@pytest.mark.parametrize(
+    ("organisation", "support", "problems"),
+    [
+        (
+            "dashboard: {service_level_s: 0}",
+            "",
+            [("organisation.yaml", "dashboard", "service_level_s must be from 1 to 86400, got 0")],
+        ),
+        (
+            "dashboard: {service_level_s: '20'}",
+            "",
+            [
+                (
+                    "organisation.yaml",
+                    "dashboard",
+                    "service_level_s must be a whole number, got a string",
+                )
+            ],
+        ),
+        (
+            "dashboard: {timezone: Mars/Olympus}",
+            "",
+            [
+                (
+                    "organisation.yaml",
+                    "dashboard",
+                    "timezone 'Mars/Olympus' is not an IANA time zone such as Europe/Paris",
+                )
+            ],
+        ),
+        (
+            "dashboard: 20",
+            "",
+            [("organisation.yaml", "dashboard", "expected a mapping (key: value), got a number")],
+        ),
+        (
+            "",
+            "dashboard: {timezone: UTC}",
+            [
+                (
+                    "people.yaml",
+                    "workgroups[0] 'Support'.dashboard",
+                    "unknown key 'timezone'; expected one of: service_level_s",
+                )
+            ],
+        ),
+    ],
+)
+def test_dashboard_refusals(
+    tmp_path: Path, organisation: str, support: str, problems: list[tuple[str, str, str]]
+) -> None:
+    folder = care_folder(
+        tmp_path,
+        organisation=f"{ORGANISATION_HEAD}{organisation}\n",
+        people=people(support=f"{support}\n"),
+    )
+
+    assert problems_of(folder) == problems

@@ -786,7 +786,7 @@ def test_workgroup_settings_and_skills_are_checked(tmp_path: Path) -> None:
             "workgroups[1] 'Sales'",
             "unknown key 'priority'; expected one of: name, members, strategy, offer_timeout_s, "
             "wrap_up_timeout_s, transfer_priority_boost, required_skills, escalation, "
-            "timeouts, notices, max_wait",
+            "timeouts, notices, max_wait, dashboard",
         ),
         (
             "people.yaml",

@@ -8,6 +8,7 @@
 //   onSnapshot(snapshot)      the agent's whole state; replace what you had
 //   onEvent(event, seq)       each event once, in order (also those replayed after a reconnect)
 //   onQueueFigures(queues)    queue figures (not events: no seq)
+//   onSupervision(frame)      a supervisor's `supervisor_snapshot` or `supervisor_update`
 //
 // Events are acknowledged after `onEvent` returns: an offer at once (it counts as delivered when
 // acknowledged), the others within ACK_DELAY_MS. Pings are answered; the client pings when it
@@ -54,9 +55,10 @@ export class AgentConnection {
     onSnapshot = () => {},
     onEvent = () => {},
     onQueueFigures = () => {},
+    onSupervision = () => {},
   } = {}) {
     this.url = url;
-    this.handlers = { onStatus, onWelcome, onSnapshot, onEvent, onQueueFigures };
+    this.handlers = { onStatus, onWelcome, onSnapshot, onEvent, onQueueFigures, onSupervision };
     this.status = "connecting";
     this.lastSeq = null; // the last event handled; null before the first snapshot
     this.welcome = null;
@@ -268,6 +270,10 @@ export class AgentConnection {
         break;
       case "queue_figures":
         this.handlers.onQueueFigures(frame.queues);
+        break;
+      case "supervisor_snapshot":
+      case "supervisor_update":
+        this.handlers.onSupervision(frame);
         break;
       default:
         console.warn("Parley: an unknown frame was ignored", frame.type);

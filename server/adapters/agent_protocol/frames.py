@@ -52,6 +52,9 @@ CLIENT_TYPES = frozenset(
         "get_interaction",
         "start_conversation",
         "count_segments",
+        "supervisor_transfer",
+        "supervisor_disconnect",
+        "set_agent_state",
     }
 )
 SERVER_TYPES = frozenset(
@@ -64,6 +67,8 @@ SERVER_TYPES = frozenset(
         "command_error",
         "ping",
         "pong",
+        "supervisor_snapshot",
+        "supervisor_update",
     }
 )
 

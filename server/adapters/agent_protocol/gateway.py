@@ -32,6 +32,10 @@ from server.adapters.agent_protocol.snapshots import (
     events_after,
     snapshot,
 )
+from server.adapters.agent_protocol.supervision_feed import (
+    SUPERVISOR_COMMANDS,
+    SupervisionFeed,
+)
 from server.adapters.attachment_store import AttachmentStore
 from server.adapters.clock import Clock
 from server.adapters.http_api.auth import authenticate
@@ -71,6 +75,7 @@ class AgentHub:
 
     def __init__(self) -> None:
         self._sessions: dict[int, set[AgentSession]] = {}
+        self.supervision: SupervisionFeed | None = None  # set with the routes
         self._watching: dict[tuple[int, str, int], set[AgentSession]] = {}
         self._pending_figures: dict[tuple[int, str, int], QueueFigures] = {}
         self._figures_task: asyncio.Task[None] | None = None  # the next flush, waiting
@@ -95,6 +100,8 @@ class AgentHub:
             self._watching[key].discard(session)
             if not self._watching[key]:
                 del self._watching[key]
+        if self.supervision is not None:
+            self.supervision.leave(session)
 
     def publish(self, pushes: list[AgentPush], figures: list[QueueFigures]) -> None:
         """Called on the event loop after each commit (the driver's `on_commit`). Each event is
@@ -109,6 +116,8 @@ class AgentHub:
             key = (figure.organisation_id, figure.queue.kind.value, figure.queue.id)
             if key in self._watching:
                 self._pending_figures[key] = figure
+        if figures and self.supervision is not None:
+            self.supervision.changed(lambda: {figure.organisation_id for figure in figures})
         if self._pending_figures and self._figures_task is None:
             task = asyncio.get_running_loop().create_task(self._flush_figures())
             self._figures_task = task
@@ -152,6 +161,8 @@ class AgentHub:
     def close(self) -> None:
         for task in self._flushes:
             task.cancel()
+        if self.supervision is not None:
+            self.supervision.close()
 
 
 @dataclass(frozen=True)
@@ -288,6 +299,8 @@ class AgentSession:
         buffered, self._buffer = self._buffer or [], None
         for push in buffered:
             self._send_event(push)
+        if self.principal.at_least("supervisor") and self._hub.supervision is not None:
+            await self._hub.supervision.join(self)
 
     async def _display_name(self) -> str:
         engine = self._driver.engine
@@ -377,6 +390,7 @@ class AgentSession:
                     public_base_url=self._settings.public_base_url,
                     trust_forwarded=self._settings.trust_forwarded_headers,
                 ),
+                principal=self.principal,
             )
             result = await self._driver.command(event)
         except CommandRefused as refused:
@@ -463,10 +477,17 @@ async def command_event(
     attachments: AttachmentStore,
     now: datetime,
     base_url: str,
+    principal: Principal | None = None,
 ) -> core.Event:
     """The core event a valid command frame stands for, carrying the uploaded files it names
-    (addressed under `base_url`, where brokers fetch them). Raises `CommandRefused`
-    ("bad_attachment") for a file that is not the organisation's or has expired."""
+    (addressed under `base_url`, where brokers fetch them), or, for a supervisor's command,
+    the role and username of `principal` (the core decides whether they may). Raises
+    `CommandRefused` ("bad_attachment") for a file that is not the organisation's or has
+    expired."""
+    if frame["type"] in SUPERVISOR_COMMANDS:
+        role = "agent" if principal is None else principal.role
+        actor = "" if principal is None or principal.username is None else principal.username
+        return SUPERVISOR_COMMANDS[frame["type"]](frame, organisation_id, user_id, role, actor)
     event = _COMMANDS[frame["type"]](frame, organisation_id, user_id)
     if frame.get("attachments"):  # only `send` and `start_conversation` take them
         assert isinstance(event, core.ReplyWritten | core.ConversationStarted)
@@ -586,4 +607,5 @@ def agent_routes(
     endpoint = AgentEndpoint(
         driver=driver, hub=hub, clock=clock, settings=settings, attachments=attachments
     )
+    hub.supervision = SupervisionFeed(driver=driver, clock=clock)
     return [WebSocketRoute("/agent/ws", endpoint.serve)]

@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from server.adapters.persistence.bulk_statements import BulkStatement, placeholder
 from server.adapters.persistence.purge import purge_organisation
+from server.adapters.persistence.queue_samples import write_supervision
 from server.adapters.persistence.tables import (
     AgentEvent,
     AgentPresence,
@@ -30,6 +31,7 @@ from server.adapters.persistence.tables import (
 )
 from server.core.delivery import DeliveryStatus
 from server.core.effects import (
+    AuditSupervision,
     DeferSend,
     Effect,
     MarkSent,
@@ -39,6 +41,7 @@ from server.core.effects import (
     PushToAgent,
     RecordConsent,
     RecordPartSent,
+    RecordQueueSamples,
     ReportRoutingProblem,
     SaveAgent,
     SaveInteraction,
@@ -240,6 +243,8 @@ def write_effects(
     for effect in effects:
         if isinstance(effect, RecordConsent):
             _record_consent(connection, effect)
+        elif isinstance(effect, RecordQueueSamples | AuditSupervision):
+            write_supervision(connection, (effect,))
         elif isinstance(effect, ReportRoutingProblem):
             log.warning(
                 "routing problem in organisation %s for message %s: %s",
