@@ -127,6 +127,7 @@ def test_a_new_user_signs_in_and_is_offered_work(
     assert kept.status_code == 409, kept.text
     check(document, "AdminError", kept.json())
     assert kept.json()["error"] == "in_use"
+    assert "1 interactions answered" in kept.json()["detail"]
     assert agent_stack.rows("SELECT id FROM app_user WHERE username = 'dave'")
     assert audit_count(agent_stack) == count
 

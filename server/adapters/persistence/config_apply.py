@@ -735,6 +735,16 @@ def _remove_accounts(changes: _Changes, organisation_id: int, keep: Iterable[str
         raise ConfigConflict(conflicts)
 
 
+def _agent_history(connection: sa.Connection, user_id: int) -> dict[str, int]:
+    """What a user did that history keeps: interactions answered (or held for wrap-up), and
+    messages written."""
+    answered = sa.or_(_interaction.c.agent_id == user_id, _interaction.c.wrap_up_by == user_id)
+    return {
+        "interactions_answered": _count(connection, _interaction, answered),
+        "messages_written": _count(connection, _message, _message.c.author_id == user_id),
+    }
+
+
 def _remove_people(
     changes: _Changes,
     organisation_id: int,
@@ -762,6 +772,7 @@ def _remove_people(
                     _interaction.c.queue_id == row["id"],
                 ),
                 numbers=_count(connection, _number, assigned == row["id"]),
+                **(_agent_history(connection, row["id"]) if table is _user else {}),
             )
             if references:
                 changes.kept.append(f"{kind} {row[name_column]!r} ({references} refer to it)")
