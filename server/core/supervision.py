@@ -69,32 +69,36 @@ class SupervisorDesk(CareDesk):
         """Count each organisation's day from its last local midnight, with the live
         interactions and `closed_today` (those closed since, loaded from the store); take
         samples every `SAMPLE_EVERY` from the next whole minute on."""
-        closed = list(closed_today)
-        for organisation_id in list(self._configs):
-            self._turn_day(organisation_id, now, closed)
+        self._turn_days(list(self._configs), now, closed_today)
         self._sampling = True
         first = now.replace(second=0, microsecond=0) + SAMPLE_EVERY
         self.floor.deadlines.push(first, "sample", 0)
 
-    def _turn_day(
-        self, organisation_id: int, now: datetime, closed: Iterable[Interaction] = ()
+    def _turn_days(
+        self, organisation_ids: Iterable[int], now: datetime, closed: Iterable[Interaction] = ()
     ) -> None:
-        """Start the organisation's day again if it turned (and arm its next midnight)."""
-        config = self._configs.get(organisation_id)
-        if config is None:
-            return
-        since = day_start(now, config.care.day_zone)
-        if not self.tally.start_day(organisation_id, since):
+        """Start the day again of each organisation whose day turned (and arm its next
+        midnight), counting its live interactions and `closed` ones in one pass."""
+        turned: set[int] = set()
+        for organisation_id in organisation_ids:
+            config = self._configs.get(organisation_id)
+            if config is None:
+                continue
+            since = day_start(now, config.care.day_zone)
+            if not self.tally.start_day(organisation_id, since):
+                continue
+            turned.add(organisation_id)
+            midnight = day_start(since + _DAY_AND_MORE, config.care.day_zone)
+            self.floor.deadlines.push(midnight, "day", organisation_id)
+            for workgroup_id in config.workgroups.values():
+                self.floor.dirty_queues.add(
+                    (organisation_id, QueueRef(QueueKind.WORKGROUP, workgroup_id))
+                )
+        if not turned:
             return
         for interaction in (*closed, *self._interactions.values()):
-            if interaction.organisation_id == organisation_id:
+            if interaction.organisation_id in turned:
                 self.tally.note(interaction, service_level_s=self._service_level_s(interaction))
-        midnight = day_start(since + _DAY_AND_MORE, config.care.day_zone)
-        self.floor.deadlines.push(midnight, "day", organisation_id)
-        for workgroup_id in config.workgroups.values():
-            self.floor.dirty_queues.add(
-                (organisation_id, QueueRef(QueueKind.WORKGROUP, workgroup_id))
-            )
 
     def _service_level_s(self, interaction: Interaction) -> int:
         return self._care(interaction).service_level_s
@@ -138,12 +142,12 @@ class SupervisorDesk(CareDesk):
     def _supervision_due(self, kind: str, key: int, now: datetime, effects: list[Effect]) -> None:
         """A `sample` or `day` deadline came."""
         if kind == "day":
-            self._turn_day(key, now)
+            self._turn_days([key], now)
             return
         if not self._sampling:
             return
+        self._turn_days(list(self._configs), now)
         for organisation_id in list(self._configs):
-            self._turn_day(organisation_id, now)
             self._take_samples(organisation_id, now, effects)
         self.floor.deadlines.push(now.replace(second=0, microsecond=0) + SAMPLE_EVERY, "sample", 0)
 
