@@ -78,7 +78,7 @@ def test_an_admin_changes_the_configuration_from_the_pages(
     expect(row).to_contain_text("support-first")
     expect(row).to_contain_text("Support")
     expect(row).to_contain_text("set")
-    expect(page.locator("#recent-changes")).to_contain_text("create app user erin")
+    expect(page.locator("#recent-changes")).to_contain_text("Added user erin")
     assert rows(admin_stack, "SELECT id FROM app_user WHERE username = 'erin'")
     # the same username again: refused, said next to the field, nothing written
     page.get_by_label("Username").fill("erin")
@@ -94,7 +94,7 @@ def test_an_admin_changes_the_configuration_from_the_pages(
     page.get_by_role("button", name="Add the number").click()
     number_row = page.locator('#number-rows tr[data-number="+19205550177"]')
     expect(number_row).to_contain_text("workgroup Sales")
-    expect(page.locator("#recent-changes")).to_contain_text("create phone number")
+    expect(page.locator("#recent-changes")).to_contain_text("Added number acme-sandbox/+19205550177")
     [assigned] = rows(
         admin_stack,
         "SELECT w.name FROM phone_number n JOIN workgroup w ON w.id = n.workgroup_id"

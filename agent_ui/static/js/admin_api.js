@@ -129,6 +129,25 @@ export function parseLines(text, { numbers = false } = {}) {
   return result;
 }
 
+// The audit's tables and actions, as the recent changes name them.
+const ENTITIES = {
+  app_user: "user",
+  api_token: "API token",
+  broker_account: "account",
+  phone_number: "number",
+  workgroup_member: "member",
+  routing_profile: "profile",
+  inbound_route: "inbound route",
+  outbound_route: "outbound route",
+};
+const ACTIONS = {
+  create: "Added",
+  update: "Changed",
+  delete: "Removed",
+  set_password: "New password for",
+  revoke: "Revoked",
+};
+
 /** Fill the "Recent changes" list from the audit table. */
 export async function showRecentChanges() {
   const list = document.getElementById("recent-changes");
@@ -138,7 +157,8 @@ export async function showRecentChanges() {
     const item = document.createElement("li");
     const what = document.createElement("span");
     what.className = "change-what";
-    what.textContent = `${entry.action} ${entry.entity.replace("_", " ")} ${entry.key}`;
+    const thing = ENTITIES[entry.entity] ?? entry.entity.replaceAll("_", " ");
+    what.textContent = `${ACTIONS[entry.action] ?? entry.action} ${thing} ${entry.key}`;
     const who = document.createElement("span");
     who.className = "muted change-who";
     who.textContent = `${entry.actor} · ${fullTime(entry.at)}`;
