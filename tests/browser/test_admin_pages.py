@@ -4,6 +4,7 @@ the pages, in the recent changes and in the store; an agent is refused the pages
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -94,7 +95,9 @@ def test_an_admin_changes_the_configuration_from_the_pages(
     page.get_by_role("button", name="Add the number").click()
     number_row = page.locator('#number-rows tr[data-number="+19205550177"]')
     expect(number_row).to_contain_text("workgroup Sales")
-    expect(page.locator("#recent-changes")).to_contain_text("Added number acme-sandbox/+19205550177")
+    expect(page.locator("#recent-changes")).to_contain_text(
+        "Added number acme-sandbox/+19205550177"
+    )
     [assigned] = rows(
         admin_stack,
         "SELECT w.name FROM phone_number n JOIN workgroup w ON w.id = n.workgroup_id"
@@ -118,6 +121,23 @@ def test_an_admin_changes_the_configuration_from_the_pages(
     expect(page.locator("#admin-status")).to_contain_text("Settings saved")
     page.reload()
     expect(page.get_by_label("Idle after")).to_have_value("120")
+    # and Sales's own idle time, over the organisation's
+    page.get_by_label("Workgroup", exact=True).select_option("Sales")
+    page.get_by_label("Its idle time").fill("5")
+    page.get_by_role("button", name="Save the workgroup's settings").click()
+    expect(page.locator("#care-idle-error")).to_contain_text("party_idle_time_s must be")
+    page.get_by_label("Its idle time").fill("90")
+    page.get_by_role("button", name="Save the workgroup's settings").click()
+    expect(page.locator("#admin-status")).to_have_text("Sales's settings saved.")
+    [care] = rows(
+        admin_stack,
+        "SELECT w.care FROM workgroup w JOIN organisation o ON o.id = w.organisation_id"
+        " WHERE o.slug = 'acme' AND w.name = 'Sales'",
+    )
+    stored = care.care  # type: ignore[attr-defined]
+    stored = json.loads(stored) if isinstance(stored, str) else stored
+    assert stored == {"timeouts": {"party_idle_time_s": 90}}
+    expect(page.locator("#workgroup-care")).to_contain_text('"party_idle_time_s":90')
 
     # a configuration file with a mistake: refused, the problem shown under its file
     page.get_by_role("link", name="Configuration files").click()
@@ -146,3 +166,19 @@ def test_an_agent_is_refused_the_administration_pages(open_as: object, admin_sta
     assert answer is not None and answer.status == 403
     expect(page.get_by_role("alert")).to_contain_text("Only administrators")
     expect(page.locator("#user-form")).to_have_count(0)
+
+
+def test_the_pages_need_a_session_and_exist_by_section(admin_stack: Stack) -> None:
+    with httpx2.Client(base_url=admin_stack.server.base_url, timeout=30 * TIMEOUT_SCALE) as client:
+        for path in ("/admin", "/admin/users", "/admin/configuration"):
+            answer = client.get(path)
+            assert (answer.status_code, answer.headers["location"]) == (303, "/sign-in"), path
+        signed_in = client.post(
+            "/auth/login", json={"organisation": "acme", "username": "ada", "password": PASSWORD}
+        )
+        assert signed_in.status_code == 200
+        page = client.get("/admin/numbers")
+        assert page.status_code == 200
+        assert "/static/js/admin_numbers.js" in page.text
+        assert page.headers["cache-control"] == "no-store"
+        assert client.get("/admin/secrets").status_code == 404

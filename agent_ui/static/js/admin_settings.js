@@ -6,11 +6,12 @@ import { call, cell, clearErrors, say, showRecentChanges, start } from "./admin_
 
 const form = document.getElementById("settings-form");
 const inputs = () => [...form.querySelectorAll("[data-key]")];
-const state = { revision: null, organisation: {} };
+const state = { revision: null, organisation: {}, workgroups: [] };
 
 function valueOf(input) {
   if (input.type === "checkbox") return input.checked;
   if (input.value.trim() === "") return undefined;
+  if (input.tagName === "SELECT") return input.value === "true";
   return input.type === "number" ? Number(input.value) : input.value;
 }
 
@@ -28,7 +29,13 @@ async function load() {
   const settings = await call("GET", "/api/admin/settings");
   state.revision = settings.revision;
   state.organisation = settings.organisation;
+  state.workgroups = settings.workgroups;
   fill(settings.organisation);
+  const select = document.getElementById("care-workgroup");
+  const chosen = select.value;
+  select.replaceChildren(...settings.workgroups.map((w) => new Option(w.name, w.name)));
+  if (chosen) select.value = chosen;
+  fillWorkgroup();
   const describe = (value) => (value ? JSON.stringify(value) : "as the organisation");
   document.getElementById("workgroup-care").replaceChildren(
     ...settings.workgroups.map((workgroup) => {
@@ -44,10 +51,11 @@ async function load() {
   );
 }
 
-/** The group's stored keys, overwritten by the form's fields (an empty field removes one). */
-function group(name) {
-  const result = { ...(state.organisation[name] ?? {}) };
-  for (const input of form.querySelectorAll(`[data-group="${name}"]`)) {
+/** The group's `stored` keys, overwritten by the fields of `within` (an empty field removes
+ *  one); null when none is left. */
+function group(name, stored = state.organisation[name], within = form) {
+  const result = { ...(stored ?? {}) };
+  for (const input of within.querySelectorAll(`[data-group="${name}"]`)) {
     const value = valueOf(input);
     if (value === undefined) delete result[input.dataset.key];
     else result[input.dataset.key] = value;
@@ -55,20 +63,21 @@ function group(name) {
   return Object.keys(result).length ? result : null;
 }
 
-/** Show each problem beside the input it names (`where` is its group, its message starts
- *  with the key), or above the button. */
-function showProblems(error) {
-  clearErrors(form);
+/** Show each problem of `error` beside the input of `within` it names (its group is in
+ *  `where`, its message starts with the key), or in `fallback`. */
+function showProblems(error, within = form, fallback = "settings-form-error") {
+  clearErrors(within);
   const problems = error.problems.length ? error.problems : [{ where: "", message: error.message }];
   let first = null;
   for (const problem of problems) {
-    const groupName = problem.where.split(".")[0];
+    const groups = problem.where.split(".");
     const key = /^[a-z_]+/.exec(problem.message)?.[0];
     const input =
-      form.querySelector(`[data-group="${groupName}"][data-key="${key}"]`) ??
-      form.querySelector(`[data-key="${key}"]:not([data-group])`);
+      groups
+        .map((name) => within.querySelector(`[data-group="${name}"][data-key="${key}"]`))
+        .find(Boolean) ?? within.querySelector(`[data-key="${key}"]:not([data-group])`);
     const place = input && document.getElementById(input.getAttribute("aria-describedby"));
-    const target = place ?? document.getElementById("settings-form-error");
+    const target = place ?? document.getElementById(fallback);
     target.textContent = target.hidden ? problem.message : `${target.textContent} ${problem.message}`;
     target.hidden = false;
     if (input) {
@@ -100,6 +109,49 @@ form.addEventListener("submit", async (event) => {
   }
   clearErrors(form);
   say("Settings saved: the next conversations follow them.");
+  await Promise.all([load(), showRecentChanges()]);
+});
+
+// a workgroup's own settings
+
+const careForm = document.getElementById("care-form");
+
+function chosenWorkgroup() {
+  const name = document.getElementById("care-workgroup").value;
+  return state.workgroups.find((workgroup) => workgroup.name === name);
+}
+
+function fillWorkgroup() {
+  const workgroup = chosenWorkgroup();
+  clearErrors(careForm);
+  for (const input of careForm.querySelectorAll("[data-key]")) {
+    const value = workgroup?.[input.dataset.group]?.[input.dataset.key];
+    input.value = value === undefined || value === null ? "" : String(value);
+  }
+}
+
+document.getElementById("care-workgroup").addEventListener("change", fillWorkgroup);
+
+careForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const workgroup = chosenWorkgroup();
+  if (!workgroup) return;
+  try {
+    await call("PATCH", `/api/admin/workgroups/${encodeURIComponent(workgroup.name)}`, {
+      timeouts: group("timeouts", workgroup.timeouts, careForm),
+      notices: group("notices", workgroup.notices, careForm),
+      revision: state.revision,
+    });
+  } catch (error) {
+    if (error.code === "stale_revision") {
+      say("Someone changed the configuration meanwhile: the page shows it now; save again.");
+      await load();
+    } else {
+      showProblems(error, careForm, "care-form-error");
+    }
+    return;
+  }
+  say(`${workgroup.name}'s settings saved.`);
   await Promise.all([load(), showRecentChanges()]);
 });
 
