@@ -33,6 +33,7 @@ def interaction_view(interaction: Interaction, config: OrganisationConfig) -> di
         "agent_id": interaction.agent_id,
         "grace_until": interaction.grace_until,
         "closed_reason": interaction.closed_reason,
+        "wrap_up_until": interaction.wrap_up_until,
     }
 
 

@@ -71,6 +71,7 @@ def interaction(iid: int, state: str = "connected", agent_id: int | None = ME) -
         "agent_id": agent_id,
         "grace_until": None,
         "closed_reason": None,
+        "wrap_up_until": None,
     }
 
 
@@ -252,8 +253,9 @@ def test_a_snapshot_replaces_the_desk_but_keeps_closed_conversations(page: Page)
     assert after["held"] == 1
 
 
-def test_a_wrap_up_ends_with_its_second_disconnected_event(page: Page) -> None:
-    """The command's answer and the first event may come in either order."""
+def test_a_wrap_up_lasts_while_the_interaction_says_wrap_up_until(page: Page) -> None:
+    """The command's answer and the event may come in either order; the event that ends the
+    wrap-up has `wrap_up_until` null again; a disconnect without wrap-up holds nothing."""
     wrap_ups = run(
         page,
         """
@@ -261,24 +263,35 @@ def test_a_wrap_up_ends_with_its_second_disconnected_event(page: Page) -> None:
         for (const answerFirst of [true, false]) {
           const d = new Desk(values.me);
           d.applySnapshot(values.snapshot);
-          const closed = {kind: "interaction", interaction: values.closed};
-          if (answerFirst) { d.setWrapUp(12, true); d.applyEvent(closed); }
-          else { d.applyEvent(closed); d.setWrapUp(12, true); }
+          const wrapping = {kind: "interaction", interaction: values.wrapping};
+          if (answerFirst) { d.setWrapUp(12, true); d.applyEvent(wrapping); }
+          else { d.applyEvent(wrapping); d.setWrapUp(12, true); }
           const during = [d.conversations.get(12).wrapUp, d.held()];
-          d.applyEvent(closed);  // the wrap-up ended (end_wrap_up, or its timeout)
+          d.applyEvent({kind: "interaction", interaction: values.closed});  // it ended
           results.push([...during, d.conversations.get(12).wrapUp, d.held()]);
         }
-        // A snapshot lists a disconnected interaction only while it is held for wrap-up.
-        const d = new Desk(values.me);
-        d.applySnapshot({...values.snapshot, interactions: [{...values.closed, messages: []}]});
+        // a snapshot lists a disconnected interaction while it is held for wrap-up
+        let d = new Desk(values.me);
+        d.applySnapshot({...values.snapshot, interactions: [{...values.wrapping, messages: []}]});
+        results.push([d.conversations.get(12).wrapUp, d.held()]);
+        // a disconnect: the same event twice (a replay) holds nothing
+        d = new Desk(values.me);
+        d.applySnapshot(values.snapshot);
+        d.applyEvent({kind: "interaction", interaction: values.closed});
+        d.applyEvent({kind: "interaction", interaction: values.closed});
         results.push([d.conversations.get(12).wrapUp, d.held()]);
         return results;
         """,
         me=ME,
         snapshot=snapshot({**interaction(12), "messages": []}),
+        wrapping={
+            **interaction(12, "disconnected"),
+            "closed_reason": "agent",
+            "wrap_up_until": "2026-11-22T10:06:00Z",
+        },
         closed={**interaction(12, "disconnected"), "closed_reason": "agent"},
     )
-    assert wrap_ups == [[True, 1, False, 0], [True, 1, False, 0], [True, 1]]
+    assert wrap_ups == [[True, 1, False, 0], [True, 1, False, 0], [True, 1], [False, 0]]
 
 
 def test_a_conversation_transferred_away_is_no_longer_held(page: Page) -> None:

@@ -119,6 +119,7 @@ def view(
         "closed_at": closed_at,
         "agent_id": agent_id,
         "grace_until": None,
+        "wrap_up_until": None,
         "closed_reason": closed_reason,
     }
 
@@ -588,9 +589,18 @@ def test_wrap_up_holds_the_slot_until_it_ends_or_times_out(agent_stack: Stack, i
             while wrapped.data["interaction"]["state"] != "disconnected":
                 wrapped = await next_of(alice, "interaction")
             assert wrapped.data["interaction"]["closed_at"] == t0
+            assert wrapped.data["interaction"]["wrap_up_until"] == at(t0, 60)  # in wrap-up
             await text_from_phone(stack, phones[2], ACME.support, "Hi")
             assert [e.kind for e in await drain(alice)] == []  # both slots still held
             assert await alice.end_wrap_up(held[0]) == {}
+            ended = await next_of(alice, "interaction")
+            assert (
+                ended.data["interaction"]["id"],
+                ended.data["interaction"]["wrap_up_until"],
+            ) == (
+                held[0],
+                None,
+            )
             third = await next_of(alice, "offer")
             assert third.data["interaction"]["remote_number"] == phones[2]
             await alice.accept(third.data["interaction_id"])

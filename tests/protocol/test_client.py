@@ -57,6 +57,7 @@ def interaction(interaction_id: int, state: str = "offered") -> dict[str, Any]:
         "agent_id": None if state == "offered" else 3,
         "grace_until": None,
         "closed_reason": None,
+        "wrap_up_until": None,
     }
 
 

@@ -14,13 +14,18 @@ export function statusMovesForward(current, next) {
   return STATUS_RANK[next] > STATUS_RANK[current];
 }
 
+/** Whether the agent holds this (disconnected) interaction for wrap-up: `wrap_up_until` says. */
+export function inWrapUp(interaction) {
+  return interaction.state === "disconnected" && Boolean(interaction.wrap_up_until);
+}
+
 export class Conversation {
   constructor(interaction) {
     this.id = interaction.id;
     this.interaction = interaction;
     this.messages = new Map(); // id -> Message, shown in id order
     this.loaded = false; // the transcript was read with get_interaction (or came in a snapshot)
-    this.wrapUp = false; // the agent's slot is held for wrap-up (see `Desk.applyEvent`)
+    this.wrapUp = inWrapUp(interaction); // the agent's slot is held for wrap-up
     this.unread = 0;
   }
 
@@ -73,8 +78,7 @@ export class Desk {
       conversation.interaction = interaction;
       conversation.messages = new Map(messages.map((m) => [m.id, m]));
       conversation.loaded = true;
-      // A snapshot lists the interactions the agent holds: a disconnected one is in wrap-up.
-      conversation.wrapUp = interaction.state === "disconnected";
+      conversation.wrapUp = inWrapUp(interaction);
       kept.set(item.id, conversation);
     }
     for (const [id, conversation] of this.conversations) {
@@ -161,18 +165,10 @@ export class Desk {
       conversation = new Conversation(interaction);
       this.conversations.set(interaction.id, conversation);
       opened = true;
-    } else if (
-      conversation.wrapUp &&
-      conversation.state === "disconnected" &&
-      interaction.state === "disconnected"
-    ) {
-      // The interaction's event of a wrap-up comes once when it begins and once when it ends
-      // (the agent's end_wrap_up, or the workgroup's wrap-up timeout).
-      conversation.wrapUp = false;
     }
-    if (interaction.state !== "disconnected" && interaction.state !== conversation.state) {
-      conversation.wrapUp = false;
-    }
+    // a wrap-up's event comes when it begins (wrap_up_until set) and when it ends (null again:
+    // the agent's end_wrap_up, or the workgroup's wrap-up timeout)
+    conversation.wrapUp = this.isMine(interaction) && inWrapUp(interaction);
     conversation.interaction = interaction;
     this._changed({ kind: "conversation", id: interaction.id });
     return opened ? { kind: "opened", id: interaction.id } : { kind: "conversation" };
@@ -186,6 +182,7 @@ export class Desk {
       this.conversations.set(interaction.id, conversation);
     } else if (fresh || conversation.interaction.stale) {
       conversation.interaction = interaction;
+      conversation.wrapUp = inWrapUp(interaction);
     }
     if (messages !== null) {
       for (const message of messages) this._putMessage(conversation, message);

@@ -145,6 +145,7 @@ def agent_interaction(
             "agent_id": row.agent_id,
             "grace_until": _json(row.grace_until),
             "closed_reason": row.closed_reason,
+            "wrap_up_until": _json(row.wrap_up_until),
         },
         "messages": _messages(connection, [interaction_id])[interaction_id],
     }
