@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from server.adapters.persistence import accounts
+from server.adapters.persistence import accounts, canned_responses
 from server.adapters.persistence.database import create_store_engine, migrate
 from server.adapters.user_accounts_cli import register as register_user_accounts
 from server.settings import Settings, SettingsError, load_settings
@@ -176,11 +176,42 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     engine = _engine(settings)
     create_token(engine, organisation_slug="demo", name="demo", value=DEMO_TOKEN)
     people = _demo_people(engine)
+    _demo_canned_responses(engine)
     base = f"http://{args.host}:{args.port}"
     os.environ.setdefault("PARLEY_SANDBOX_URL", f"{base}/sandbox")
     print(demo_tour(base, people=people, database_url=settings.database_url), flush=True)
     _serve(settings, host=args.host, port=args.port)
     return 0
+
+
+# Two ready-made replies for the demo's agents (canned responses are kept in the store, not
+# in the configuration files): one for everyone, one for Support.
+DEMO_CANNED_RESPONSES = (
+    canned_responses.Draft(
+        title="Greeting", body="Hello, thanks for texting us! How can I help you today?"
+    ),
+    canned_responses.Draft(
+        title="Parcel delay",
+        body="Sorry for the wait: your parcel left our warehouse and should arrive in 2 days.",
+        workgroup="Support",
+    ),
+)
+
+
+def _demo_canned_responses(engine: sa.Engine) -> None:
+    """Add the demo's canned responses to an organisation that has none yet."""
+    with engine.begin() as connection:
+        organisation_id = accounts.organisation_id_for(connection, slug="demo")
+        if canned_responses.list_all(connection, organisation_id=organisation_id):
+            return
+        for draft in DEMO_CANNED_RESPONSES:
+            canned_responses.create(
+                connection,
+                organisation_id=organisation_id,
+                draft=draft,
+                actor="demo",
+                now=datetime.now(UTC),
+            )
 
 
 def demo_tour(base: str, *, people: Sequence[tuple[str, str, str]], database_url: str) -> str:

@@ -5,13 +5,21 @@ organisation sees none of them."""
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
 
+from server.adapters.persistence import canned_responses
+from server.adapters.persistence.accounts import organisation_id_for
+from server.adapters.persistence.database import create_store_engine
+from server.cli import DEMO_FOLDER, _demo_canned_responses, cmd_config_apply
+from server.settings import load_settings
+from tests.conftest import fresh_database_url
 from tests.end_to_end.agents import token_for
 from tests.end_to_end.conftest import Stack
 from tests.end_to_end.openapi_check import check, served_document
@@ -232,3 +240,24 @@ def test_another_organisation_sees_and_changes_none(stack: Stack, carol: httpx2.
     with stack.client(ACME) as acme:  # ACME's admin token sees it
         assert titles(acme) == ["Ours"]
     assert titles(carol) == ["Ours"]
+
+
+def test_the_demo_starts_with_two_canned_responses_once(tmp_path: Path) -> None:
+    """`parley demo` adds a greeting for everyone and a Support reply, the first time only."""
+    url = fresh_database_url(tmp_path)
+    settings = load_settings({"PARLEY_DATABASE_URL": url}, dotenv=None)
+    folder = Path(__file__).resolve().parents[2] / DEMO_FOLDER
+    assert cmd_config_apply(settings, argparse.Namespace(folder=str(folder), actor="test")) == 0
+    engine = create_store_engine(url)
+    try:
+        for _ in range(2):  # a second start adds nothing
+            _demo_canned_responses(engine)
+        with engine.connect() as connection:
+            organisation_id = organisation_id_for(connection, slug="demo")
+            found = canned_responses.list_all(connection, organisation_id=organisation_id)
+        assert [(r["title"], r["workgroup"], r["updated_by"]) for r in found] == [
+            ("Greeting", None, "demo"),
+            ("Parcel delay", "Support", "demo"),
+        ]
+    finally:
+        engine.dispose()
