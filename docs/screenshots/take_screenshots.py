@@ -3,11 +3,12 @@
     .venv/bin/python docs/screenshots/take_screenshots.py
 
 It starts the real demo (`parley demo`, what `make run` runs) on a temporary SQLite store with the
-manual clock, plays a short afternoon through the pages themselves in Debian's Chromium
-(/usr/bin/chromium): customers text from the phone simulator, alice answers one and has another
-offered, carol watches, dave administers. It writes one PNG per page into this folder (sign-in,
-agent, phone, and those of supervisor, canned-responses and admin that the server has) and
-prints their names. Nothing is mocked; the server is stopped at the end.
+manual clock, plays a few minutes through the pages themselves in Debian's Chromium
+(/usr/bin/chromium): three customers text Support from the phone simulator and wait, alice
+arrives, answers one and has the next offered, carol watches, dave administers. It writes
+one PNG per page into this folder (sign-in, agent, phone, and those of supervisor,
+canned-responses and the administration sections that the server has) and prints their names.
+Nothing is mocked; the server is stopped at the end.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx2
@@ -34,6 +35,7 @@ CHROMIUM = "/usr/bin/chromium"
 VIEWPORT: ViewportSize = {"width": 1366, "height": 768}
 SUPPORT = "+19205550100"
 WAIT_MS = 15_000
+STORY_S = 318  # how far the story moves the manual clock: the sum of its `advance` calls
 
 expect.set_options(timeout=WAIT_MS)
 
@@ -54,7 +56,9 @@ def demo_server(folder: Path) -> Iterator[str]:
         "PARLEY_MEDIA_DIR": str(folder / "media"),
         "PARLEY_ENV": "test",
         "PARLEY_CLOCK": "manual",
-        "PARLEY_CLOCK_START": datetime.now(UTC).isoformat(),
+        # The story moves the clock on by STORY_S: start that much in the past, so that the
+        # server's time and the browser's agree when the pictures are taken (countdowns).
+        "PARLEY_CLOCK_START": (datetime.now(UTC) - timedelta(seconds=STORY_S - 35)).isoformat(),
         "PARLEY_LOG_LEVEL": "WARNING",
     }
     log = (folder / "demo.log").open("wb")
@@ -154,55 +158,67 @@ def main() -> int:
             supervisor = new_page(browser)
             sign_in(supervisor, base, "carol", "/supervisor")
 
+        # Nobody is available yet: three customers text Support a minute or two apart and wait
+        # (each is told their place in the queue); the dashboard samples the queue each minute.
+        first = open_phone(browser, base, "+14145550147")
+        text(first, "Hi! My order #4521 hasn't arrived yet. Can you check?")
+        advance(base, 120)
+        second = open_phone(browser, base, "+16125550188")
+        text(second, "Hello, I'd like to return a jacket I bought last week.")
+        advance(base, 60)
+        third = open_phone(browser, base, "+16085550123")
+        text(third, "Do you ship to Canada?")
+        advance(base, 120)
+
+        # Alice arrives: the texts are offered to her, oldest first; she takes the first.
         alice = new_page(browser)
         sign_in(alice, base, "alice", "/agent")
         alice.get_by_role("button", name="Available", exact=True).click()
-        expect(alice.locator("#agent-state")).to_have_text("Available")
-        advance(base, 5)
-
-        first = open_phone(browser, base, "+14145550147")
-        text(first, "Hi! My order #4521 hasn't arrived yet. Can you check?")
         offer = alice.locator(".offer", has_text="+1 414 555 0147")
         offer.get_by_role("button", name=re.compile(r"^Accept")).click()
         panel = alice.get_by_role("tabpanel", name=re.compile(r"\+1 414 555 0147"))
         expect(panel).to_be_visible()
-        advance(base, 40)
+        advance(base, 6)
         panel.get_by_label("Reply").fill(
             "Hi, this is Alice. Order #4521 left our warehouse yesterday: it arrives tomorrow."
         )
         panel.get_by_role("button", name="Send").click()
         expect(panel.locator(".message.outbound .status")).to_contain_text("Delivered")
-        advance(base, 30)
+        advance(base, 5)
         text(first, "Great, thank you! Can I change the delivery address?")
         expect(panel.locator(".message.inbound")).to_have_count(2)
-        advance(base, 20)
+        advance(base, 4)
         panel.get_by_label("Reply").fill("Of course. Which address should we use?")
         panel.get_by_role("button", name="Send").click()
         expect(panel.locator(".message.outbound .status").last).to_contain_text("Delivered")
-
-        second = open_phone(browser, base, "+16125550188")
-        text(second, "Hello, I'd like to return a jacket I bought last week.")
         expect(alice.locator(".offer", has_text="+1 612 555 0188")).to_be_visible()
-        third = open_phone(browser, base, "+16085550123")
-        text(third, "Do you ship to Canada?")
-        advance(base, 12)
+        advance(base, 3)
         panel.get_by_label("Reply").fill("We can also hold it at a pickup point near you")
         shoot(alice, "agent", taken)
         shoot(first, "phone", taken)
 
         if supervisor is not None:
-            supervisor.reload()
-            supervisor.wait_for_load_state("networkidle")
+            supervisor.get_by_label("Queue on the chart").select_option(label="Support")
+            expect(supervisor.locator("#sup-status")).to_have_attribute("data-status", "connected")
             shoot(supervisor, "supervisor", taken)
-        for path, user, name in (
-            ("/canned-responses", "carol", "canned-responses"),
-            ("/admin", "dave", "admin"),
-        ):
-            if exists(base, path):
-                page = new_page(browser)
-                sign_in(page, base, user, path)
-                page.wait_for_load_state("networkidle")
-                shoot(page, name, taken)
+        if exists(base, "/canned-responses"):
+            page = new_page(browser)
+            sign_in(page, base, "carol", "/canned-responses")
+            page.wait_for_load_state("networkidle")
+            shoot(page, "canned-responses", taken)
+        if exists(base, "/admin"):
+            page = new_page(browser)
+            sign_in(page, base, "dave", "/admin")
+            page.wait_for_load_state("networkidle")
+            shoot(page, "admin", taken)
+            sections = page.locator("nav.admin-nav a").evaluate_all(
+                "links => links.map(link => link.getAttribute('href'))"
+            )
+            for href in sections:
+                if href != "/admin":
+                    page.goto(f"{base}{href}")
+                    page.wait_for_load_state("networkidle")
+                    shoot(page, "admin-" + href.rsplit("/", 1)[1], taken)
         browser.close()
     print("\n".join(f"docs/screenshots/{name}" for name in taken))
     return 0
