@@ -14,7 +14,7 @@ import enum
 import heapq
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from server.core.interactions import Interaction
 from server.core.profiles import (
@@ -76,6 +76,9 @@ class Agent:
         return self.presence.value
 
 
+_END_OF_TIME = datetime.max.replace(tzinfo=UTC)
+
+
 class WaitingLine:
     """The queued interactions of one queue, in dispatch order: priority, then enqueue time."""
 
@@ -115,7 +118,17 @@ class WaitingLine:
         return len(self._entries)
 
     def oldest(self) -> datetime | None:
-        return min((entry[1] for entry in self._entries), default=None)
+        """The earliest enqueue time: the first of each priority's run of entries, found by
+        bisection (queue figures ask after every change; a line may hold 10,000)."""
+        entries = self._entries
+        oldest: datetime | None = None
+        index = 0
+        while index < len(entries):
+            negative_priority, enqueued_at, _ = entries[index]
+            if oldest is None or enqueued_at < oldest:
+                oldest = enqueued_at
+            index = bisect.bisect_right(entries, (negative_priority, _END_OF_TIME, 0), lo=index)
+        return oldest
 
 
 class ReadyAgents:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from server.core.acd import Agent, DeadlineHeap, Presence
+from server.core.acd import Agent, DeadlineHeap, Presence, WaitingLine
 from server.core.effects import Effect, PushToAgent, SaveAgent, StoreOutboundMessage
 from server.core.errors import CommandRefused
 from server.core.events import (
@@ -614,6 +614,18 @@ def test_a_restored_queue_delay_still_running_is_waited_out() -> None:
     assert floor.offers() == []
     floor.later(1)
     assert floor.offers() == [(ALICE, 2)]
+
+
+def test_the_oldest_of_a_waiting_line_whatever_the_priorities() -> None:
+    line = WaitingLine()
+    assert line.oldest() is None
+    waiting = [_waiting(n, waited_s=(n * 37) % 101, priority=(n * 7) % 4 - 1) for n in range(1, 60)]
+    for interaction in waiting:
+        line.add(interaction)
+        assert line.oldest() == min(i.enqueued_at for i in waiting[: interaction.id])
+    for interaction in waiting[:30]:
+        line.remove(interaction)
+    assert line.oldest() == min(i.enqueued_at for i in waiting[30:])
 
 
 def test_deadlines_pushed_at_once_come_due_as_pushed_one_by_one() -> None:
