@@ -14,6 +14,7 @@ supervisors.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 __all__ = ["SUPERVISOR_COMMANDS", "UPDATE_INTERVAL_S", "SupervisionFeed", "supervision_frame"]
 
 UPDATE_INTERVAL_S = 1.0
+
+log = logging.getLogger("parley.agents")
 
 # The supervisors' commands: frame, organisation id, user id, role, username → the core event.
 SUPERVISOR_COMMANDS: dict[str, Callable[[dict[str, Any], int, int, str, str], core.Event]] = {
@@ -128,6 +131,8 @@ class SupervisionFeed:
                 await self._update(organisation_id)
         except DriverStopped:
             return
+        except Exception:  # the store failed: the next change sends a new picture
+            log.exception("a supervisors' update failed")
         finally:
             self._task = None
         if self._pending:  # changed while this one was being built
