@@ -125,8 +125,13 @@ class Pages:
         return RedirectResponse("/agent" if signed_in else "/sign-in", status_code=303)
 
     async def sign_in(self, request: Request) -> Response:
-        """`GET /sign-in`: the form; its script posts to `/auth/login`, then opens `/agent`."""
-        return self._render(request, "sign_in.html", page="sign-in", user=await self._user(request))
+        """`GET /sign-in`: the form; its script posts to `/auth/login`, then opens `/agent`. It
+        links to the phone simulator when there is one."""
+        user = await self._user(request)
+        simulator = "phone" not in self._hidden
+        return self._render(
+            request, "sign_in.html", page="sign-in", user=user, phone_simulator=simulator
+        )
 
     async def agent(self, request: Request) -> Response:
         """`GET /agent`: the agent's chat page; 303 to `/sign-in` without a session."""

@@ -149,6 +149,7 @@ def test_the_navigation_shows_links_by_role() -> None:
 def test_the_phone_simulator_is_served_and_linked_only_when_asked_for(
     client: TestClient, engine: sa.Engine
 ) -> None:
+    assert 'href="/phone"' not in client.get("/sign-in").text
     sign_in(client)
     assert client.get("/phone").status_code == 404
     assert 'href="/phone"' not in client.get("/agent").text
@@ -163,6 +164,7 @@ def test_the_phone_simulator_is_served_and_linked_only_when_asked_for(
         assert page.status_code == 200
         assert "/static/js/phone_page.js" in page.text
         assert 'href="/sign-in"' in page.text  # to answer, an agent signs in elsewhere
+        assert 'href="/phone"' in simulator.get("/sign-in").text  # for a new user to find
         sign_in(simulator)
         assert '<a href="/phone">Phone simulator</a>' in simulator.get("/agent").text
         assert 'href="/phone" aria-current="page"' in simulator.get("/phone").text
