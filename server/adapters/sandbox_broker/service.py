@@ -227,6 +227,11 @@ class SandboxBroker:
         return phone.endswith(self._unreachable)
 
     @property
+    def watched_phones(self) -> int:
+        """How many phones are watched now (see `watching`)."""
+        return len(self._watchers)
+
+    @property
     def pending_receipts(self) -> int:
         """How many texts still have receipts to report."""
         return len(self._tasks)
