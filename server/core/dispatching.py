@@ -166,16 +166,11 @@ class Dispatcher:
         for them all); an escalation is kept however late, it moves the interaction."""
         if interaction.queue.kind is not QueueKind.WORKGROUP:
             return []
-        workgroup_id = interaction.queue.id
         enqueued_at = interaction.enqueued_at
         entries: list[tuple[datetime, str, int]] = []
-        for delay in config.delays.get(workgroup_id, ()):
-            when = enqueued_at + timedelta(seconds=delay)
-            if after is None or when > after:
-                entries.append((when, "recheck", 0))
-        for step in config.settings_of(workgroup_id).escalation:
-            when = enqueued_at + timedelta(seconds=step.after_s)
-            if step.overflow_to:
+        for offset, overflows in config.waiting_steps.get(interaction.queue.id, ()):
+            when = enqueued_at + offset
+            if overflows:
                 entries.append((when, "escalate", interaction.id))
             elif after is None or when > after:
                 entries.append((when, "recheck", 0))

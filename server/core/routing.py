@@ -16,6 +16,7 @@ import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from server.core.care import CarePolicy
 from server.core.outbound import AccountPolicy, OutboundNumber, OutboundRoute
@@ -172,6 +173,24 @@ class OrganisationConfig:
                 if entry.delay_s > 0:
                     found.setdefault(entry.workgroup_id, set()).add(entry.delay_s)
         return {workgroup: frozenset(delays) for workgroup, delays in found.items()}
+
+    @functools.cached_property
+    def waiting_steps(self) -> Mapping[int, tuple[tuple[timedelta, bool], ...]]:
+        """Workgroup id: (time after the enqueue, overflows) of each instant at which what a
+        waiting interaction may do changes: a profile's delay or an escalation step dropping
+        skills (False: more agents may take it), an escalation step that overflows (True)
+        (computed once: a restart arms them for every waiting interaction)."""
+        found: dict[int, list[tuple[timedelta, bool]]] = {}
+        for workgroup_id, delays in self.delays.items():
+            found.setdefault(workgroup_id, []).extend(
+                (timedelta(seconds=delay), False) for delay in delays
+            )
+        for workgroup_id, settings in self.workgroup_settings.items():
+            found.setdefault(workgroup_id, []).extend(
+                (timedelta(seconds=step.after_s), bool(step.overflow_to))
+                for step in settings.escalation
+            )
+        return {workgroup_id: tuple(steps) for workgroup_id, steps in found.items()}
 
     @functools.cached_property
     def _names(self) -> Mapping[QueueRef, str]:
