@@ -5,8 +5,9 @@ downloads a browser here. Without it every test that needs it is skipped, saying
 under CI (CI=true), where a missing Chromium is a failure: CI installs it (.ci/run).
 
 Fixtures: `chromium` (one browser per test module), `page_stack` (one server per module, with
-the manual clock started at the real time, so that the page's countdowns read right; alice and
-bob of ACME have the password `PASSWORD`) and `agent_page` (opens a signed-in agent page).
+the manual clock started at the real time, so that the page's countdowns read right; alice,
+bob and carol (a supervisor) of ACME have the password `PASSWORD`) and `agent_page` (opens a
+signed-in agent page).
 """
 
 from __future__ import annotations
@@ -63,15 +64,15 @@ def chromium() -> Iterator[Browser]:
 
 @pytest.fixture(scope="module")
 def page_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """A server for the module's tests (the manual clock, starting now), alice and bob with
-    `PASSWORD`."""
+    """A server for the module's tests (the manual clock, starting now), alice, bob and carol
+    with `PASSWORD`."""
     start = datetime.now(UTC).isoformat()
     running = start_stack(
         tmp_path_factory.mktemp("pages"),
         env={"PARLEY_CLOCK": "manual", "PARLEY_CLOCK_START": start},
     )
     with running.engine.begin() as connection:
-        for username in ("alice", "bob"):
+        for username in ("alice", "bob", "carol"):
             accounts.set_password(
                 connection,
                 user=accounts.find_user(connection, organisation=ACME.slug, username=username),

@@ -11,11 +11,9 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, WebSocketRoute, expect
 
-from server.adapters.persistence import accounts
 from tests.browser.conftest import (
     PASSWORD,
     WAIT_MS,
@@ -327,18 +325,6 @@ def test_a_wrong_password_is_refused_on_the_form(chromium: Browser, page_stack: 
         context.close()
 
 
-def set_password(stack: Stack, username: str) -> None:
-    """Give `username` of ACME the password the pages sign in with."""
-    with stack.engine.begin() as connection:
-        accounts.set_password(
-            connection,
-            user=accounts.find_user(connection, organisation=ACME.slug, username=username),
-            password=PASSWORD,
-            actor="test",
-            now=datetime.now(UTC),
-        )
-
-
 def add_canned_response(page: Page, title: str, workgroup: str, text: str) -> None:
     page.get_by_label("Title").fill(title)
     page.get_by_label("For").select_option(workgroup)
@@ -351,7 +337,6 @@ def add_canned_response(page: Page, title: str, workgroup: str, text: str) -> No
 def supervisor_page(chromium: Browser, stack: Stack, username: str) -> tuple[Page, list[str]]:
     """A new browser context signed in as a supervisor (through `POST /auth/login`) on the
     canned-responses page, and the list its script errors go to."""
-    set_password(stack, username)
     context = chromium.new_context(viewport={"width": 1366, "height": 768})
     page = context.new_page()
     errors: list[str] = []

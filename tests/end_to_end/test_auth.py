@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx2
 import pytest
@@ -12,13 +13,17 @@ import pytest
 from server.adapters.persistence import accounts
 from tests.conftest import TIMEOUT_SCALE
 from tests.end_to_end.brokers import sandbox_text
-from tests.end_to_end.conftest import Stack
+from tests.end_to_end.conftest import Stack, start_stack
 from tests.end_to_end.organisations import ACME, GLOBEX, Organisation
 
 PASSWORD = "a long enough password"
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(scope="module", autouse=True, name="passwords")
+def passwords_fixture(stack: Stack) -> None:
+    passwords(stack)
+
+
 def passwords(stack: Stack) -> None:
     """Every user of both organisations gets PASSWORD, straight in the store."""
     with stack.engine.begin() as connection:
@@ -215,31 +220,31 @@ def test_a_browser_session_opens_the_agent_socket_only_from_its_own_site(stack: 
     assert _hello_with_cookie(stack, cookie, origin="https://evil.example") == {"closed": 4001}
 
 
-def test_a_forwarded_host_counts_only_behind_a_trusted_proxy(stack: Stack) -> None:
+def test_a_forwarded_host_counts_only_behind_a_trusted_proxy(stack: Stack, tmp_path: Path) -> None:
     """Another site's page may not pass its own host off as Parley's with X-Forwarded-Host;
     behind a proxy the operator trusts (PARLEY_TRUST_FORWARDED_HEADERS), the proxy's word is
     the host."""
+    evil, proxied = "evil.example", "sms.example.com"
     with browser(stack) as client:
         assert sign_in(client, "alice").status_code == 200
         cookie = client.cookies["parley_session"]
-    evil = "evil.example"
-    assert _hello_with_cookie(stack, cookie, origin=f"https://{evil}", forwarded_host=evil) == {
-        "closed": 4001
-    }
-    stack.server.stop()
-    stack.server.extra_env["PARLEY_TRUST_FORWARDED_HEADERS"] = "true"
+    refused = _hello_with_cookie(stack, cookie, origin=f"https://{evil}", forwarded_host=evil)
+    assert refused == {"closed": 4001}
+
+    trusting = start_stack(tmp_path, env={"PARLEY_TRUST_FORWARDED_HEADERS": "true"})
     try:
-        stack.server.start(same_port=True)
-        proxied = "sms.example.com"
+        passwords(trusting)
+        with browser(trusting) as client:
+            assert sign_in(client, "alice").status_code == 200
+            cookie = client.cookies["parley_session"]
         behind = _hello_with_cookie(
-            stack, cookie, origin=f"https://{proxied}", forwarded_host=proxied
+            trusting, cookie, origin=f"https://{proxied}", forwarded_host=proxied
         )
         assert behind["type"] == "welcome"
-        host = stack.server.base_url.removeprefix("http://")  # Host no longer decides
+        host = trusting.server.base_url.removeprefix("http://")  # Host no longer decides
         assert _hello_with_cookie(
-            stack, cookie, origin=f"http://{host}", forwarded_host=proxied
+            trusting, cookie, origin=f"http://{host}", forwarded_host=proxied
         ) == {"closed": 4001}
     finally:
-        stack.server.stop()
-        del stack.server.extra_env["PARLEY_TRUST_FORWARDED_HEADERS"]
-        stack.server.start(same_port=True)
+        trusting.server.stop()
+        trusting.engine.dispose()

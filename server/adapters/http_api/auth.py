@@ -18,7 +18,6 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import anyio.to_thread
-import orjson
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from starlette.requests import HTTPConnection, Request
@@ -27,7 +26,7 @@ from starlette.routing import Route
 
 from server.adapters.clock import Clock, SystemClock
 from server.adapters.http_api.errors import error_response
-from server.adapters.http_api.request_body import BodyTooLarge, read_limited_body
+from server.adapters.http_api.request_body import BodyRefused, read_json_object
 from server.adapters.persistence import accounts
 from server.adapters.persistence.accounts import Principal, Role
 
@@ -200,16 +199,10 @@ class _BadBody(Exception):
 
 async def _json_object(request: Request, fields: dict[str, int]) -> dict[str, str]:
     """The body's string `fields` (each 1..limit characters); raise `_BadBody` otherwise."""
-    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-        raise _BadBody(415, "unsupported_media_type", "send Content-Type: application/json")
     try:
-        body = orjson.loads(await read_limited_body(request, limit=_BODY_LIMIT))
-    except BodyTooLarge as error:
-        raise _BadBody(413, "body_too_large", str(error)) from None
-    except orjson.JSONDecodeError:
-        raise _BadBody(400, "bad_request", "the body is not JSON") from None
-    if not isinstance(body, dict):
-        raise _BadBody(422, "invalid_body", "the body must be a JSON object")
+        body = await read_json_object(request, limit=_BODY_LIMIT)
+    except BodyRefused as refused:
+        raise _BadBody(refused.status, refused.code, refused.detail) from None
     values: dict[str, str] = {}
     for name, limit in fields.items():
         value = body.get(name)

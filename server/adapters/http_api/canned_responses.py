@@ -14,7 +14,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import anyio.to_thread
-import orjson
 import sqlalchemy as sa
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -23,7 +22,7 @@ from starlette.routing import Route
 from server.adapters.clock import Clock
 from server.adapters.http_api.auth import require
 from server.adapters.http_api.errors import error_response
-from server.adapters.http_api.request_body import BodyTooLarge, read_limited_body
+from server.adapters.http_api.request_body import BodyRefused, read_json_object
 from server.adapters.persistence import canned_responses
 from server.adapters.persistence.accounts import Principal
 from server.adapters.persistence.canned_responses import CannedResponseError, Draft
@@ -46,16 +45,10 @@ class _BadBody(Exception):
 async def _draft(request: Request) -> Draft:
     """The body as a `Draft`: `title` (1-100 characters), `body` (1-2000), and `workgroup` (a
     name, or null or absent for everyone); raises `_BadBody` saying what is wrong."""
-    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-        raise _BadBody(415, "unsupported_media_type", "send Content-Type: application/json")
     try:
-        body = orjson.loads(await read_limited_body(request, limit=_BODY_LIMIT))
-    except BodyTooLarge as error:
-        raise _BadBody(413, "body_too_large", str(error)) from None
-    except orjson.JSONDecodeError:
-        raise _BadBody(400, "bad_request", "the body is not JSON") from None
-    if not isinstance(body, dict):
-        raise _BadBody(422, "invalid_body", "the body must be a JSON object")
+        body = await read_json_object(request, limit=_BODY_LIMIT)
+    except BodyRefused as refused:
+        raise _BadBody(refused.status, refused.code, refused.detail) from None
     unknown = sorted(set(body) - {*_FIELDS, "workgroup"})
     if unknown:
         raise _BadBody(422, "invalid_body", f"unknown field {unknown[0]!r}")

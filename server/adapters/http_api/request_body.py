@@ -1,16 +1,53 @@
-"""Reading a request body with a size limit, and the URL as the sender saw it."""
+"""Reading a request body with a size limit (as bytes, or as a JSON object), and the URL as the
+sender saw it."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
 from starlette.requests import HTTPConnection, Request
 
-__all__ = ["BodyTooLarge", "base_url_as_sent", "read_limited_body", "url_as_sent"]
+__all__ = [
+    "BodyRefused",
+    "BodyTooLarge",
+    "base_url_as_sent",
+    "read_json_object",
+    "read_limited_body",
+    "url_as_sent",
+]
 
 
 class BodyTooLarge(Exception):
     def __init__(self, limit: int) -> None:
         super().__init__(f"the body is over the limit of {limit} bytes")
         self.limit = limit
+
+
+class BodyRefused(Exception):
+    """A body that is not a JSON object within the limit: `status`, `code` and `detail` are the
+    error answer's."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+
+
+async def read_json_object(request: Request, *, limit: int) -> dict[str, Any]:
+    """Return the body, a JSON object sent as `application/json`; raise `BodyRefused` with 415
+    (another Content-Type), 413 (over `limit` bytes), 400 (not JSON) or 422 `invalid_body` (JSON,
+    but not an object)."""
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        raise BodyRefused(415, "unsupported_media_type", "send Content-Type: application/json")
+    try:
+        body = orjson.loads(await read_limited_body(request, limit=limit))
+    except BodyTooLarge as error:
+        raise BodyRefused(413, "body_too_large", str(error)) from None
+    except orjson.JSONDecodeError:
+        raise BodyRefused(400, "bad_request", "the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise BodyRefused(422, "invalid_body", "the body must be a JSON object")
+    return body
 
 
 async def read_limited_body(request: Request, *, limit: int) -> bytes:

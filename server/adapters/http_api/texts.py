@@ -27,7 +27,7 @@ from server.adapters.attachment_store import AttachmentStore
 from server.adapters.clock import Clock
 from server.adapters.http_api.auth import require
 from server.adapters.http_api.errors import error_response
-from server.adapters.http_api.request_body import BodyTooLarge, base_url_as_sent, read_limited_body
+from server.adapters.http_api.request_body import BodyRefused, base_url_as_sent, read_json_object
 from server.adapters.persistence.accounts import Principal
 from server.core.errors import CommandRefused
 from server.core.outbound import usable_numbers
@@ -170,16 +170,10 @@ class TextApi:
 
 
 async def _json_object(request: Request) -> dict[str, Any]:
-    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-        raise _Refused(415, "unsupported_media_type", "send Content-Type: application/json")
     try:
-        body = orjson.loads(await read_limited_body(request, limit=_BODY_LIMIT))
-    except BodyTooLarge as error:
-        raise _Refused(413, "body_too_large", str(error)) from None
-    except orjson.JSONDecodeError:
-        raise _Refused(400, "bad_request", "the body is not JSON") from None
-    if not isinstance(body, dict):
-        raise _Refused(422, "invalid_body", "the body must be a JSON object")
+        body = await read_json_object(request, limit=_BODY_LIMIT)
+    except BodyRefused as refused:
+        raise _Refused(refused.status, refused.code, refused.detail) from None
     for name in ("type", "id"):
         if name in body:
             raise _Refused(422, "invalid_body", f"unknown field {name!r}")

@@ -56,6 +56,7 @@ __all__ = [
     "UnknownUser",
     "UserAccount",
     "WeakPassword",
+    "audit_row",
     "create_api_token",
     "create_session",
     "find_user",
@@ -185,7 +186,7 @@ def _dummy_hash(hasher: PasswordHasher) -> str:
     return hasher.hash(secrets.token_urlsafe(16))
 
 
-def _audit_row(
+def audit_row(
     connection: sa.Connection,
     *,
     organisation_id: int,
@@ -197,6 +198,8 @@ def _audit_row(
     after: dict[str, Any] | None,
     now: datetime,
 ) -> None:
+    """Write one `audit` row (who, what, the values before and after) in the caller's
+    transaction: every configuration or account change writes one."""
     connection.execute(
         _audit.insert().values(
             organisation_id=organisation_id,
@@ -310,7 +313,7 @@ def set_password(
         .where(_session.c.user_id == user.id, _session.c.revoked_at.is_(None))
         .values(revoked_at=now)
     )
-    _audit_row(
+    audit_row(
         connection,
         organisation_id=user.organisation_id,
         actor=actor,
@@ -445,7 +448,7 @@ def create_api_token(
     ).inserted_primary_key
     assert inserted is not None
     token_id = int(inserted[0])
-    _audit_row(
+    audit_row(
         connection,
         organisation_id=organisation_id,
         actor=actor,
@@ -507,7 +510,7 @@ def revoke_api_token(
         return False
     if row.revoked_at is None:
         connection.execute(_token.update().where(_token.c.id == token_id).values(revoked_at=now))
-        _audit_row(
+        audit_row(
             connection,
             organisation_id=organisation_id,
             actor=actor,

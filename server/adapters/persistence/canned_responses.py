@@ -19,8 +19,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from server.adapters.persistence.accounts import audit_row
 from server.adapters.persistence.tables import (
-    Audit,
     CannedResponse,
     Workgroup,
     WorkgroupMember,
@@ -42,7 +42,6 @@ __all__ = [
 _canned = table_of(CannedResponse)
 _workgroup = table_of(Workgroup)
 _member = table_of(WorkgroupMember)
-_audit = table_of(Audit)
 
 
 class CannedResponseError(Exception):
@@ -175,17 +174,16 @@ def _record(
     after: dict[str, Any] | None,
     now: datetime,
 ) -> None:
-    connection.execute(
-        _audit.insert().values(
-            organisation_id=organisation_id,
-            actor=actor[:200],
-            action=action,
-            entity="canned_response",
-            entity_key=str(key),
-            before=before,
-            after=after,
-            at=now,
-        )
+    audit_row(
+        connection,
+        organisation_id=organisation_id,
+        actor=actor,
+        action=action,
+        entity="canned_response",
+        entity_key=str(key),
+        before=before,
+        after=after,
+        now=now,
     )
 
 
