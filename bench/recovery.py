@@ -462,6 +462,7 @@ def profile(url: str) -> None:
     gc.callbacks.append(on_gc)
     try:
         step("migrate (nothing to do)", lambda: migrate(engine))
+        gc.disable()  # as Driver.start does while it loads
         with engine.connect() as connection:
             configs = step(
                 "load_organisation_configs", lambda: load_organisation_configs(connection)
@@ -472,12 +473,8 @@ def profile(url: str) -> None:
                 "load_switchboard", lambda: load_switchboard(connection, configs, now=now)
             )
             sequences = step("AgentSequences.load", lambda: AgentSequences.load(connection))
-
-        def collect_and_freeze() -> None:
-            gc.collect()
-            gc.freeze()
-
-        step("gc.collect() + gc.freeze() (lifespan)", collect_and_freeze)
+        gc.enable()
+        step("gc.freeze() (lifespan)", gc.freeze)
         effects = step(
             "first tick: Switchboard.handle",
             lambda: switchboard.handle(DeadlineReached(), now=datetime.now(UTC)),
