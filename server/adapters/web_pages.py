@@ -143,29 +143,30 @@ class Pages:
     async def canned_responses(self, request: Request) -> Response:
         """`GET /canned-responses`: the supervisors' page of canned responses (its script uses
         `/api/canned-responses`); 303 to `/sign-in` without a session, 403 below supervisor."""
-        user = await self._user(request)
-        if user is None:
-            return RedirectResponse("/sign-in", status_code=303)
-        allowed = user.principal.at_least("supervisor")
-        page = self._render(
-            request, "canned_responses.html", page="canned-responses", user=user, allowed=allowed
+        return await self._for_role(
+            request, "canned_responses.html", page="canned-responses", role="supervisor"
         )
-        page.status_code = 200 if allowed else 403
-        return page
 
     async def supervisor(self, request: Request) -> Response:
         """`GET /supervisor`: the supervisor dashboard (its script speaks the agent protocol,
         whose supervisor frames and commands it uses); 303 to `/sign-in` without a session,
         403 below supervisor."""
+        return await self._for_role(
+            request, "supervisor.html", page="supervisor", role="supervisor"
+        )
+
+    async def _for_role(
+        self, request: Request, template: str, *, page: str, role: Role
+    ) -> Response:
+        """A page for `role` and above: 303 to `/sign-in` without a session; below the role,
+        the page's own refusal (its template reads `allowed`) with status 403."""
         user = await self._user(request)
         if user is None:
             return RedirectResponse("/sign-in", status_code=303)
-        allowed = user.principal.at_least("supervisor")
-        page = self._render(
-            request, "supervisor.html", page="supervisor", user=user, allowed=allowed
-        )
-        page.status_code = 200 if allowed else 403
-        return page
+        allowed = user.principal.at_least(role)
+        response = self._render(request, template, page=page, user=user, allowed=allowed)
+        response.status_code = 200 if allowed else 403
+        return response
 
     async def admin(self, request: Request) -> Response:
         """`GET /admin` and `GET /admin/{section}`: the administration pages (their scripts use

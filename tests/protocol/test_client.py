@@ -490,6 +490,72 @@ def test_every_command_helper_sends_its_frame() -> None:
     run(test)
 
 
+def test_the_supervisor_helpers_send_their_frames_and_keep_the_picture() -> None:
+    sample = {
+        "workgroup_id": 1,
+        "at": "2026-11-22T10:05:00Z",
+        "waiting": 1,
+        "longest_wait_s": 2,
+        "answered": 4,
+        "abandoned": 0,
+        "service_level": 1.0,
+    }
+    later = {**sample, "at": "2026-11-22T10:06:00Z"}
+    picture = {"queues": [], "agents": [], "interactions": []}
+
+    async def script(peer: Peer) -> None:
+        await peer.welcome(seq=0)
+        await peer.send(
+            {
+                "type": "supervisor_snapshot",
+                "at": "2026-11-22T10:05:30Z",
+                "chart_hours": 4,
+                **picture,
+                "samples": [sample],
+            }
+        )
+        await peer.send(
+            {
+                "type": "supervisor_update",
+                "at": "2026-11-22T10:06:01Z",
+                **picture,
+                "samples": [sample, later],
+            }  # the first again: dropped
+        )
+        with contextlib.suppress(WebSocketClosed):
+            while True:
+                command = await peer.recv()
+                await peer.send({"type": "command_ack", "id": command["id"], "result": {}})
+
+    async def test() -> None:
+        async with ProtocolServer(script).running() as server:
+            client = await connect(server.url)
+            async with asyncio.timeout(WAIT):
+                seen = await client.wait_supervision(lambda p: len(p["samples"]) == 2)
+            assert seen["samples"] == [sample, later]
+            assert seen["at"] == "2026-11-22T10:06:01Z"
+            await client.supervisor_transfer(14, to_workgroup="Billing")
+            await client.supervisor_transfer(14, to_user="bob")
+            await client.supervisor_disconnect(15)
+            await client.set_agent_state(3, "away", reason="coaching")
+            await client.set_agent_state(3, "available")
+            with pytest.raises(ValueError, match="exactly one"):
+                await client.supervisor_transfer(14)
+            await client.close()
+        commands = [
+            {k: v for k, v in frame.items() if k != "id"} for frame in server.peers[0].received[1:]
+        ]
+        assert commands == [
+            {"type": "supervisor_transfer", "interaction_id": 14, "to": {"workgroup": "Billing"}},
+            {"type": "supervisor_transfer", "interaction_id": 14, "to": {"user": "bob"}},
+            {"type": "supervisor_disconnect", "interaction_id": 15},
+            {"type": "set_agent_state", "agent_id": 3, "state": "away", "reason": "coaching"},
+            {"type": "set_agent_state", "agent_id": 3, "state": "available"},
+        ]
+
+    run(test)
+
+
 def test_answers_are_matched_to_commands_by_id() -> None:
     async def script(peer: Peer) -> None:
         await peer.welcome(seq=0)

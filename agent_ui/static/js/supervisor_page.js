@@ -136,6 +136,22 @@ function actionButton(label, action, text) {
   return button;
 }
 
+/** A row with a cell per figure (the first a row header) and a cell of action buttons. */
+function newRow(figures, buttons) {
+  const row = document.createElement("tr");
+  figures.forEach((figure, index) => {
+    const td = document.createElement(index === 0 ? "th" : "td");
+    if (index === 0) td.scope = "row";
+    td.dataset.figure = figure;
+    row.append(td);
+  });
+  const actions = document.createElement("td");
+  actions.className = "sup-actions";
+  actions.append(...buttons);
+  row.append(actions);
+  return row;
+}
+
 function renderInteractions() {
   fillSelect($("filter-queue"), board.queueChoices());
   fillSelect(
@@ -148,23 +164,12 @@ function renderInteractions() {
     shown,
     (item) => item.interaction.id,
     (item) => {
-      const row = document.createElement("tr");
-      for (const figure of ["id", "customer", "queue", "state", "agent", "since"]) {
-        const td = document.createElement(figure === "id" ? "th" : "td");
-        if (figure === "id") td.scope = "row";
-        td.dataset.figure = figure;
-        row.append(td);
-      }
-      const actions = document.createElement("td");
-      actions.className = "sup-actions";
       const id = item.interaction.id;
-      actions.append(
+      return newRow(["id", "customer", "queue", "state", "agent", "since"], [
         actionButton(`Transcript of interaction ${id}`, "transcript", "Transcript"),
         actionButton(`Transfer interaction ${id}`, "transfer", "Transfer…"),
         actionButton(`Disconnect interaction ${id}`, "disconnect", "Disconnect"),
-      );
-      row.append(actions);
-      return row;
+      ]);
     },
     (row, item) => {
       const i = item.interaction;
@@ -193,23 +198,11 @@ function renderAgents() {
     $("agent-rows"),
     board.agents,
     (a) => a.id,
-    (a) => {
-      const row = document.createElement("tr");
-      for (const figure of ["name", "state", "load", "since"]) {
-        const td = document.createElement(figure === "name" ? "th" : "td");
-        if (figure === "name") td.scope = "row";
-        td.dataset.figure = figure;
-        row.append(td);
-      }
-      const actions = document.createElement("td");
-      actions.className = "sup-actions";
-      actions.append(
+    (a) =>
+      newRow(["name", "state", "load", "since"], [
         actionButton(`Make ${a.username} available`, "available", "Make available"),
         actionButton(`Set ${a.username} away`, "away", "Set away…"),
-      );
-      row.append(actions);
-      return row;
-    },
+      ]),
     (row, a) => {
       row.dataset.agent = a.username;
       row.dataset.agentId = String(a.id);
