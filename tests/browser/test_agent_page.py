@@ -457,7 +457,9 @@ def test_an_agent_starts_a_conversation_from_the_page(
 ) -> None:
     phone = "+14145556012"
     page = agent_page("alice")
+    page.get_by_text("New conversation", exact=True).click()  # it opens the form
     form = page.locator("#new-conversation-form")
+    expect(form.get_by_label("Customer's number")).to_be_focused()
     from_number = form.get_by_label("From")
     expect(from_number).to_have_value(ACME.direct)  # her direct number is the default
     expect(from_number.locator("option")).to_have_count(5)  # and Support's four

@@ -496,6 +496,9 @@ document.addEventListener("visibilitychange", () => {
 
 $("go-available").addEventListener("click", () => setState("available"));
 $("new-conversation-form").addEventListener("submit", startConversation);
+$("new-conversation").addEventListener("toggle", () => {
+  if ($("new-conversation").open) $("new-to").focus();
+});
 $("away-form").addEventListener("submit", (event) => {
   event.preventDefault();
   setState("away", $("away-reason").value.trim());
