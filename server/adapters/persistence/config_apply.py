@@ -7,10 +7,15 @@ missing), the organisation, routing profiles, users (with their profile and skil
 queues and escalation targets are stored by workgroup name, not id. Every row it creates, updates
 or deletes writes one `audit` row (credential values masked), and when anything changed the
 organisation's `config_revision` goes up by one so the running server reloads it. History is never
-deleted: a user or workgroup that interactions or numbers still refer to is kept (and reported),
-and removing a number or an account that messages or interactions refer to is refused with
-`ConfigConflict`, leaving the store as it was. `server.adapters.persistence.config_export` reads
-an organisation back as a document and writes it as files.
+deleted: a workgroup that interactions or numbers still refer to is kept (and reported); a user
+left out is deleted with what only served their sign-in (presence, pushed events, sessions,
+tokens), or, when interactions or messages refer to them, kept deactivated (`removed_at` set, no
+password, profile, skills, sessions or tokens: they cannot sign in or get work) and reported; a
+user who holds open work (an interaction held, offered, in wrap-up or waiting in their queue)
+cannot be removed, and removing a number or an account that messages or interactions refer to
+is refused too, with `ConfigConflict`, leaving the store as it was.
+`server.adapters.persistence.config_export` reads an organisation back as a document (removed
+users left out) and writes it as files.
 See ARCHITECTURE.md, "Decisions: Configuration, Tenancy".
 """
 
@@ -42,11 +47,16 @@ from server.adapters.config_document import (
     WorkgroupSpec,
 )
 from server.adapters.persistence.tables import (
+    AgentEvent,
+    AgentPresence,
+    ApiToken,
+    Attachment,
     Audit,
     BrokerAccount,
     DeliveryReceipt,
     InboundRoute,
     Interaction,
+    InteractionHandler,
     Message,
     Organisation,
     OutboundRoute,
@@ -54,10 +64,12 @@ from server.adapters.persistence.tables import (
     Provider,
     RoutingProfile,
     User,
+    WebSession,
     Workgroup,
     WorkgroupMember,
     table_of,
 )
+from server.core.interactions import InteractionState
 from server.core.routing import RouteField
 
 __all__ = [
@@ -83,6 +95,12 @@ _interaction = table_of(Interaction)
 _message = table_of(Message)
 _receipt = table_of(DeliveryReceipt)
 _audit = table_of(Audit)
+_handler = table_of(InteractionHandler)
+_attachment = table_of(Attachment)
+# What only served a user's sign-in and desk: deleted with the user.
+_SIGN_IN_ROWS = tuple(
+    table_of(model) for model in (AgentPresence, AgentEvent, WebSession, ApiToken)
+)
 
 # The tables an apply writes, in the order the report lists them.
 _ENTITIES = tuple(
@@ -100,6 +118,8 @@ _ENTITIES = tuple(
         _outbound_route,
     )
 )
+# The audit's actions, and the change each one counts as in the report.
+_COUNTED_AS = {"create": "create", "update": "update", "delete": "delete", "deactivate": "update"}
 # A workgroup's settings stored as they are in its `WorkgroupSpec`.
 _WORKGROUP_SETTINGS = ("strategy", *WORKGROUP_NUMBERS)
 _ACCOUNT_FLAGS = tuple(ACCOUNT_FLAGS)
@@ -190,8 +210,11 @@ class ApplyReport:
 
 
 def _masked(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Return `values` fit for the audit: credential values replaced by `***`."""
-    masked = dict(values)
+    """Return `values` fit for the audit: credential values replaced by `***`, times in ISO."""
+    masked: dict[str, Any] = {
+        key: value.isoformat() if isinstance(value, datetime) else value
+        for key, value in values.items()
+    }
     if "credentials" in masked:
         masked["credentials"] = {key: "***" for key in sorted(masked["credentials"])}
     if masked.get("sending", {}).get("proxy_password") is not None:
@@ -219,7 +242,7 @@ class _Changes:
         before: Mapping[str, Any] | None,
         after: Mapping[str, Any] | None,
     ) -> None:
-        self._counts[table.name][("create", "update", "delete").index(action)] += 1
+        self._counts[table.name][("create", "update", "delete").index(_COUNTED_AS[action])] += 1
         self._audits.append(
             {
                 "actor": self._actor,
@@ -261,6 +284,26 @@ class _Changes:
         before = {column: row[column] for column in changed}
         self._record("update", table, key, before=before, after=changed)
 
+    def deactivate(self, row: sa.RowMapping, *, because: str) -> None:
+        """Keep user `row` for history but end their access: `removed_at` set, no password,
+        profile or skills (audited as `deactivate`, counted as an update)."""
+        values: dict[str, Any] = {
+            "removed_at": self._now,
+            "password_hash": None,
+            "routing_profile_id": None,
+            "skills": {},
+        }
+        self.connection.execute(sa.update(_user).where(_user.c.id == row["id"]).values(**values))
+        before = {
+            "removed_at": None,
+            "has_password": row["password_hash"] is not None,
+            "routing_profile_id": row["routing_profile_id"],
+            "skills": row["skills"],
+        }
+        after = {**values, "has_password": False, "kept_because": because}
+        del after["password_hash"]
+        self._record("deactivate", _user, row["username"], before=before, after=after)
+
     def delete(self, table: sa.Table, row: sa.RowMapping, key: str, columns: Iterable[str]) -> None:
         """Delete `row`; the audit's `before` holds its `columns`."""
         self.connection.execute(sa.delete(table).where(table.c.id == row["id"]))
@@ -277,6 +320,21 @@ class _Changes:
 
 def _rows(connection: sa.Connection, statement: sa.Select[Any]) -> list[sa.RowMapping]:
     return list(connection.execute(statement).mappings())
+
+
+def _left_out(
+    connection: sa.Connection,
+    table: sa.Table,
+    organisation_id: int,
+    *,
+    name: sa.Column[Any],
+    keep: Iterable[str],
+) -> list[sa.RowMapping]:
+    """The organisation's rows of `table` whose `name` is not in `keep`: the document's."""
+    return _rows(
+        connection,
+        sa.select(table).where(table.c.organisation_id == organisation_id, name.not_in(list(keep))),
+    )
 
 
 def _count(connection: sa.Connection, table: sa.Table, *conditions: Any) -> int:
@@ -386,7 +444,8 @@ def _apply_users(changes: _Changes, organisation_id: int, users: Iterable[UserSp
             ),
             "skills": dict(user.skills),
         }
-        if user.username in existing:
+        if user.username in existing:  # a removed user the document names again comes back
+            values["removed_at"] = None
             changes.update(_user, existing[user.username], user.username, values)
         else:
             changes.create(
@@ -710,12 +769,7 @@ def _apply_outbound_routes(
 def _remove_accounts(changes: _Changes, organisation_id: int, keep: Iterable[str]) -> None:
     """Delete the organisation's accounts not in `keep`; ConfigConflict if history needs them."""
     connection = changes.connection
-    rows = _rows(
-        connection,
-        sa.select(_account).where(
-            _account.c.organisation_id == organisation_id, _account.c.public_id.not_in(list(keep))
-        ),
-    )
+    rows = _left_out(connection, _account, organisation_id, name=_account.c.public_id, keep=keep)
     conflicts = []
     for row in rows:
         references = _references(
@@ -735,50 +789,106 @@ def _remove_accounts(changes: _Changes, organisation_id: int, keep: Iterable[str
         raise ConfigConflict(conflicts)
 
 
-def _agent_history(connection: sa.Connection, user_id: int) -> dict[str, int]:
-    """What a user did that history keeps: interactions answered (or held for wrap-up), and
-    messages written."""
-    answered = sa.or_(_interaction.c.agent_id == user_id, _interaction.c.wrap_up_by == user_id)
+def _open_work(connection: sa.Connection, user_id: int) -> int:
+    """How many interactions are the user's now: held, offered, waiting in their queue (all
+    open), or disconnected but in their wrap-up."""
+    interaction = _interaction.c
+    open_and_theirs = sa.and_(
+        interaction.state != InteractionState.DISCONNECTED.value,
+        sa.or_(
+            interaction.agent_id == user_id,
+            interaction.offered_to == user_id,
+            sa.and_(interaction.queue_kind == "user", interaction.queue_id == user_id),
+        ),
+    )
+    in_wrap_up = sa.and_(interaction.wrap_up_by == user_id, interaction.wrap_up_until.is_not(None))
+    return _count(connection, _interaction, sa.or_(open_and_theirs, in_wrap_up))
+
+
+def _user_history(connection: sa.Connection, user_id: int) -> dict[str, int]:
+    """What refers to a user that history keeps: interactions they answered (held, wrapped up,
+    or accepted before a transfer), interactions routed to them (their queue, an offer),
+    messages they wrote and numbers assigned to them."""
+    interaction = _interaction.c
+    accepted = sa.select(_handler.c.interaction_id).where(_handler.c.user_id == user_id)
+    answered = sa.or_(
+        interaction.agent_id == user_id,
+        interaction.wrap_up_by == user_id,
+        interaction.id.in_(accepted),
+    )
+    routed = sa.or_(
+        interaction.offered_to == user_id,
+        sa.and_(interaction.queue_kind == "user", interaction.queue_id == user_id),
+    )
+    answered_count = _count(connection, _interaction, answered)
     return {
-        "interactions_answered": _count(connection, _interaction, answered),
+        "interactions_answered": answered_count,
+        "interactions_routed_to_them": (
+            _count(connection, _interaction, sa.or_(answered, routed)) - answered_count
+        ),
         "messages_written": _count(connection, _message, _message.c.author_id == user_id),
+        "numbers": _count(connection, _number, _number.c.user_id == user_id),
     }
 
 
-def _remove_people(
-    changes: _Changes,
-    organisation_id: int,
-    *,
-    usernames: Iterable[str],
-    workgroups: Iterable[str],
-) -> None:
-    """Delete users and workgroups the document leaves out, unless history still refers to them."""
+def _remove_users(changes: _Changes, organisation_id: int, keep: Iterable[str]) -> None:
+    """Remove the organisation's users not in `keep` (nor removed already).
+
+    Their presence, pushed events, sessions and tokens go; a user history refers to is kept
+    deactivated and reported, the others are deleted. `ConfigConflict` if one holds open work.
+    """
     connection = changes.connection
-    for table, kind, keep in (
-        (_workgroup, "workgroup", set(workgroups)),
-        (_user, "user", set(usernames)),
-    ):
-        name_column = "username" if table is _user else "name"
-        assigned = _number.c.user_id if table is _user else _number.c.workgroup_id
-        rows = _rows(connection, sa.select(table).where(table.c.organisation_id == organisation_id))
-        for row in rows:
-            if row[name_column] in keep:
-                continue
-            references = _references(
-                interactions=_count(
-                    connection,
-                    _interaction,
-                    _interaction.c.queue_kind == kind,
-                    _interaction.c.queue_id == row["id"],
-                ),
-                numbers=_count(connection, _number, assigned == row["id"]),
-                **(_agent_history(connection, row["id"]) if table is _user else {}),
+    rows = _left_out(connection, _user, organisation_id, name=_user.c.username, keep=keep)
+    conflicts = []
+    for row in rows:
+        if row["removed_at"] is not None:
+            continue  # removed before, kept for history
+        name, user_id = row["username"], row["id"]
+        busy = _open_work(connection, user_id)
+        if busy:
+            conflicts.append(
+                f"user {name!r} cannot be removed now: {busy} open interactions are theirs "
+                "(held, offered, in wrap-up or waiting in their queue); transfer or close them "
+                "first"
             )
-            if references:
-                changes.kept.append(f"{kind} {row[name_column]!r} ({references} refer to it)")
-            else:
-                columns = ("username", "display_name", "role") if table is _user else ("name",)
-                changes.delete(table, row, row[name_column], columns)
+            continue
+        for table in _SIGN_IN_ROWS:
+            connection.execute(sa.delete(table).where(table.c.user_id == user_id))
+        references = _references(**_user_history(connection, user_id))
+        if references:
+            changes.deactivate(row, because=f"{references} refer to it")
+            changes.kept.append(
+                f"user {name!r} ({references} refer to it): deactivated, cannot sign in or get work"
+            )
+        else:
+            connection.execute(
+                sa.update(_attachment)
+                .where(_attachment.c.uploaded_by == user_id)
+                .values(uploaded_by=None)
+            )
+            changes.delete(_user, row, name, ("username", "display_name", "role"))
+    if conflicts:
+        raise ConfigConflict(conflicts)
+
+
+def _remove_workgroups(changes: _Changes, organisation_id: int, keep: Iterable[str]) -> None:
+    """Delete workgroups the document leaves out, unless history still refers to them."""
+    connection = changes.connection
+    rows = _left_out(connection, _workgroup, organisation_id, name=_workgroup.c.name, keep=keep)
+    for row in rows:
+        references = _references(
+            interactions=_count(
+                connection,
+                _interaction,
+                _interaction.c.queue_kind == "workgroup",
+                _interaction.c.queue_id == row["id"],
+            ),
+            numbers=_count(connection, _number, _number.c.workgroup_id == row["id"]),
+        )
+        if references:
+            changes.kept.append(f"workgroup {row['name']!r} ({references} refer to it)")
+        else:
+            changes.delete(_workgroup, row, row["name"], ("name",))
 
 
 def _remove_profiles(changes: _Changes, organisation_id: int, keep: Iterable[str]) -> None:
@@ -788,12 +898,7 @@ def _remove_profiles(changes: _Changes, organisation_id: int, keep: Iterable[str
     is one the document leaves out but history keeps, and loses the profile (audited).
     """
     connection = changes.connection
-    rows = _rows(
-        connection,
-        sa.select(_profile).where(
-            _profile.c.organisation_id == organisation_id, _profile.c.name.not_in(list(keep))
-        ),
-    )
+    rows = _left_out(connection, _profile, organisation_id, name=_profile.c.name, keep=keep)
     for row in rows:
         for user in _rows(
             connection, sa.select(_user).where(_user.c.routing_profile_id == row["id"])
@@ -810,8 +915,8 @@ def apply_config(
     `actor` and `now` go into the audit rows. Returns an `ApplyReport`; applying the same
     document twice changes nothing the second time (no audit rows, same revision). Raises
     `ConfigConflict`, with nothing written, when the organisation belongs to another provider,
-    an account's public_id is another provider's or organisation's, or a number or account left
-    out of the document still has history.
+    an account's public_id is another provider's or organisation's, a number or account left
+    out of the document still has history, or a user left out holds open work.
     """
     with engine.begin() as connection:
         return apply_document(connection, document, actor=actor, now=now)
@@ -847,12 +952,8 @@ def apply_document(
     _apply_routes(changes, organisation_id, document.routes, default=document.default_destination)
     _apply_outbound_routes(changes, organisation_id, document.outbound_routes)
     _remove_accounts(changes, organisation_id, [a.public_id for a in document.accounts])
-    _remove_people(
-        changes,
-        organisation_id,
-        usernames=[user.username for user in document.users],
-        workgroups=[workgroup.name for workgroup in document.workgroups],
-    )
+    _remove_workgroups(changes, organisation_id, [w.name for w in document.workgroups])
+    _remove_users(changes, organisation_id, [user.username for user in document.users])
     _remove_profiles(changes, organisation_id, [p.name for p in document.profiles])
     counts = changes.counts()
     if any(counts.values()):

@@ -140,7 +140,12 @@ def read_organisation_document(
     if organisation is None:
         raise OrganisationNotFound(f"no organisation {organisation_slug!r}")
     organisation_id = organisation["id"]
-    users = _rows(connection, sa.select(_user).where(_user.c.organisation_id == organisation_id))
+    users = _rows(  # a removed user history keeps is no longer part of the configuration
+        connection,
+        sa.select(_user).where(
+            _user.c.organisation_id == organisation_id, _user.c.removed_at.is_(None)
+        ),
+    )
     usernames = {row["id"]: row["username"] for row in users}
     workgroups = _rows(
         connection, sa.select(_workgroup).where(_workgroup.c.organisation_id == organisation_id)

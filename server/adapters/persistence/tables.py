@@ -139,6 +139,9 @@ class User(SQLModel, table=True):
     routing_profile_id: int | None = Field(default=None, foreign_key="routing_profile.id")
     skills: dict[str, int] = _json(default=dict)  # skill: level, on top of the profile's
     created_at: datetime = _when()
+    # Set when the configuration removed the user but history (interactions, messages) still
+    # refers to it: the row stays, deactivated (no password, profile, sessions or tokens).
+    removed_at: datetime | None = _when(nullable=True)
 
 
 class Workgroup(SQLModel, table=True):

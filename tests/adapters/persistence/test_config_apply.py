@@ -28,14 +28,20 @@ from server.adapters.persistence.config_export import (
     read_organisation_document,
 )
 from server.adapters.persistence.tables import (
+    AgentEvent,
+    AgentPresence,
+    ApiToken,
+    Attachment,
     Audit,
     InboundRoute,
     Interaction,
+    InteractionHandler,
     Message,
     Organisation,
     PhoneNumber,
     RoutingProfile,
     User,
+    WebSession,
     Workgroup,
 )
 
@@ -51,6 +57,13 @@ _interaction = cast(sa.Table, sa.inspect(Interaction).local_table)
 _message = cast(sa.Table, sa.inspect(Message).local_table)
 _profile = cast(sa.Table, sa.inspect(RoutingProfile).local_table)
 _workgroup = cast(sa.Table, sa.inspect(Workgroup).local_table)
+_handler = cast(sa.Table, sa.inspect(InteractionHandler).local_table)
+_attachment = cast(sa.Table, sa.inspect(Attachment).local_table)
+# The rows of a user's sign-in and desk, which go with the user.
+SIGN_IN_TABLES = tuple(
+    cast(sa.Table, sa.inspect(model).local_table)
+    for model in (AgentPresence, AgentEvent, WebSession, ApiToken)
+)
 
 
 @pytest.fixture
@@ -124,8 +137,10 @@ def organisation_id(engine: sa.Engine, slug: str) -> int:
     return int(found)
 
 
-def add_history(engine: sa.Engine, *, e164: str, queue_kind: str, queue_id: int) -> None:
-    """Store an interaction and a message on the number `e164`, queued as given."""
+def add_history(
+    engine: sa.Engine, *, e164: str, queue_kind: str, queue_id: int, state: str = "queued"
+) -> None:
+    """Store an interaction (in `state`) and a message on the number `e164`, queued as given."""
     [number] = rows(engine, sa.select(_number).where(_number.c.e164 == e164))
     common = {
         "organisation_id": number["organisation_id"],
@@ -137,7 +152,7 @@ def add_history(engine: sa.Engine, *, e164: str, queue_kind: str, queue_id: int)
         connection.execute(
             sa.insert(_interaction).values(
                 id=1,
-                state="queued",
+                state=state,
                 queue_kind=queue_kind,
                 queue_id=queue_id,
                 enqueued_at=NOW,
@@ -397,18 +412,200 @@ def test_a_user_that_history_refers_to_is_kept_and_reported(
 ) -> None:
     apply_config(store, demo, actor="tester", now=NOW)
     [dave] = rows(store, sa.select(_user).where(_user.c.username == "dave"))
-    add_history(store, e164="+19205550100", queue_kind="user", queue_id=dave["id"])
+    add_history(
+        store, e164="+19205550100", queue_kind="user", queue_id=dave["id"], state="disconnected"
+    )
     without = replace(
         demo, users=tuple(user for user in demo.users if user.username not in ("dave", "carol"))
     )
 
     report = apply_config(store, without, actor="tester", now=NOW)
 
-    assert report.kept == ("user 'dave' (1 interactions refer to it)",)
+    assert report.kept == (
+        "user 'dave' (1 interactions routed to them refer to it): deactivated, "
+        "cannot sign in or get work",
+    )
     assert report.changes["app_user"].deleted == 1  # carol
     names = {row["username"] for row in rows(store, sa.select(_user.c.username))}
     assert names == {"alice", "bob", "dave"}
     assert "kept: user 'dave'" in str(report)
+
+
+def sign_in(engine: sa.Engine, username: str) -> int:
+    """Give `username` a password, presence, a pushed event, a session, a token and an upload,
+    as signing in and working the desk do; return their id."""
+    [user] = rows(engine, sa.select(_user).where(_user.c.username == username))
+    organisation = user["organisation_id"]
+    presence, event, session, token = SIGN_IN_TABLES
+    with engine.begin() as connection:
+        connection.execute(
+            sa.update(_user).where(_user.c.id == user["id"]).values(password_hash="argon2-hash")
+        )
+        connection.execute(
+            sa.insert(presence).values(
+                user_id=user["id"],
+                organisation_id=organisation,
+                state="available",
+                state_since=NOW,
+                idle_since=NOW,
+            )
+        )
+        connection.execute(
+            sa.insert(event).values(
+                organisation_id=organisation, user_id=user["id"], seq=1, body={}, created_at=NOW
+            )
+        )
+        for table in (session, token):
+            connection.execute(
+                sa.insert(table).values(
+                    organisation_id=organisation,
+                    user_id=user["id"],
+                    token_hash=f"{table.name}-{username}",
+                    created_at=NOW,
+                    **({"expires_at": NOW} if table is session else {"name": "desk"}),
+                )
+            )
+        connection.execute(
+            sa.insert(_attachment).values(
+                organisation_id=organisation,
+                token=f"upload-{username}",
+                filename="a.png",
+                content_type="image/png",
+                size=1,
+                sha256="0" * 64,
+                storage_key="a",
+                uploaded_by=user["id"],
+                created_at=NOW,
+                expires_at=NOW,
+            )
+        )
+    return int(user["id"])
+
+
+def sign_in_rows(engine: sa.Engine, user_id: int) -> dict[str, int]:
+    """How many rows of each sign-in table `user_id` has."""
+    return {
+        table.name: len(rows(engine, sa.select(table).where(table.c.user_id == user_id)))
+        for table in SIGN_IN_TABLES
+    }
+
+
+def test_a_user_who_only_signed_in_is_deleted_with_their_sign_in(
+    store: sa.Engine, demo: OrganisationDocument
+) -> None:
+    apply_config(store, demo, actor="tester", now=NOW)
+    carol = sign_in(store, "carol")
+    assert set(sign_in_rows(store, carol).values()) == {1}
+    audits_before = len(audit_rows(store))
+    without = replace(demo, users=tuple(u for u in demo.users if u.username != "carol"))
+
+    report = apply_config(store, without, actor="tester", now=NOW)
+
+    assert report.kept == ()
+    assert report.changes["app_user"] == ChangeCount(deleted=1)
+    assert not rows(store, sa.select(_user).where(_user.c.username == "carol"))
+    assert set(sign_in_rows(store, carol).values()) == {0}
+    [upload] = rows(store, sa.select(_attachment))
+    assert upload["uploaded_by"] is None  # the file stays until it expires
+    assert [
+        (a["action"], a["entity"], a["entity_key"], a["before"], a["after"])
+        for a in audit_rows(store)[audits_before:]
+    ] == [
+        (
+            "delete",
+            "app_user",
+            "carol",
+            {"username": "carol", "display_name": "Carol Supervisor", "role": "supervisor"},
+            None,
+        )
+    ]
+
+
+def test_a_user_who_answered_is_kept_deactivated_and_comes_back_when_named_again(
+    store: sa.Engine, demo: OrganisationDocument
+) -> None:
+    apply_config(store, demo, actor="tester", now=NOW)
+    dave = sign_in(store, "dave")
+    # dave accepted the conversation, then transferred it: only the handler row names him
+    add_history(store, e164="+19205550100", queue_kind="workgroup", queue_id=1, state="queued")
+    [interaction] = rows(store, sa.select(_interaction))
+    with store.begin() as connection:
+        connection.execute(
+            sa.insert(_handler).values(
+                organisation_id=interaction["organisation_id"],
+                interaction_id=interaction["id"],
+                user_id=dave,
+                accepted_at=NOW,
+            )
+        )
+    without = replace(demo, users=tuple(u for u in demo.users if u.username != "dave"))
+    later = NOW + timedelta(hours=1)
+
+    report = apply_config(store, without, actor="admin", now=later)
+
+    assert report.kept == (
+        "user 'dave' (1 interactions answered refer to it): deactivated, "
+        "cannot sign in or get work",
+    )
+    assert report.changes["app_user"] == ChangeCount(updated=1)
+    assert report.revision == 2
+    [row] = rows(store, sa.select(_user).where(_user.c.id == dave))
+    assert row["removed_at"] == later
+    assert (row["password_hash"], row["routing_profile_id"], row["skills"]) == (None, None, {})
+    assert set(sign_in_rows(store, dave).values()) == {0}
+    [audit] = [a for a in audit_rows(store) if a["action"] == "deactivate"]
+    assert (audit["actor"], audit["entity"], audit["entity_key"]) == ("admin", "app_user", "dave")
+    assert audit["before"]["has_password"] is True
+    assert audit["after"]["kept_because"] == "1 interactions answered refer to it"
+    with store.connect() as connection:
+        exported = read_organisation_document(connection, organisation_slug="demo")
+    assert "dave" not in [user.username for user in exported.users]
+
+    again = apply_config(store, without, actor="admin", now=later)
+    assert (again.changed, again.kept, again.revision) == (False, (), 2)
+
+    back = apply_config(store, demo, actor="admin", now=later)
+    [row] = rows(store, sa.select(_user).where(_user.c.id == dave))
+    assert (row["removed_at"], row["password_hash"]) == (None, None)  # a new password is set
+    assert back.changes["app_user"] == ChangeCount(updated=1)
+    [audit] = audit_rows(store)[-1:]
+    assert (audit["action"], audit["entity_key"]) == ("update", "dave")
+    assert audit["before"]["removed_at"] == later.isoformat()
+    assert audit["after"]["removed_at"] is None
+
+
+@pytest.mark.parametrize(
+    ("state", "theirs"),
+    [
+        ("connected", {"agent_id": True}),
+        ("offered", {"offered_to": True}),
+        ("queued", {"queue_kind": "user"}),
+        ("disconnected", {"wrap_up_by": True, "wrap_up_until": NOW}),
+    ],
+    ids=["held", "offered", "in their queue", "in wrap-up"],
+)
+def test_a_user_holding_open_work_cannot_be_removed(
+    store: sa.Engine, demo: OrganisationDocument, state: str, theirs: dict[str, Any]
+) -> None:
+    apply_config(store, demo, actor="tester", now=NOW)
+    dave = sign_in(store, "dave")
+    add_history(store, e164="+19205550100", queue_kind="workgroup", queue_id=1, state=state)
+    values = {column: dave if value is True else value for column, value in theirs.items()}
+    if values.get("queue_kind") == "user":
+        values["queue_id"] = dave
+    with store.begin() as connection:
+        connection.execute(sa.update(_interaction).values(**values))
+    before = snapshot(store)
+    without = replace(demo, users=tuple(u for u in demo.users if u.username != "dave"))
+
+    with pytest.raises(ConfigConflict) as refused:
+        apply_config(store, without, actor="tester", now=NOW)
+
+    assert refused.value.conflicts == (
+        "user 'dave' cannot be removed now: 1 open interactions are theirs (held, offered, "
+        "in wrap-up or waiting in their queue); transfer or close them first",
+    )
+    assert snapshot(store) == before
 
 
 def test_membership_is_replaced(store: sa.Engine, demo: OrganisationDocument) -> None:
@@ -592,7 +789,9 @@ def test_a_kept_user_loses_a_removed_profile(store: sa.Engine, demo: Organisatio
     [dave] = rows(store, sa.select(_user).where(_user.c.username == "dave"))
     support_agent = dave["routing_profile_id"]
     assert support_agent is not None
-    add_history(store, e164="+19205550100", queue_kind="user", queue_id=dave["id"])
+    add_history(
+        store, e164="+19205550100", queue_kind="user", queue_id=dave["id"], state="disconnected"
+    )
     audits_before = len(audit_rows(store))
     without = replace(
         demo,
@@ -602,7 +801,10 @@ def test_a_kept_user_loses_a_removed_profile(store: sa.Engine, demo: Organisatio
 
     report = apply_config(store, without, actor="tester", now=NOW)
 
-    assert report.kept == ("user 'dave' (1 interactions refer to it)",)
+    assert report.kept == (
+        "user 'dave' (1 interactions routed to them refer to it): deactivated, "
+        "cannot sign in or get work",
+    )
     assert report.changes["routing_profile"] == ChangeCount(deleted=1)
     [dave] = rows(store, sa.select(_user).where(_user.c.username == "dave"))
     assert dave["routing_profile_id"] is None
@@ -615,11 +817,22 @@ def test_a_kept_user_loses_a_removed_profile(store: sa.Engine, demo: Organisatio
         for a in audit_rows(store)[audits_before:]
     ] == [
         (
-            "update",
+            "deactivate",
             "app_user",
             "dave",
-            {"routing_profile_id": support_agent},
-            {"routing_profile_id": None},
+            {
+                "removed_at": None,
+                "has_password": False,
+                "routing_profile_id": support_agent,
+                "skills": {},
+            },
+            {
+                "removed_at": NOW.isoformat(),
+                "routing_profile_id": None,
+                "skills": {},
+                "has_password": False,
+                "kept_because": "1 interactions routed to them refer to it",
+            },
         ),
         (
             "delete",
