@@ -158,8 +158,9 @@ class AgentClient:
         snapshot, then from every `queue_figures` frame (they are not events)."""
         self.supervision: dict[str, Any] | None = None
         """For a supervisor or administrator: the organisation's latest picture (`at`,
-        `queues`, `agents`, `interactions`, `samples`), from the `supervisor_snapshot`, then each
-        `supervisor_update` (its samples added to those held); None for an agent."""
+        `queues`, `agents`, `interactions`, `interactions_total`, `samples`), from the
+        `supervisor_snapshot`, then each `supervisor_update` (its samples added to those
+        held); None for an agent."""
         self._supervision_changed = asyncio.Event()
 
         self._ws: ClientConnection | None = None
@@ -634,7 +635,8 @@ class AgentClient:
         seen = {(s["workgroup_id"], s["at"]) for s in held}
         samples = held + [s for s in frame["samples"] if (s["workgroup_id"], s["at"]) not in seen]
         self.supervision = {
-            key: frame[key] for key in ("at", "queues", "agents", "interactions")
+            key: frame[key]
+            for key in ("at", "queues", "agents", "interactions", "interactions_total")
         } | {"samples": samples}
         self._supervision_changed.set()
 

@@ -19,8 +19,10 @@ figures, the chart's samples, and the supervisors' commands (docs/architecture.m
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
+from operator import attrgetter
 from typing import Any
 
 from server.core.acd import Agent, Presence, profile_queues
@@ -45,11 +47,20 @@ from server.core.queue_figures import DayFigures, DayTally, day_start
 from server.core.routing import OrganisationConfig, QueueKind, QueueRef
 from server.core.views import agent_state_view, interaction_view
 
-__all__ = ["SAMPLES_KEPT", "SAMPLE_EVERY", "SUPERVISING_ROLES", "SupervisorDesk"]
+__all__ = [
+    "LISTED_INTERACTIONS",
+    "SAMPLES_KEPT",
+    "SAMPLE_EVERY",
+    "SUPERVISING_ROLES",
+    "SupervisorDesk",
+]
 
 SUPERVISING_ROLES = frozenset({"supervisor", "admin"})
 SAMPLE_EVERY = timedelta(minutes=1)
 SAMPLES_KEPT = timedelta(hours=24)
+# The live interactions a picture lists, oldest first: the picture goes out once a second, and
+# building and sending a hundred thousand of them would hold the writer and the sockets.
+LISTED_INTERACTIONS = 1000
 _DAY_AND_MORE = timedelta(hours=25)  # from a midnight, past the next one (days of 23 to 25 h)
 _AGENT_STATES = ("available", "busy", "away", "offline")
 
@@ -96,9 +107,17 @@ class SupervisorDesk(CareDesk):
                 )
         if not turned:
             return
+        thresholds: dict[tuple[int, QueueRef], int] = {}
         for interaction in (*closed, *self._interactions.values()):
-            if interaction.organisation_id in turned:
-                self.tally.note(interaction, service_level_s=self._service_level_s(interaction))
+            if interaction.organisation_id not in turned:
+                continue
+            if interaction.answered_at is None and interaction.closed_at is None:
+                continue  # waiting: it counts nothing yet (and the new day holds nothing of it)
+            key = (interaction.organisation_id, interaction.queue)
+            threshold = thresholds.get(key)
+            if threshold is None:
+                threshold = thresholds[key] = self._service_level_s(interaction)
+            self.tally.note(interaction, service_level_s=threshold)
 
     def _service_level_s(self, interaction: Interaction) -> int:
         return self._care(interaction).service_level_s
@@ -179,8 +198,9 @@ class SupervisorDesk(CareDesk):
 
     def supervision_view(self, organisation_id: int, now: datetime) -> dict[str, Any]:
         """What a supervisor's page shows: `queues` (each workgroup's figures and its agents
-        by state), `agents` (every user of the organisation) and `interactions` (every live
-        one, with the agent it is offered to). Datetimes stay datetimes."""
+        by state), `agents` (every user of the organisation), `interactions` (the oldest
+        `LISTED_INTERACTIONS` live ones, with the agent each is offered to) and
+        `interactions_total` (how many are live). Datetimes stay datetimes."""
         config = self.config(organisation_id)
         queues = [
             self._queue_view(config, workgroup_id, now)
@@ -209,16 +229,22 @@ class SupervisorDesk(CareDesk):
                     "workgroups": sorted(q.workgroup_id for q in profile.queues),
                 }
             )
+        theirs = [i for i in self._interactions.values() if i.organisation_id == organisation_id]
+        listed = heapq.nsmallest(LISTED_INTERACTIONS, theirs, key=attrgetter("id"))
         interactions = [
             {
                 "interaction": interaction_view(interaction, config),
                 "offered_to": interaction.offered_to,
                 "wrap_up_by": interaction.wrap_up_by,
             }
-            for interaction in sorted(self._interactions.values(), key=lambda i: i.id)
-            if interaction.organisation_id == organisation_id
+            for interaction in listed
         ]
-        return {"queues": queues, "agents": agents, "interactions": interactions}
+        return {
+            "queues": queues,
+            "agents": agents,
+            "interactions": interactions,
+            "interactions_total": len(theirs),
+        }
 
     def _queue_view(
         self, config: OrganisationConfig, workgroup_id: int, now: datetime

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from server.core import supervision
 from server.core.care import CarePolicy, MaxWait
 from server.core.effects import (
     AuditSupervision,
@@ -318,3 +319,18 @@ def test_the_figures_are_the_same_rebuilt_from_the_closed_and_the_live() -> None
     restarted.now = floor.now
     restarted.board.start_supervision(floor.now, closed_today=closed)
     assert support(restarted) == {**before, "agents": support(restarted)["agents"]}
+
+
+def test_the_picture_lists_the_oldest_interactions_and_counts_them_all(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(supervision, "LISTED_INTERACTIONS", 2)
+    floor = supervised()
+    first, second, third = floor.text(), floor.text(), floor.text()
+    view = floor.board.supervision_view(ORG, floor.now)
+    assert [item["interaction"]["id"] for item in view["interactions"]] == [first, second]
+    assert view["interactions_total"] == 3
+    floor.feed(disconnect(first))
+    view = floor.board.supervision_view(ORG, floor.now)
+    assert [item["interaction"]["id"] for item in view["interactions"]] == [second, third]
+    assert view["interactions_total"] == 2

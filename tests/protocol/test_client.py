@@ -501,7 +501,7 @@ def test_the_supervisor_helpers_send_their_frames_and_keep_the_picture() -> None
         "service_level": 1.0,
     }
     later = {**sample, "at": "2026-11-22T10:06:00Z"}
-    picture = {"queues": [], "agents": [], "interactions": []}
+    picture = {"queues": [], "agents": [], "interactions": [], "interactions_total": 0}
 
     async def script(peer: Peer) -> None:
         await peer.welcome(seq=0)

@@ -17,6 +17,7 @@ export class SupervisorBoard {
     this.queues = [];
     this.agents = [];
     this.interactions = [];
+    this.interactionsTotal = 0;
     this.samples = new Map(); // workgroup id -> [sample], oldest first
     this.chartHours = 4;
   }
@@ -35,6 +36,7 @@ export class SupervisorBoard {
     this.queues = frame.queues;
     this.agents = frame.agents;
     this.interactions = frame.interactions;
+    this.interactionsTotal = frame.interactions_total;
     for (const sample of frame.samples) this._addSample(sample);
     this._dropOldSamples();
     return true;

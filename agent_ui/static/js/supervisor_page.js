@@ -191,6 +191,12 @@ function renderInteractions() {
   $("interaction-none").textContent = board.interactions.length
     ? "No interaction matches the filters."
     : "No live interactions.";
+  const more = board.interactionsTotal - board.interactions.length;
+  $("interaction-more").hidden = more <= 0;
+  setText(
+    $("interaction-more"),
+    more > 0 ? `The ${board.interactions.length} oldest of ${board.interactionsTotal} are listed.` : "",
+  );
 }
 
 function renderAgents() {
