@@ -327,7 +327,8 @@ def test_replies_go_to_the_outbox_and_only_from_the_connected_agent() -> None:
     )
 
 
-def test_skills_are_required_until_escalation_drops_them() -> None:
+def _spanish_floor(offer_timeout_s: int = 30) -> Floor:
+    """Spanish needs skill 5 until it has waited 120 s; Alice has 8, Bob 2."""
     profiles = {
         ALICE: AgentProfile(
             ALICE, "alice", 2, skills={"spanish": 8}, queues=(ProfileQueue(SPANISH, 1),)
@@ -338,11 +339,16 @@ def test_skills_are_required_until_escalation_drops_them() -> None:
         SPANISH: WorkgroupSettings(
             SPANISH,
             "Spanish",
+            offer_timeout_s=offer_timeout_s,
             required_skills={"spanish": 5},
             escalation=(EscalationStep(after_s=120, drop_skills=True),),
         )
     }
-    floor = Floor(config(profiles=profiles, settings=settings))
+    return Floor(config(profiles=profiles, settings=settings))
+
+
+def test_skills_are_required_until_escalation_drops_them() -> None:
+    floor = _spanish_floor()
     floor.sign_in(BOB)
     interaction = floor.text(SPANISH_NUMBER)
     assert floor.offers() == []
@@ -420,22 +426,7 @@ def test_an_offer_ended_before_its_overflow_keeps_the_overflow_armed() -> None:
 
 
 def test_skills_dropped_during_an_offer_count_when_the_offer_ends() -> None:
-    profiles = {
-        ALICE: AgentProfile(
-            ALICE, "alice", 2, skills={"spanish": 8}, queues=(ProfileQueue(SPANISH, 1),)
-        ),
-        BOB: AgentProfile(BOB, "bob", 2, skills={"spanish": 2}, queues=(ProfileQueue(SPANISH, 1),)),
-    }
-    settings = {
-        SPANISH: WorkgroupSettings(
-            SPANISH,
-            "Spanish",
-            offer_timeout_s=200,
-            required_skills={"spanish": 5},
-            escalation=(EscalationStep(after_s=120, drop_skills=True),),
-        )
-    }
-    floor = Floor(config(profiles=profiles, settings=settings))
+    floor = _spanish_floor(offer_timeout_s=200)
     floor.sign_in(ALICE, BOB)
     interaction = floor.text(SPANISH_NUMBER)
     assert floor.offers() == [(ALICE, interaction)]
