@@ -132,9 +132,11 @@ class AgentClient:
         validate: bool,
         open_timeout: float,
         command_timeout: float,
+        supervise: bool = False,
     ) -> None:
         """Use `AgentClient.connect`; this only stores the settings."""
         self.url = url
+        self._supervise = supervise
         self._token = token
         self._cookie = cookie
         self._client_name = client_name
@@ -188,6 +190,7 @@ class AgentClient:
         validate: bool = False,
         open_timeout: float = 10.0,
         command_timeout: float = 30.0,
+        supervise: bool = False,
     ) -> AgentClient:
         """Open the socket at `url` (`ws[s]://HOST/agent/ws`), say hello and wait for welcome.
 
@@ -195,7 +198,8 @@ class AgentClient:
         Cookie header's value, sent with the handshake). Pass `resume_from` (an earlier client's
         `last_seq`) to receive every event after it instead of a snapshot. With `validate`, every
         frame sent and received is checked against the protocol's JSON Schemas (this needs the
-        `server` package of Parley beside this one).
+        `server` package of Parley beside this one). With `supervise`, a supervisor's or an
+        administrator's client also gets the organisation's picture (`supervision`).
 
         Returns a connected client: read `client.snapshot` (None when resumed), then call
         `events()` or `next_event()`. Raises `ConnectFailed`, `ConnectionClosed` (e.g. 4001
@@ -209,6 +213,7 @@ class AgentClient:
             validate=validate,
             open_timeout=open_timeout,
             command_timeout=command_timeout,
+            supervise=supervise,
         )
         await client._open(resume_from)
         return client
@@ -487,6 +492,8 @@ class AgentClient:
                 hello["token"] = self._token
             if resume_from is not None:
                 hello["resume_from"] = resume_from
+            if self._supervise:
+                hello["supervise"] = True
             await self._send(hello)
             try:
                 async with asyncio.timeout(self._open_timeout):

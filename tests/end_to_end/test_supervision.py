@@ -90,11 +90,12 @@ def audits(stack: Stack, action: str) -> list[dict[str, Any]]:
     ]
 
 
-def test_a_supervisor_gets_the_picture_and_an_agent_does_not(agent_stack: Stack) -> None:
+def test_a_supervisor_who_asks_gets_the_picture_and_an_agent_does_not(agent_stack: Stack) -> None:
     async def scenario() -> None:
         async with AgentSockets(agent_stack) as sockets:
-            carol = await sockets.connect(ACME, "carol")
-            alice = await sockets.connect(ACME, "alice")
+            carol = await sockets.connect(ACME, "carol", supervise=True)
+            alice = await sockets.connect(ACME, "alice", supervise=True)  # ignored: an agent
+            not_asked = await sockets.connect(ACME, "carol")  # a supervisor's agent client
             picture = await until(carol, lambda p: True)
             assert [q["name"] for q in picture["queues"]] == ["Sales", "Spanish", "Support"]
             support = queue(picture, "Support")
@@ -109,6 +110,7 @@ def test_a_supervisor_gets_the_picture_and_an_agent_does_not(agent_stack: Stack)
             )
             await asyncio.sleep(0.3)  # whatever the server would send has come
             assert alice.supervision is None  # an agent's socket carries no such frames
+            assert not_asked.supervision is None  # nor one that did not ask
 
     run(scenario)
 
@@ -118,7 +120,7 @@ def test_figures_move_as_a_text_waits_and_is_answered(agent_stack: Stack) -> Non
 
     async def scenario() -> None:
         async with AgentSockets(agent_stack) as sockets:
-            carol = await sockets.connect(ACME, "carol")
+            carol = await sockets.connect(ACME, "carol", supervise=True)
             alice = await sockets.connect(ACME, "alice")
             await alice.set_state("away", reason="not yet")
             before = queue(await until(carol, lambda p: True), "Support")
@@ -171,7 +173,7 @@ def test_a_supervisor_disconnects_a_waiting_text_and_it_counts_abandoned(
 
     async def scenario() -> None:
         async with AgentSockets(agent_stack) as sockets:
-            carol = await sockets.connect(ACME, "carol")
+            carol = await sockets.connect(ACME, "carol", supervise=True)
             before = queue(await until(carol, lambda p: True), "Support")
             await text_from_phone(agent_stack, phone, ACME.support, "Anyone there?")
             picture = await until(
@@ -213,7 +215,7 @@ def test_a_supervisor_transfers_a_connected_interaction_and_disconnects_another(
 
     async def scenario() -> None:
         async with AgentSockets(agent_stack) as sockets:
-            carol = await sockets.connect(ACME, "carol")
+            carol = await sockets.connect(ACME, "carol", supervise=True)
             alice = await sockets.connect(ACME, "alice")
             bob = await sockets.connect(ACME, "bob")
             await bob.set_state("away", reason="not yet")
@@ -271,7 +273,7 @@ def test_a_supervisor_transfers_a_connected_interaction_and_disconnects_another(
 def test_a_supervisor_sets_an_agent_away_and_available(agent_stack: Stack) -> None:
     async def scenario() -> None:
         async with AgentSockets(agent_stack) as sockets:
-            carol = await sockets.connect(ACME, "carol")
+            carol = await sockets.connect(ACME, "carol", supervise=True)
             alice = await sockets.connect(ACME, "alice")
             await make_available(agent_stack, alice)
             alice_id = user_id(agent_stack, ACME, "alice")
@@ -334,7 +336,7 @@ def test_an_agent_may_not_supervise(agent_stack: Stack) -> None:
 def test_samples_every_minute_and_figures_after_a_restart(agent_stack: Stack) -> None:
     async def scenario() -> Any:
         async with AgentSockets(agent_stack) as sockets:
-            carol = await sockets.connect(ACME, "carol")
+            carol = await sockets.connect(ACME, "carol", supervise=True)
             before = await until(carol, lambda p: True)
             support_id = queue(before, "Support")["id"]
             taken = len(before["samples"])
@@ -343,7 +345,7 @@ def test_samples_every_minute_and_figures_after_a_restart(agent_stack: Stack) ->
             last = [s for s in picture["samples"] if s["workgroup_id"] == support_id][-1]
             assert last["answered"] == queue(picture, "Support")["answered"]
             assert last["abandoned"] == queue(picture, "Support")["abandoned"]
-            globex = await sockets.connect(GLOBEX, "carol")
+            globex = await sockets.connect(GLOBEX, "carol", supervise=True)
             theirs = await until(globex, lambda p: True)
             assert {q["id"] for q in theirs["queues"]}.isdisjoint(
                 {q["id"] for q in picture["queues"]}
@@ -359,7 +361,7 @@ def test_samples_every_minute_and_figures_after_a_restart(agent_stack: Stack) ->
 
     async def after_restart() -> None:
         async with AgentSockets(agent_stack) as sockets:
-            carol = await sockets.connect(ACME, "carol")
+            carol = await sockets.connect(ACME, "carol", supervise=True)
             picture = await until(carol, lambda p: True)
             for name in ("Support", "Sales", "Spanish"):
                 figures = ("answered", "answered_within", "abandoned", "average_wait_s")

@@ -529,7 +529,7 @@ def test_the_supervisor_helpers_send_their_frames_and_keep_the_picture() -> None
 
     async def test() -> None:
         async with ProtocolServer(script).running() as server:
-            client = await connect(server.url)
+            client = await connect(server.url, supervise=True)
             async with asyncio.timeout(WAIT):
                 seen = await client.wait_supervision(lambda p: len(p["samples"]) == 2)
             assert seen["samples"] == [sample, later]
@@ -542,6 +542,7 @@ def test_the_supervisor_helpers_send_their_frames_and_keep_the_picture() -> None
             with pytest.raises(ValueError, match="exactly one"):
                 await client.supervisor_transfer(14)
             await client.close()
+        assert server.peers[0].received[0]["supervise"] is True  # in hello
         commands = [
             {k: v for k, v in frame.items() if k != "id"} for frame in server.peers[0].received[1:]
         ]

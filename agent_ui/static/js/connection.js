@@ -9,6 +9,7 @@
 //   onEvent(event, seq)       each event once, in order (also those replayed after a reconnect)
 //   onQueueFigures(queues)    queue figures (not events: no seq)
 //   onSupervision(frame)      a supervisor's `supervisor_snapshot` or `supervisor_update`
+//                             (only with `supervise: true`, which hello then carries)
 //
 // Events are acknowledged after `onEvent` returns: an offer at once (it counts as delivered when
 // acknowledged), the others within ACK_DELAY_MS. Pings are answered; the client pings when it
@@ -56,8 +57,10 @@ export class AgentConnection {
     onEvent = () => {},
     onQueueFigures = () => {},
     onSupervision = () => {},
+    supervise = false, // true: ask for the supervisor frames (a supervisor's dashboard)
   } = {}) {
     this.url = url;
+    this.supervise = supervise;
     this.handlers = { onStatus, onWelcome, onSnapshot, onEvent, onQueueFigures, onSupervision };
     this.status = "connecting";
     this.lastSeq = null; // the last event handled; null before the first snapshot
@@ -137,6 +140,7 @@ export class AgentConnection {
       this._lastHeard = this._lastSent = Date.now();
       const hello = { type: "hello", versions: [PROTOCOL_VERSION], client: CLIENT_NAME };
       if (this.lastSeq !== null) hello.resume_from = this.lastSeq;
+      if (this.supervise) hello.supervise = true;
       this._send(hello);
       this._welcomeTimer = setTimeout(() => {
         if (socket !== this._socket || this._ready) return;

@@ -19,6 +19,7 @@ const STATUS_TEXT = {
 };
 
 const connection = new AgentConnection({
+  supervise: true,
   onStatus: (status, detail) => {
     const line = $("sup-status");
     line.dataset.status = status;

@@ -299,7 +299,8 @@ class AgentSession:
         buffered, self._buffer = self._buffer or [], None
         for push in buffered:
             self._send_event(push)
-        if self.principal.at_least("supervisor") and self._hub.supervision is not None:
+        supervise = hello.get("supervise") is True and self.principal.at_least("supervisor")
+        if supervise and self._hub.supervision is not None:
             await self._hub.supervision.join(self)
 
     async def _display_name(self) -> str:
