@@ -87,6 +87,8 @@ def cmd_config_apply(settings: Settings, args: argparse.Namespace) -> int:
     except ConfigConflict as error:
         print(f"refused, nothing was changed: {error}", file=sys.stderr)
         return 1
+    finally:
+        engine.dispose()  # its connections closed now, not whenever they are collected
     print(report)
     return 0
 
