@@ -43,8 +43,8 @@ export function drawChart(svg, samples, { endMs, hours }) {
       element("text", { x: WIDTH - PAD.right + 6, y: y + 4, "text-anchor": "start" }, `${step * 100}%`),
     );
   }
-  for (let h = 0; h <= hours; h += 1) {
-    const ms = startMs + h * 3600_000;
+  const firstHour = Math.ceil(startMs / 3600_000) * 3600_000; // ticks on whole hours (UTC-based)
+  for (let ms = firstHour; ms <= endMs; ms += 3600_000) {
     axes.append(
       element("text", { x: x(ms), y: HEIGHT - 8, "text-anchor": "middle" }, hourFormat.format(new Date(ms))),
     );
