@@ -376,9 +376,17 @@ def test_a_supervisor_adds_a_canned_response_and_an_agent_sends_it(
     panel = accept(alice, phone)
     reply = panel.get_by_label("Reply")
 
-    # "/" at the start of the reply opens the picker: Alice (Support, Spanish) sees Support's
+    # "/" at the start of the reply opens the picker; Escape leaves the "/" as text
     reply.press("/")
     search = panel.get_by_label("Find a canned response")
+    expect(search).to_be_focused()
+    search.press("Escape")
+    expect(reply).to_be_focused()
+    expect(reply).to_have_value("/")
+    expect(search).to_be_hidden()
+    reply.fill("")
+    # Alice (Support, Spanish) sees Support's, not Sales'
+    reply.press("/")
     expect(search).to_be_focused()
     options = panel.locator(".canned-option")
     expect(options).to_have_count(1)

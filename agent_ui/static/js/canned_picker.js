@@ -4,8 +4,8 @@
 // the cursor is.
 //
 // Keyboard: in the filter, Enter inserts the first match, Arrow Down moves into the list,
-// Escape closes and goes back to the reply; in the list, the arrows move and Enter or Space
-// inserts. `new CannedPicker({root, reply, load})`: `root` holds the picker's elements (the
+// Escape closes and goes back to the reply (a picker that "/" opened leaves the "/" there, for a
+// text that starts with one); in the list, the arrows move and Enter or Space inserts. `new CannedPicker({root, reply, load})`: `root` holds the picker's elements (the
 // composer), `load()` resolves to the list.
 
 export class CannedPicker {
@@ -19,6 +19,7 @@ export class CannedPicker {
     this.empty = root.querySelector(".canned-empty");
     this.responses = [];
     this.asked = 0;
+    this.bySlash = false; // opened by "/" typed at the start of the reply
     this._wire();
   }
 
@@ -31,7 +32,7 @@ export class CannedPicker {
     this.reply.addEventListener("keydown", (event) => {
       if (event.key === "/" && this.reply.value === "" && !event.isComposing) {
         event.preventDefault();
-        this.open();
+        this.open({ bySlash: true });
       }
     });
     this.filter.addEventListener("input", () => this._render());
@@ -45,7 +46,7 @@ export class CannedPicker {
         this.list.querySelector("button")?.focus();
       } else if (event.key === "Escape") {
         event.preventDefault();
-        this.close();
+        this._escape();
       }
     });
     this.list.addEventListener("keydown", (event) => {
@@ -53,13 +54,14 @@ export class CannedPicker {
       const at = buttons.indexOf(document.activeElement);
       if (event.key === "ArrowDown" && at < buttons.length - 1) buttons[at + 1].focus();
       else if (event.key === "ArrowUp") (at > 0 ? buttons[at - 1] : this.filter).focus();
-      else if (event.key === "Escape") this.close();
+      else if (event.key === "Escape") this._escape();
       else return;
       event.preventDefault();
     });
   }
 
-  async open() {
+  async open({ bySlash = false } = {}) {
+    this.bySlash = bySlash;
     this.picker.hidden = false;
     this.button.setAttribute("aria-expanded", "true");
     this.filter.value = "";
@@ -79,6 +81,15 @@ export class CannedPicker {
       this.empty.textContent = `Could not read the canned responses: ${error.message ?? error}`;
     }
     this._render();
+  }
+
+  /** Escape: close; the "/" that opened the picker was meant as text after all. */
+  _escape() {
+    if (this.bySlash && this.reply.value === "") {
+      this.reply.value = "/";
+      this.reply.dispatchEvent(new Event("input", { bubbles: true }));
+    }
+    this.close();
   }
 
   close({ focusReply = true } = {}) {
