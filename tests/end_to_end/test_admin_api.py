@@ -8,18 +8,26 @@ OpenAPI document."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
+import os
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
+import yaml
 
 from tests.conftest import TIMEOUT_SCALE
 from tests.end_to_end.agents import (
     AgentSockets,
     RecordingClient,
     advance,
+    connect,
     make_available,
     next_of,
     run,
@@ -31,6 +39,7 @@ from tests.end_to_end.agents import agent_stack_fixture as agent_stack_fixture
 from tests.end_to_end.conftest import Stack
 from tests.end_to_end.openapi_check import check, served_document
 from tests.end_to_end.organisations import ACME, GLOBEX
+from tests.end_to_end.server_process import ROOT
 
 PASSWORD = "a long enough password"
 
@@ -107,6 +116,8 @@ def test_a_new_user_signs_in_and_is_offered_work(
     check(document, "ApiTokenList", listed)
     assert "dave" in [entry["user"] for entry in listed["tokens"]]
 
+    refusals: list[httpx2.Response] = []
+
     async def scenario() -> None:
         dave = await RecordingClient.connect(
             ws_url(agent_stack), token=token.json()["token"], validate=True
@@ -115,21 +126,74 @@ def test_a_new_user_signs_in_and_is_offered_work(
             await make_available(agent_stack, dave)
             await text_from_phone(agent_stack, "+14145558001", ACME.support, "Hello Dave?")
             offer = await next_of(dave, "offer")
-            await dave.accept(int(offer.data["interaction_id"]))
-            await dave.disconnect(int(offer.data["interaction_id"]))
+            interaction_id = int(offer.data["interaction_id"])
+            await dave.accept(interaction_id)
+            # while dave holds the conversation, then wraps it up, he cannot be removed
+            refusals.append(await asyncio.to_thread(admin.delete, "/api/admin/users/dave"))
+            await dave.wrap_up(interaction_id)
+            refusals.append(await asyncio.to_thread(admin.delete, "/api/admin/users/dave"))
+            await dave.end_wrap_up(interaction_id)
         finally:
             await dave.close()
 
-    run(scenario)
-    # dave has answered a conversation: history keeps him, and nothing changes
     count = audit_count(agent_stack)
-    kept = admin.delete("/api/admin/users/dave")
-    assert kept.status_code == 409, kept.text
-    check(document, "AdminError", kept.json())
-    assert kept.json()["error"] == "in_use"
-    assert "1 interactions answered" in kept.json()["detail"]
-    assert agent_stack.rows("SELECT id FROM app_user WHERE username = 'dave'")
+    run(scenario)
+    for refused in refusals:
+        assert refused.status_code == 409, refused.text
+        check(document, "AdminError", refused.json())
+        assert refused.json()["error"] == "in_use"
+        assert refused.json()["detail"] == (
+            "user 'dave' cannot be removed now: 1 open interactions are theirs (held, offered, "
+            "in wrap-up or waiting in their queue); transfer or close them first"
+        )
     assert audit_count(agent_stack) == count
+    # dave has answered a conversation: history keeps him, deactivated, and the answer says so
+    dave_id = agent_stack.rows("SELECT id FROM app_user WHERE username = 'dave'")[0].id
+    kept = admin.delete("/api/admin/users/dave")
+    assert kept.status_code == 200, kept.text
+    check(document, "AdminUserRemoved", kept.json())
+    assert kept.json()["kept"] == (
+        "user 'dave' (1 interactions answered refer to it): deactivated, cannot sign in or get work"
+    )
+    [row] = agent_stack.rows(
+        "SELECT removed_at, password_hash, routing_profile_id FROM app_user WHERE id = :i",
+        i=dave_id,
+    )
+    assert row.removed_at is not None
+    assert (row.password_hash, row.routing_profile_id) == (None, None)
+    for table in ("agent_presence", "agent_event", "web_session", "api_token"):
+        assert not agent_stack.rows(f"SELECT 1 FROM {table} WHERE user_id = :i", i=dave_id)
+    audits = agent_stack.rows(
+        "SELECT action, entity, entity_key FROM audit ORDER BY id DESC LIMIT 2"
+    )
+    assert sorted(tuple(audit) for audit in audits) == [
+        ("deactivate", "app_user", "dave"),
+        ("delete", "workgroup_member", "Support:dave"),
+    ]
+    assert audit_count(agent_stack) == count + 2
+    with httpx2.Client(base_url=agent_stack.server.base_url) as browser:
+        signed_in = browser.post(
+            "/auth/login", json={"organisation": "acme", "username": "dave", "password": PASSWORD}
+        )
+        assert signed_in.status_code == 401, signed_in.text
+        his_token = {"Authorization": f"Bearer {token.json()['token']}"}
+        assert browser.get("/api/admin/users", headers=his_token).status_code == 401
+    assert "dave" not in [
+        user["username"] for user in admin.get("/api/admin/users").json()["users"]
+    ]
+    assert admin.delete("/api/admin/users/dave").status_code == 404
+    assert admin.post("/api/admin/users/dave/tokens", json={"name": "x"}).status_code == 404
+    # named again, dave comes back: the same user, with his history and a new password
+    back = admin.post(
+        "/api/admin/users", json={"username": "dave", "display_name": "Dave", "password": PASSWORD}
+    )
+    assert back.status_code == 201, back.text
+    assert agent_stack.rows("SELECT id FROM app_user WHERE username = 'dave'")[0].id == dave_id
+    with httpx2.Client(base_url=agent_stack.server.base_url) as browser:
+        signed_in = browser.post(
+            "/auth/login", json={"organisation": "acme", "username": "dave", "password": PASSWORD}
+        )
+        assert signed_in.status_code == 200, signed_in.text
 
 
 def test_a_number_routes_to_the_workgroup_it_is_assigned_to(
@@ -348,6 +412,102 @@ def test_a_user_with_a_number_or_history_is_not_removed(
     removed = admin.delete(f"/api/admin/users/frank?revision={made.json()['revision']}")
     assert removed.status_code == 200, removed.text
     assert not agent_stack.rows("SELECT id FROM app_user WHERE username = 'frank'")
+
+
+def parley_config_apply(stack: Stack, folder: Path) -> subprocess.CompletedProcess[str]:
+    """`parley config apply FOLDER --actor ops` on the stack's store, as an operator runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "server.cli", "config", "apply", str(folder), "--actor", "ops"],
+        cwd=ROOT,
+        env={**os.environ, "PARLEY_DATABASE_URL": stack.server.database_url, "PARLEY_ENV": "test"},
+        capture_output=True,
+        text=True,
+        timeout=60 * TIMEOUT_SCALE,
+        check=False,
+    )
+
+
+def test_parley_config_apply_deletes_a_user_who_signed_in_and_keeps_one_who_answered(
+    agent_stack: Stack, tmp_path: Path
+) -> None:
+    folder = tmp_path / "globex"
+    shutil.copytree(agent_stack.folder / "config" / "globex", folder)
+    people_file = folder / "people.yaml"
+    without = yaml.safe_load(people_file.read_text())
+    people = copy.deepcopy(without)
+    people["users"] += [
+        {"username": "gina", "display_name": "Gina", "routing_profile": "support-first"},
+        {"username": "hank", "display_name": "Hank"},  # only his own queue: never offered work
+    ]
+    next(w for w in people["workgroups"] if w["name"] == "Support")["members"].append("gina")
+    people_file.write_text(yaml.safe_dump(people))
+    added = parley_config_apply(agent_stack, folder)
+    assert added.returncode == 0, added.stderr
+    assert "app_user: 2 created, 0 updated, 0 deleted" in added.stdout
+    people_file.write_text(yaml.safe_dump(without))
+    refused: list[subprocess.CompletedProcess[str]] = []
+
+    async def scenario() -> None:
+        hank = await connect(agent_stack, GLOBEX, "hank")
+        gina = await connect(agent_stack, GLOBEX, "gina")
+        try:
+            await make_available(agent_stack, hank, gina)
+            await text_from_phone(agent_stack, "+16085557001", GLOBEX.support, "Hi Gina")
+            offer = await next_of(gina, "offer")
+            interaction_id = int(offer.data["interaction_id"])
+            await gina.accept(interaction_id)
+            # gina holds a conversation: removing her (and hank with her) is refused whole
+            refused.append(await asyncio.to_thread(parley_config_apply, agent_stack, folder))
+            await gina.disconnect(interaction_id)
+        finally:
+            await hank.close()
+            await gina.close()
+
+    run(scenario)
+    [while_held] = refused
+    assert while_held.returncode == 1
+    assert while_held.stderr.strip() == (
+        "refused, nothing was changed: user 'gina' cannot be removed now: 1 open interactions "
+        "are theirs (held, offered, in wrap-up or waiting in their queue); transfer or close "
+        "them first"
+    )
+    ids = {
+        row.username: row.id
+        for row in agent_stack.rows(
+            "SELECT u.id, u.username FROM app_user u"
+            " JOIN organisation o ON o.id = u.organisation_id"
+            " WHERE o.slug = 'globex' AND u.username IN ('gina', 'hank')"
+        )
+    }
+    for user_id in ids.values():  # both signed in: presence, pushed events and a token each
+        for table in ("agent_presence", "agent_event", "api_token"):
+            assert agent_stack.rows(f"SELECT 1 FROM {table} WHERE user_id = :i", i=user_id)
+
+    removed = parley_config_apply(agent_stack, folder)
+
+    assert removed.returncode == 0, removed.stderr
+    assert "app_user: 0 created, 1 updated, 1 deleted" in removed.stdout
+    assert (
+        "kept: user 'gina' (1 interactions answered refer to it): deactivated, cannot sign in "
+        "or get work"
+    ) in removed.stdout
+    assert not agent_stack.rows("SELECT 1 FROM app_user WHERE id = :i", i=ids["hank"])
+    [gina] = agent_stack.rows("SELECT removed_at FROM app_user WHERE id = :i", i=ids["gina"])
+    assert gina.removed_at is not None
+    for user_id in ids.values():
+        for table in ("agent_presence", "agent_event", "api_token", "workgroup_member"):
+            assert not agent_stack.rows(f"SELECT 1 FROM {table} WHERE user_id = :i", i=user_id)
+    audits = agent_stack.rows(
+        "SELECT action, entity, entity_key FROM audit WHERE actor = 'ops' AND entity = 'app_user'"
+        " AND action <> 'create' ORDER BY id"
+    )
+    assert [tuple(audit) for audit in audits] == [
+        ("deactivate", "app_user", "gina"),
+        ("delete", "app_user", "hank"),
+    ]
+    again = parley_config_apply(agent_stack, folder)
+    assert again.returncode == 0, again.stderr
+    assert "unchanged" in again.stdout
 
 
 def test_agents_and_supervisors_cannot_change_anything(

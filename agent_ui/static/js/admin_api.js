@@ -144,6 +144,7 @@ const ACTIONS = {
   create: "Added",
   update: "Changed",
   delete: "Removed",
+  deactivate: "Removed (kept for history)",
   set_password: "New password for",
   revoke: "Revoked",
 };
@@ -174,14 +175,16 @@ export async function showRecentChanges() {
  *  happened, and call `reload` (the page's load) after the removal or a stale revision. */
 export async function removeAfterAsking({ what, path, revision, reload }) {
   if (!window.confirm(`Remove ${what}?`)) return;
+  let answer;
   try {
-    await call("DELETE", `${path}?revision=${revision}`);
+    answer = await call("DELETE", `${path}?revision=${revision}`);
   } catch (error) {
     say(`${what} was not removed: ${error.message}`);
     if (error.code === "stale_revision") await reload();
     return;
   }
-  say(`${what} removed.`);
+  // a user conversations refer to is kept, deactivated: the answer's `kept` says why
+  say(answer?.kept ? `${what} removed: ${answer.kept}.` : `${what} removed.`);
   await Promise.all([reload(), showRecentChanges()]);
 }
 

@@ -30,7 +30,7 @@ from server.adapters.http_api.admin_api import (
 )
 from server.adapters.persistence import accounts
 from server.adapters.persistence.accounts import Principal
-from server.adapters.persistence.config_apply import ApplyReport
+from server.adapters.persistence.config_apply import ApplyReport, ConfigConflict, StaleRevision
 from server.adapters.persistence.tables import User, table_of
 
 __all__ = ["people_routes"]
@@ -247,18 +247,15 @@ class PeopleApi:
             users.remove(node)
             _set_membership(snapshot, username, [])
 
-        def kept(connection: sa.Connection, report: ApplyReport) -> None:
-            for what in report.kept:
-                if what.startswith(f"user {username!r} "):
-                    raise EditRefused(
-                        409,
-                        "in_use",
-                        f"{what}: a user their conversations refer to stays; "
-                        "remove them from their workgroups instead",
-                    )
-
-        report, _ = await self.api.edit(principal, change, revision=revision, also=kept)
-        return JSONResponse({"revision": report.revision})
+        try:
+            report, _ = await self.api.edit(principal, change, revision=revision)
+        except StaleRevision:
+            raise
+        except ConfigConflict as conflict:  # they hold open work
+            raise EditRefused(409, "in_use", str(conflict)) from None
+        # a user history refers to is kept, deactivated: the answer says so
+        kept = [what for what in report.kept if what.startswith(f"user {username!r} ")]
+        return JSONResponse({"revision": report.revision, "kept": kept[0] if kept else None})
 
     async def set_password(self, request: Request, principal: Principal) -> Response:
         username = request.path_params["username"]

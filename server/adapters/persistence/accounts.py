@@ -239,8 +239,11 @@ def _account(row: Any) -> UserAccount | None:
 
 
 def _accounts() -> sa.Select[Any]:
-    return sa.select(*_ACCOUNT_COLUMNS).select_from(
-        _user.join(_organisation, _organisation.c.id == _user.c.organisation_id)
+    """The users who may sign in: a user the configuration removed (kept for history) is none."""
+    return (
+        sa.select(*_ACCOUNT_COLUMNS)
+        .select_from(_user.join(_organisation, _organisation.c.id == _user.c.organisation_id))
+        .where(_user.c.removed_at.is_(None))
     )
 
 
