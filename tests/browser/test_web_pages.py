@@ -168,3 +168,21 @@ def test_the_phone_simulator_is_served_and_linked_only_when_asked_for(
         sign_in(simulator)
         assert '<a href="/phone">Phone simulator</a>' in simulator.get("/agent").text
         assert 'href="/phone" aria-current="page"' in simulator.get("/phone").text
+
+
+def test_the_canned_responses_page_is_for_supervisors(client: TestClient) -> None:
+    answer = client.get("/canned-responses")
+    assert (answer.status_code, answer.headers["location"]) == (303, "/sign-in")
+    sign_in(client, "alice")  # an agent: refused, and not linked
+    refused = client.get("/canned-responses")
+    assert refused.status_code == 403
+    assert "Only supervisors and administrators keep canned responses." in refused.text
+    assert "/static/js/canned_responses.js" not in refused.text
+    assert 'href="/canned-responses"' not in client.get("/agent").text
+    sign_in(client, "carol")
+    page = client.get("/canned-responses")
+    assert page.status_code == 200
+    assert "/static/js/canned_responses.js" in page.text
+    assert 'href="/canned-responses" aria-current="page"' in page.text
+    for label in ('for="canned-title"', 'for="canned-workgroup"', 'for="canned-body"'):
+        assert label in page.text
