@@ -218,3 +218,24 @@ def test_an_address_typed_by_hand_opens_that_phone_and_thread(
         expect(page.locator("#phone-connection")).to_have_attribute("data-status", "connected")
     finally:
         context.close()
+
+
+def test_an_impossible_number_is_refused_on_the_page(
+    chromium: Browser, page_stack: Stack, page_errors: PageErrors
+) -> None:
+    customer = open_phone(chromium, page_stack, "+14145558011", errors=page_errors)
+    try:
+        number = customer.get_by_label("Your phone number")
+        number.fill("12")
+        number.press("Enter")
+        status = customer.locator("#phone-connection")
+        expect(status).to_have_attribute("data-status", "refused")
+        expect(status).to_contain_text("Refused: phone:")
+        box = customer.get_by_label("Text message")
+        box.fill("Hello?")
+        box.press("Enter")
+        expect(customer.get_by_role("alert")).to_contain_text("Not sent: phone:")
+        expect(box).to_have_value("Hello?")  # kept, to send again
+        assert phone_texts(page_stack, "+14145558011") == []
+    finally:
+        customer.context.close()
