@@ -152,8 +152,8 @@ def load_organisation_configs(
             sa.select(_workgroup).where(_workgroup.c.organisation_id == org.id)
         ).all()
         workgroups = {row.name: row.id for row in workgroup_rows}
-        user_rows = connection.execute(
-            sa.select(_user).where(_user.c.organisation_id == org.id)
+        user_rows = connection.execute(  # a removed user kept for history takes no work
+            sa.select(_user).where(_user.c.organisation_id == org.id, _user.c.removed_at.is_(None))
         ).all()
         users = {row.username: row.id for row in user_rows}
         settings, profiles = _acd_settings(
@@ -499,7 +499,7 @@ def load_open_interactions(connection: sa.Connection) -> list[core_interactions.
         notice_position,
         notice_wait_s,
         closed_reason,
-    ) in connection.execute(_OPEN):
+    ) in connection.execute(_OPEN).all():  # one fetchall: psycopg's fetchone is Python
         queue = queues.get((queue_kind, queue_id))
         if queue is None:
             queue = queues[(queue_kind, queue_id)] = _queue(queue_kind, queue_id)

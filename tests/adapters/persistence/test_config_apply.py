@@ -27,6 +27,7 @@ from server.adapters.persistence.config_export import (
     export_config,
     read_organisation_document,
 )
+from server.adapters.persistence.live_state import load_organisation_configs
 from server.adapters.persistence.tables import (
     AgentEvent,
     AgentPresence,
@@ -559,7 +560,9 @@ def test_a_user_who_answered_is_kept_deactivated_and_comes_back_when_named_again
     assert audit["after"]["kept_because"] == "1 interactions answered refer to it"
     with store.connect() as connection:
         exported = read_organisation_document(connection, organisation_slug="demo")
+        [running] = load_organisation_configs(connection).values()
     assert "dave" not in [user.username for user in exported.users]
+    assert "dave" not in running.users  # the running server routes and transfers nothing to him
 
     again = apply_config(store, without, actor="admin", now=later)
     assert (again.changed, again.kept, again.revision) == (False, (), 2)
@@ -567,6 +570,9 @@ def test_a_user_who_answered_is_kept_deactivated_and_comes_back_when_named_again
     back = apply_config(store, demo, actor="admin", now=later)
     [row] = rows(store, sa.select(_user).where(_user.c.id == dave))
     assert (row["removed_at"], row["password_hash"]) == (None, None)  # a new password is set
+    with store.connect() as connection:
+        [running] = load_organisation_configs(connection).values()
+    assert running.users["dave"] == dave
     assert back.changes["app_user"] == ChangeCount(updated=1)
     [audit] = audit_rows(store)[-1:]
     assert (audit["action"], audit["entity_key"]) == ("update", "dave")
