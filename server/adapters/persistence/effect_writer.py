@@ -195,10 +195,9 @@ def write_effects(
         if isinstance(e, NoteHandler)
     ]
     _INSERT_HANDLERS.run(connection, handlers)
+    _save_agents(connection, [e for e in effects if isinstance(e, SaveAgent)])
     for effect in effects:
-        if isinstance(effect, SaveAgent):
-            _save_agent(connection, effect)
-        elif isinstance(effect, RecordPartSent):
+        if isinstance(effect, RecordPartSent):
             _record_part_sent(connection, effect)
         elif isinstance(effect, SavePartStatus):
             connection.execute(
@@ -280,6 +279,12 @@ _INSERT_HANDLERS = BulkStatement.insert(
     ignore_duplicates=True,  # accepted again after a transfer back
 )
 _INSERT_EVENTS = BulkStatement.insert(_event, "organisation_id user_id seq body created_at")
+_SAVE_PRESENCES = BulkStatement.update(
+    _presence, "state reason state_since idle_since", key="user_id"
+)
+_INSERT_PRESENCES = BulkStatement.insert(
+    _presence, "user_id organisation_id state reason state_since idle_since"
+)
 
 
 def _save_row(effect: SaveInteraction) -> dict[str, Any]:
@@ -358,22 +363,29 @@ def _job(effect: StoreOutboundMessage) -> OutboundJob:
     )
 
 
-def _save_agent(connection: sa.Connection, effect: SaveAgent) -> None:
-    values = {
-        "state": effect.presence,
-        "reason": effect.reason,
-        "state_since": effect.since,
-        "idle_since": effect.idle_since,
+def _save_agents(connection: sa.Connection, effects: Sequence[SaveAgent]) -> None:
+    """Each agent's last saved state: one batch of updates, then one of inserts for the agents
+    without a row yet (three statements, not one or two per agent: the first tick after a
+    restart sets every agent whose offer expired during the downtime away, bench/README.md)."""
+    if not effects:
+        return
+    rows = {  # the last of each agent's saves wins, as one statement after another would
+        effect.user_id: {
+            "user_id": effect.user_id,
+            "organisation_id": effect.organisation_id,
+            "state": effect.presence,
+            "reason": effect.reason,
+            "state_since": effect.since,
+            "idle_since": effect.idle_since,
+        }
+        for effect in effects
     }
-    updated = connection.execute(
-        _presence.update().where(_presence.c.user_id == effect.user_id).values(**values)
-    )
-    if updated.rowcount == 0:
-        connection.execute(
-            _presence.insert().values(
-                user_id=effect.user_id, organisation_id=effect.organisation_id, **values
-            )
-        )
+    _SAVE_PRESENCES.run(connection, list(rows.values()))
+    stored = connection.execute(
+        sa.select(_presence.c.user_id).where(_presence.c.user_id.in_(list(rows)))
+    ).scalars()
+    missing = rows.keys() - set(stored)
+    _INSERT_PRESENCES.run(connection, [row for user_id, row in rows.items() if user_id in missing])
 
 
 def _record_part_sent(connection: sa.Connection, effect: RecordPartSent) -> None:

@@ -18,6 +18,7 @@ from server.adapters.persistence.effect_writer import (
 )
 from server.adapters.persistence.tables import (
     AgentEvent,
+    AgentPresence,
     BrokerAccount,
     Interaction,
     Message,
@@ -32,6 +33,7 @@ from server.core.effects import (
     NoteHandler,
     OpenInteraction,
     PushToAgent,
+    SaveAgent,
     SaveInteraction,
     StoreInboundMessage,
     StoreOutboundMessage,
@@ -252,3 +254,33 @@ def test_a_group_of_inbound_and_outbound_texts_keeps_every_column(store: sa.Engi
         "expires_at": "2026-01-01T09:30:15.123456Z",
     }
     assert [push.event for push in after.pushes] == [event["body"]]
+
+
+def test_agents_saved_in_one_group_keep_their_last_state(store: sa.Engine) -> None:
+    presence = table_of(AgentPresence)
+    with store.begin() as db:
+        _organisation(db)
+        db.execute(
+            table_of(User)
+            .insert()
+            .values(id=2, organisation_id=1, username="bo", display_name="Bo", created_at=T0)
+        )
+        db.execute(
+            presence.insert().values(
+                user_id=2, organisation_id=1, state="offline", state_since=T0, idle_since=T0
+            )
+        )
+    later = T0 + timedelta(minutes=5)
+    saves = [
+        SaveAgent(1, 1, "away", "lunch", T0, T0),  # no row yet: inserted
+        SaveAgent(1, 2, "available", None, later, later),  # a row: updated
+        SaveAgent(1, 1, "available", None, later, later),  # the last of agent 1's wins
+    ]
+    with store.begin() as db:
+        write_effects(db, saves, sequences=AgentSequences({}), now=later)
+    with store.connect() as db:
+        rows = db.execute(sa.select(presence).order_by(presence.c.user_id)).all()
+    assert [tuple(row) for row in rows] == [
+        (1, 1, "available", None, later, later),
+        (2, 1, "available", None, later, later),
+    ]
