@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     driver = Driver(engine=engine, clock=clock, group_commit_max=settings.group_commit_max)
     hub = AgentHub()
     driver.on_commit = hub.publish
+    driver.on_sessions_ended = hub.end_sessions
     # The sandbox posts to Parley at the address it was configured with, never at one taken
     # from a request's Host header (that would hand the account's key to whoever asked).
     sandbox = SandboxBroker(
@@ -144,7 +145,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *webhook_routes(driver=driver, settings=settings, brokers=brokers),
         *read_routes(engine, clock=clock),
         *auth_routes(engine, clock=clock),
-        *admin_routes(engine, clock=clock, brokers=brokers, changed=driver.refresh_configuration),
+        *admin_routes(
+            engine,
+            clock=clock,
+            brokers=brokers,
+            changed=driver.refresh_configuration,
+            password_set=lambda user_id: hub.end_cookie_sessions(
+                user_id, reason="password changed"
+            ),
+        ),
         *canned_response_routes(engine, clock=clock),
         *attachment_routes(store=attachments, clock=clock, settings=settings),
         *text_routes(driver=driver, attachments=attachments, clock=clock, settings=settings),

@@ -49,7 +49,7 @@ from server.adapters.persistence.live_state import (
     load_switchboard,
 )
 from server.adapters.persistence.queue_samples import closed_today
-from server.core.effects import CommandResult, Effect
+from server.core.effects import CommandResult, Effect, EndAgentSessions
 from server.core.errors import CommandRefused
 from server.core.events import DeadlineReached, Event, SmsReceived
 from server.core.switchboard import QueueFigures, Switchboard
@@ -112,6 +112,8 @@ class Driver:
         self.on_commit: OnCommit = lambda pushes, figures: None
         self.on_send: OnSend = lambda jobs: None
         self.on_purge: Callable[[], None] = lambda: None  # old data was purged (on the loop)
+        # users whose sockets must close (removed, role changed), on the loop
+        self.on_sessions_ended: Callable[[list[EndAgentSessions]], None] = lambda ended: None
 
     # -- life cycle (called from the app's lifespan) -----------------------------------------
 
@@ -273,7 +275,9 @@ class Driver:
             if job.future is None and error is not None:
                 log.error("an internal submission failed: %s", error)
         loop = self._loop
-        if loop is None or not (answered or after.pushes or figures or after.sends or after.purged):
+        if loop is None or not (
+            answered or after.pushes or figures or after.sends or after.purged or after.ended
+        ):
             return
 
         def on_loop() -> None:
@@ -283,6 +287,8 @@ class Driver:
                 self.on_send(after.sends)
             if after.purged:
                 self.on_purge()
+            if after.ended:
+                self.on_sessions_ended(after.ended)
             for job, error in answered:
                 _resolve(job, error)
 
@@ -317,7 +323,8 @@ class Driver:
         assert switchboard is not None, "start() loads the switchboard"
         connection = self._writer_connection()
         with connection.begin():
-            self._follow_configuration(connection, switchboard)
+            now = self.clock.now()
+            effects: list[Effect] = self._follow_configuration(connection, switchboard, now)
             wanted = [
                 (e.broker_account_id, e.broker_message_id)
                 for job in group
@@ -325,8 +332,6 @@ class Driver:
                 if isinstance(e, SmsReceived)
             ]
             seen = known_inbound_ids(connection, wanted) if wanted else set()
-            effects: list[Effect] = []
-            now = self.clock.now()
             for job in group:
                 effects.extend(self._feed(job, switchboard, seen, now))
             after = write_effects(connection, effects, sequences=self._sequences, now=now)
@@ -371,18 +376,24 @@ class Driver:
             job.result = Submitted(stored=stored, duplicates=duplicates, result=result)
         return effects
 
-    def _follow_configuration(self, connection: sa.Connection, switchboard: Switchboard) -> None:
+    def _follow_configuration(
+        self, connection: sa.Connection, switchboard: Switchboard, now: datetime
+    ) -> list[Effect]:
+        """Load the configuration of organisations whose revision moved; return what the core
+        decided about the change (the sessions of removed users end after the commit)."""
         current = self._config_watch.revisions(connection)
         if current is None:
-            return
+            return []
         loaded = switchboard.config_revisions()
         changed = [org_id for org_id, revision in current.items() if loaded.get(org_id) != revision]
         if not changed:
-            return
+            return []
+        effects: list[Effect] = []
         for config in load_organisation_configs(connection, changed).values():
-            switchboard.use_config(config)
+            effects.extend(switchboard.use_config(config, now=now))
         self.directory = load_directory(connection)
         log.info("configuration reloaded for organisations %s", changed)
+        return effects
 
     def _arm_timer(self) -> None:
         """Arm the one timer for the switchboard's next deadline (fire at once when due)."""

@@ -18,6 +18,7 @@ __all__ = [
     "CommandResult",
     "DeferSend",
     "Effect",
+    "EndAgentSessions",
     "MarkSent",
     "NoteHandler",
     "OpenInteraction",
@@ -151,6 +152,16 @@ class PushToAgent:
 
 
 @dataclass(frozen=True)
+class EndAgentSessions:
+    """Close the user's open agent sockets after the commit: the configuration no longer
+    serves them as they signed in (`reason`: "user removed", "role changed")."""
+
+    organisation_id: int
+    user_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
 class StoreOutboundMessage:
     """A text to send (an agent's, or Parley's answer to a keyword): its message row and its
     outbox row, sent after commit. `recipient` is the number as the broker is given it; `parts`
@@ -281,6 +292,7 @@ Effect = (
     | SaveAgent
     | NoteHandler
     | PushToAgent
+    | EndAgentSessions
     | StoreOutboundMessage
     | RecordPartSent
     | SavePartStatus

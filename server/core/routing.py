@@ -119,6 +119,7 @@ class OrganisationConfig:
     name: str = ""  # as customers read it (care texts); the slug when empty
     workgroups: Mapping[str, int] = field(default_factory=dict)
     users: Mapping[str, int] = field(default_factory=dict)
+    roles: Mapping[int, str] = field(default_factory=dict)  # user id: agent, supervisor, admin
     handlers: Mapping[str, Handler] = field(default_factory=dict)
     revision: int = 0
     workgroup_settings: Mapping[int, WorkgroupSettings] = field(default_factory=dict)

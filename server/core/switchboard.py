@@ -34,8 +34,10 @@ from server.core.dispatching import UnknownOrganisation
 from server.core.effects import (
     CommandResult,
     Effect,
+    EndAgentSessions,
     NoteHandler,
     OpenInteraction,
+    PushToAgent,
     RecordConsent,
     ReportRoutingProblem,
     StoreInboundMessage,
@@ -123,6 +125,7 @@ class Switchboard(SupervisorDesk):
         self.histories = dict(histories or {})
         self.closures = dict(closures or {})
         self.purges = {}
+        self._removed_users: set[int] = set()  # removed while running: refused if they come
         for agent in agents:
             self.floor.agents[agent.user_id] = agent
         self.consents = ConsentBook(consents)
@@ -141,14 +144,61 @@ class Switchboard(SupervisorDesk):
         """Return {organisation id: configuration revision} of what is loaded."""
         return {org_id: config.revision for org_id, config in self._configs.items()}
 
-    def use_config(self, config: OrganisationConfig) -> None:
-        """Route with `config` from now on; live interactions keep their queues."""
+    def use_config(
+        self, config: OrganisationConfig, *, now: datetime | None = None
+    ) -> list[Effect]:
+        """Route with `config` from now on; live interactions keep their queues.
+
+        Returns the effects of the change: `EndAgentSessions` for each user it leaves out
+        (their agent is dropped: nothing is written about them any more, and they cannot
+        connect again) or whose role changed (their sockets act with the old role)."""
+        previous = self._configs.get(config.id)
         self._configs[config.id] = config
+        effects: list[Effect] = []
+        if previous is not None:
+            self._drop_removed_users(previous, config, now, effects)
         for agent in self.floor.agents.values():
             if agent.organisation_id == config.id:
                 self._refresh(agent)  # capacities may have changed
         self.floor.deadlines.push(_LONG_AGO, "recheck", 0)  # look at every queue again
         self._schedule_purge(config)
+        return effects
+
+    def _drop_removed_users(
+        self,
+        previous: OrganisationConfig,
+        config: OrganisationConfig,
+        now: datetime | None,
+        effects: list[Effect],
+    ) -> None:
+        """Forget the agents of users `config` leaves out; end the sessions of those and of
+        users whose role changed. A user is the pair (username, id): SQLite may give a new
+        user the id of one just deleted."""
+        staying, ids = set(config.users.items()), set(config.users.values())
+        for username, user_id in previous.users.items():
+            if (username, user_id) in staying:
+                role = previous.roles.get(user_id)
+                if role is not None and role != config.roles.get(user_id):
+                    effects.append(EndAgentSessions(config.id, user_id, "role changed"))
+                continue
+            if user_id not in ids:
+                self._removed_users.add(user_id)
+            agent = self.floor.agents.pop(user_id, None)
+            if agent is not None:
+                # The apply refuses to remove a user holding work; an offer made in the
+                # moment before the driver followed it goes back to its queue, untold.
+                dropped: list[Effect] = []
+                for interaction_id in sorted(agent.offers):
+                    interaction = self._interactions[interaction_id]
+                    self._end_offer(
+                        interaction, agent, now or agent.since, dropped, reason="withdrawn"
+                    )
+                effects.extend(
+                    e for e in dropped if not (isinstance(e, PushToAgent) and e.user_id == user_id)
+                )
+                self.floor.ready_in(agent.organisation_id).set(agent, ready=False)
+            effects.append(EndAgentSessions(config.id, user_id, "user removed"))
+        self._removed_users -= ids
 
     def _schedule_purge(self, config: OrganisationConfig) -> None:
         """An organisation that keeps data for so many days and has no purge due: one now."""
@@ -444,6 +494,8 @@ class Switchboard(SupervisorDesk):
             return agent
         if now is None:
             raise CommandRefused("not_found", f"no agent {user_id}")
+        if user_id in self._removed_users:
+            raise CommandRefused("forbidden", "this user was removed from the organisation")
         agent = Agent(
             user_id=user_id,
             organisation_id=organisation_id,
@@ -456,6 +508,9 @@ class Switchboard(SupervisorDesk):
         return agent
 
     def _agent_connected(self, event: AgentConnected, now: datetime, effects: list[Effect]) -> None:
+        if event.user_id in self._removed_users:  # signed in just before the removal
+            effects.append(EndAgentSessions(event.organisation_id, event.user_id, "user removed"))
+            return
         agent = self._agent_for(event.organisation_id, event.user_id, now=now)
         agent.connections += 1
         if agent.connections == 1:

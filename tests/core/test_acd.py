@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import UTC, datetime, timedelta
 from itertools import count
@@ -10,7 +11,13 @@ from typing import Any
 import pytest
 
 from server.core.acd import Agent, DeadlineHeap, Presence, WaitingLine
-from server.core.effects import Effect, PushToAgent, SaveAgent, StoreOutboundMessage
+from server.core.effects import (
+    Effect,
+    EndAgentSessions,
+    PushToAgent,
+    SaveAgent,
+    StoreOutboundMessage,
+)
 from server.core.errors import CommandRefused
 from server.core.events import (
     AgentConnected,
@@ -672,3 +679,64 @@ def test_a_status_reaches_the_author_and_the_agent_who_holds_the_interaction_now
     floor.feed(OfferAccepted(ORG, BOB, offered))
     floor.feed(PartSent(ORG, second.id, 0, 1, "SM-2"))
     assert statuses(floor) == [(ALICE, second.id, "sent"), (BOB, second.id, "sent")]
+
+
+# -- users the configuration removes -------------------------------------------------------
+
+
+def without_bob(**roles: str) -> OrganisationConfig:
+    """The configuration after bob was removed (alice's role as `roles` says)."""
+    return dataclasses.replace(
+        config(),
+        revision=2,
+        users={"alice": ALICE, "carol": CAROL},
+        roles={ALICE: roles.get("alice", "agent"), CAROL: "agent"},
+    )
+
+
+def test_a_removed_user_is_dropped_from_the_floor_and_their_sessions_end() -> None:
+    floor = Floor(dataclasses.replace(config(), roles={ALICE: "agent", BOB: "agent"}))
+    floor.sign_in(ALICE, BOB)
+    effects = floor.board.use_config(without_bob(), now=floor.now)
+    assert effects == [EndAgentSessions(ORG, BOB, "user removed")]
+    assert floor.board.agent(BOB) is None
+    # their page closing, or a command already on its way, writes nothing about them
+    assert floor.feed(AgentDisconnected(ORG, BOB)) == []
+    with pytest.raises(CommandRefused) as refused:
+        floor.feed(AgentStateRequested(ORG, BOB, "away", "lunch"))
+    assert refused.value.code == "forbidden"
+    # a socket that signed in just before the removal is told to close, and nothing is written
+    assert floor.feed(AgentConnected(ORG, BOB)) == [EndAgentSessions(ORG, BOB, "user removed")]
+    assert floor.board.agent(BOB) is None
+    # work goes to those who stay
+    first = floor.text()
+    assert floor.offers() == [(ALICE, first)]
+
+
+def test_a_removed_user_offered_work_a_moment_before_gives_it_back_to_the_queue() -> None:
+    floor = Floor(config())
+    floor.sign_in(BOB, ALICE)
+    first = floor.text()
+    assert floor.offers() == [(BOB, first)]
+    effects = floor.board.use_config(without_bob(), now=floor.now)
+    assert not [e for e in effects if isinstance(e, PushToAgent) and e.user_id == BOB]
+    assert effects[-1] == EndAgentSessions(ORG, BOB, "user removed")
+    assert floor.state(first) is InteractionState.QUEUED
+    floor.later(0)
+    assert floor.offers() == [(ALICE, first)]
+
+
+def test_a_new_role_ends_the_sessions_made_with_the_old_one() -> None:
+    floor = Floor(dataclasses.replace(config(), roles={ALICE: "agent", BOB: "agent"}))
+    floor.sign_in(ALICE)
+    effects = floor.board.use_config(without_bob(alice="supervisor"), now=floor.now)
+    assert EndAgentSessions(ORG, ALICE, "role changed") in effects
+    assert floor.board.agent(ALICE) is not None  # still an agent of the floor
+
+
+def test_a_user_named_again_may_connect_again() -> None:
+    floor = Floor(config())
+    floor.board.use_config(without_bob(), now=floor.now)
+    floor.board.use_config(dataclasses.replace(config(), revision=3), now=floor.now)
+    floor.sign_in(BOB)
+    assert floor.board.agent(BOB) is not None

@@ -44,6 +44,7 @@ from server.adapters.persistence import accounts
 from server.adapters.persistence.accounts import Principal
 from server.adapters.persistence.effect_writer import AgentPush
 from server.core import events as core
+from server.core.effects import EndAgentSessions
 from server.core.errors import CommandRefused
 from server.core.sms_segments import count_segments
 from server.core.switchboard import QueueFigures
@@ -66,6 +67,9 @@ class _Close(Exception):
         self.code, self.reason = code, reason
 
 
+SESSION_ENDED = 4001  # the close of a socket whose user may no longer use it (docs/protocol.md)
+
+
 def _encode(frame: dict[str, Any]) -> str:
     return orjson.dumps(frame, option=orjson.OPT_UTC_Z).decode()
 
@@ -84,6 +88,21 @@ class AgentHub:
 
     def attach(self, session: AgentSession) -> None:
         self._sessions.setdefault(session.user_id, set()).add(session)
+
+    def end_sessions(self, ended: list[EndAgentSessions]) -> None:
+        """Close the sockets of users the configuration no longer serves as they signed in
+        (the driver's `on_sessions_ended`, after the commit that followed the change)."""
+        for end in ended:
+            for session in list(self._sessions.get(end.user_id, ())):
+                if session.organisation_id == end.organisation_id:
+                    session.end(SESSION_ENDED, f"session ended: {end.reason}")
+
+    def end_cookie_sessions(self, user_id: int, *, reason: str) -> None:
+        """Close the user's sockets opened with a browser session (ended by a new password);
+        those opened with an API token stay."""
+        for session in list(self._sessions.get(user_id, ())):
+            if session.by_cookie:
+                session.end(SESSION_ENDED, f"session ended: {reason}")
 
     def watch(self, session: AgentSession, queues: set[tuple[str, int]]) -> None:
         """Send this session the figures of these queues from now on."""
@@ -183,10 +202,12 @@ class AgentSession:
         settings: GatewaySettings,
         attachments: AttachmentStore,
         clock: Clock,
+        by_cookie: bool = False,
     ) -> None:
         assert principal.user_id is not None
         self.websocket = websocket
         self.principal = principal
+        self.by_cookie = by_cookie  # authenticated by a browser session, not an API token
         self.user_id: int = principal.user_id
         self.organisation_id = principal.organisation_id
         self._driver = driver
@@ -194,7 +215,8 @@ class AgentSession:
         self._settings = settings
         self._attachments = attachments
         self._clock = clock
-        self._outgoing: asyncio.Queue[dict[str, Any] | str | None] = asyncio.Queue()  # str: encoded
+        # str: an encoded frame; _Close: close the socket after what is queued before it
+        self._outgoing: asyncio.Queue[dict[str, Any] | str | _Close | None] = asyncio.Queue()
         self._buffer: list[AgentPush] | None = []  # events held until the snapshot is sent
         self._last_sent_seq = 0
         # (seq, interaction id) of each offer not acknowledged yet: an offer event's own seq,
@@ -225,6 +247,10 @@ class AgentSession:
     def send_encoded(self, text: str) -> None:
         """Send a frame the hub encoded once for many sessions."""
         self._outgoing.put_nowait(text)
+
+    def end(self, code: int, reason: str) -> None:
+        """Close the socket with `code` once the frames queued before are sent."""
+        self._outgoing.put_nowait(_Close(code, reason))
 
     # -- the session -------------------------------------------------------------------------
 
@@ -319,6 +345,10 @@ class AgentSession:
             if frame is None:
                 return
             if self.websocket.application_state is not WebSocketState.CONNECTED:
+                return
+            if isinstance(frame, _Close):
+                with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+                    await self.websocket.close(frame.code, frame.reason)
                 return
             try:
                 await self.websocket.send_text(frame if isinstance(frame, str) else _encode(frame))
@@ -519,7 +549,7 @@ class AgentEndpoint:
     async def serve(self, websocket: WebSocket) -> None:
         await websocket.accept()
         try:
-            hello, principal = await self._greet(websocket)
+            hello, principal, by_cookie = await self._greet(websocket)
         except _Close as close:
             await websocket.close(close.code, close.reason)
             return
@@ -533,6 +563,7 @@ class AgentEndpoint:
             settings=self._settings,
             attachments=self._attachments,
             clock=self._clock,
+            by_cookie=by_cookie,
         )
         try:
             await session.run(hello)
@@ -547,7 +578,8 @@ class AgentEndpoint:
             with contextlib.suppress(RuntimeError, WebSocketDisconnect):
                 await websocket.close(1000, "bye")
 
-    async def _greet(self, websocket: WebSocket) -> tuple[dict[str, Any], Principal]:
+    async def _greet(self, websocket: WebSocket) -> tuple[dict[str, Any], Principal, bool]:
+        """The `hello`, who sent it, and whether a browser session (not a token) says so."""
         try:
             text = await asyncio.wait_for(websocket.receive_text(), HELLO_TIMEOUT_S)
         except TimeoutError:
@@ -564,10 +596,11 @@ class AgentEndpoint:
             raise _Close(4002, f"bad frame: {error.detail}"[:120]) from None
         if not set(frame["versions"]) & set(PROTOCOL_VERSIONS):
             raise _Close(4003, "unsupported version")
-        principal = await self._principal(websocket, frame.get("token"))
+        token = frame.get("token")
+        principal = await self._principal(websocket, token)
         if principal is None or principal.user_id is None:
             raise _Close(4001, "authentication failed")
-        return frame, principal
+        return frame, principal, not (isinstance(token, str) and token)
 
     async def _principal(self, websocket: WebSocket, token: object) -> Principal | None:
         engine: sa.Engine = self._driver.engine

@@ -155,11 +155,13 @@ class AdminApi:
         clock: Clock | None = None,
         brokers: Mapping[str, BrokerWire] | None = None,
         changed: Callable[[], Awaitable[None]] | None = None,
+        password_set: Callable[[int], None] = lambda user_id: None,
     ) -> None:
         self.engine = engine
         self.clock: Clock = clock or SystemClock()
         self.editor = ConfigEditor(engine, brokers=brokers)
         self._changed = changed
+        self.password_set = password_set  # called with the user id once a new one is stored
 
     async def _applied(self, report: ApplyReport) -> None:
         """Let the running server follow a change before answering, so that the next text
@@ -429,12 +431,15 @@ def admin_routes(
     clock: Clock | None = None,
     brokers: Mapping[str, BrokerWire] | None = None,
     changed: Callable[[], Awaitable[None]] | None = None,
+    password_set: Callable[[int], None] = lambda user_id: None,
 ) -> list[Route]:
     """Every `/api/admin/...` route (see the module docstring). `brokers` are those accounts
     may name (default: the built-in ones); `changed` is awaited after a change that moved the
-    configuration (the driver's `refresh_configuration`)."""
+    configuration (the driver's `refresh_configuration`); `password_set` is called with a
+    user's id after an admin set their password, which ended their browser sessions (the
+    agent hub closes their sockets opened with one)."""
     from server.adapters.http_api.admin_numbers import number_routes
     from server.adapters.http_api.admin_people import people_routes
 
-    api = AdminApi(engine, clock=clock, brokers=brokers, changed=changed)
+    api = AdminApi(engine, clock=clock, brokers=brokers, changed=changed, password_set=password_set)
     return [*api.routes(), *people_routes(api), *number_routes(api)]

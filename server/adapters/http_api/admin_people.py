@@ -263,7 +263,7 @@ class PeopleApi:
         if not isinstance(body["password"], str):
             raise EditRefused(422, "invalid_body", "password must be a string", field="password")
 
-        def write() -> None:
+        def write() -> int:
             with self.api.engine.begin() as connection:
                 slug = accounts.organisation_slug(
                     connection, organisation_id=principal.organisation_id
@@ -282,8 +282,10 @@ class PeopleApi:
                     )
                 except accounts.WeakPassword as weak:
                     raise EditRefused(422, "weak_password", str(weak), field="password") from None
+                return user.id
 
-        await self.api.run(write)
+        user_id = await self.api.run(write)
+        self.api.password_set(user_id)  # their browser sessions ended: so do their pages' sockets
         return Response(status_code=204)
 
     # --- tokens ---------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from server.core.effects import (
     AuditSupervision,
     DeferSend,
     Effect,
+    EndAgentSessions,
     MarkSent,
     NoteHandler,
     OpenInteraction,
@@ -134,6 +135,7 @@ class AfterCommit:
     pushes: list[AgentPush] = field(default_factory=list)
     sends: list[OutboundJob] = field(default_factory=list)
     purged: bool = False  # old data was deleted: expired attachments may go too
+    ended: list[EndAgentSessions] = field(default_factory=list)  # sockets to close
 
 
 class AgentSequences:
@@ -221,6 +223,8 @@ def write_effects(
         elif isinstance(effect, PurgeOldData):
             _purge(connection, effect)
             after.purged = True
+        elif isinstance(effect, EndAgentSessions):
+            after.ended.append(effect)
     events = []
     for effect in effects:
         if isinstance(effect, PushToAgent):

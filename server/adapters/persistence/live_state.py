@@ -200,6 +200,7 @@ def load_organisation_configs(
             routes=tuple(routes),
             workgroups=MappingProxyType(workgroups),
             users=MappingProxyType(users),
+            roles=MappingProxyType({row.id: row.role for row in user_rows}),
             handlers=MappingProxyType(handlers),
             revision=org.config_revision,
             workgroup_settings=MappingProxyType(settings),

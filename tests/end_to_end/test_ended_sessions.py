@@ -1,0 +1,272 @@
+"""The running server stops serving a user at once when an admin removes them, changes their
+role or sets their password: their agent sockets close with 4001 and the reason, their agent
+leaves the floor (nothing more is written about them: no foreign-key error in the log), and
+their token or cookie is refused. Removed through the admin API and through `parley config
+apply` run as another process."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import orjson
+import pytest
+from websockets.asyncio.client import connect as open_websocket
+from websockets.exceptions import ConnectionClosed as WebSocketClosed
+
+from parley_client import ConnectionClosed
+from tests.conftest import TIMEOUT_SCALE
+from tests.end_to_end.agents import (
+    WAIT,
+    RecordingClient,
+    advance,
+    make_available,
+    next_of,
+    run,
+    text_from_phone,
+    ws_url,
+)
+from tests.end_to_end.agents import agent_stack_fixture as agent_stack_fixture
+from tests.end_to_end.conftest import Stack
+from tests.end_to_end.organisations import ACME
+from tests.end_to_end.test_admin_api import parley_config_apply
+
+PASSWORD = "a long enough password"
+
+
+@pytest.fixture
+def admin(agent_stack: Stack) -> Iterator[httpx2.Client]:
+    """ACME's organisation-wide token: an admin."""
+    with agent_stack.client(ACME) as client:
+        yield client
+
+
+def new_user(admin: httpx2.Client, username: str, **fields: Any) -> str:
+    """Create an ACME agent taking Support work, with a password; return an API token of theirs."""
+    created = admin.post(
+        "/api/admin/users",
+        json={
+            "username": username,
+            "display_name": username.title(),
+            "routing_profile": "support-first",
+            "workgroups": ["Support"],
+            "password": PASSWORD,
+            **fields,
+        },
+    )
+    assert created.status_code == 201, created.text
+    token = admin.post(f"/api/admin/users/{username}/tokens", json={"name": "desk"})
+    assert token.status_code == 201, token.text
+    return str(token.json()["token"])
+
+
+async def agent(stack: Stack, token: str) -> RecordingClient:
+    client = await RecordingClient.connect(
+        ws_url(stack), token=token, validate=True, open_timeout=WAIT, command_timeout=WAIT
+    )
+    assert isinstance(client, RecordingClient)
+    return client
+
+
+async def closed(client: RecordingClient) -> tuple[int, str]:
+    """How the server closed the client's connection (events before the close are skipped;
+    `TimeoutError` when it stays open)."""
+    while True:
+        try:
+            await client.next_event(timeout=WAIT)
+        except ConnectionClosed as close:
+            return close.code, close.reason
+
+
+def refused(stack: Stack, token: str) -> int:
+    """The status of a read with `token`."""
+    with httpx2.Client(
+        base_url=stack.server.base_url,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30 * TIMEOUT_SCALE,
+    ) as client:
+        return client.get("/api/queues").status_code
+
+
+def errors_logged(stack: Stack, since: int) -> list[str]:
+    """The server's error lines (and tracebacks) written after `since` characters of its log."""
+    return [
+        line
+        for line in stack.server.log()[since:].splitlines()
+        if " ERROR " in line or "Traceback" in line or "IntegrityError" in line
+    ]
+
+
+def user_rows(stack: Stack, username: str) -> list[Any]:
+    return stack.rows(
+        "SELECT u.id, u.removed_at FROM app_user u JOIN organisation o"
+        " ON o.id = u.organisation_id WHERE o.slug = 'acme' AND u.username = :u",
+        u=username,
+    )
+
+
+def test_an_agent_removed_through_the_admin_api_is_closed_out_at_once(
+    agent_stack: Stack, admin: httpx2.Client
+) -> None:
+    token = new_user(admin, "erin")
+    [erin] = user_rows(agent_stack, "erin")
+    since = len(agent_stack.server.log())
+    closes: list[tuple[int, str]] = []
+    answers: list[httpx2.Response] = []
+
+    async def scenario() -> None:
+        desk = await agent(agent_stack, token)
+        page = await agent(agent_stack, token)  # a second socket (another tab)
+        try:
+            await desk.set_state("available")  # presence and events stored: all go with her
+            answers.append(await asyncio.to_thread(admin.delete, "/api/admin/users/erin"))
+            closes.extend([await closed(desk), await closed(page)])
+            with pytest.raises(ConnectionClosed) as again:
+                await agent(agent_stack, token)
+            closes.append((again.value.code, again.value.reason))
+        finally:
+            await desk.close()
+            await page.close()
+
+    run(scenario)
+    [removed] = answers
+    assert removed.status_code == 200, removed.text
+    assert removed.json()["kept"] is None
+    assert closes == [
+        (4001, "session ended: user removed"),
+        (4001, "session ended: user removed"),
+        (4001, "authentication failed"),
+    ]
+    assert refused(agent_stack, token) == 401
+    assert user_rows(agent_stack, "erin") == []
+    assert not agent_stack.rows("SELECT 1 FROM agent_presence WHERE user_id = :i", i=erin.id)
+    assert errors_logged(agent_stack, since) == []
+
+
+def test_an_agent_removed_by_parley_config_apply_is_closed_out_by_the_running_server(
+    agent_stack: Stack, admin: httpx2.Client, tmp_path: Path
+) -> None:
+    token = new_user(admin, "gus")
+    since = len(agent_stack.server.log())
+    folder = tmp_path / "acme"
+    outcome: list[Any] = []
+
+    async def scenario() -> None:
+        gus = await agent(agent_stack, token)
+        try:
+            await make_available(agent_stack, gus)
+            # gus answers a conversation and closes it: he is kept for history, deactivated
+            await text_from_phone(agent_stack, "+16085557301", ACME.support, "Hi")
+            offer = await next_of(gus, "offer")
+            await gus.accept(int(offer.data["interaction_id"]))
+            await gus.disconnect(int(offer.data["interaction_id"]))
+            # the organisation's folder as provisioned: gus is not in it
+            shutil.copytree(agent_stack.folder / "config" / "acme", folder)
+            outcome.append(await asyncio.to_thread(parley_config_apply, agent_stack, folder))
+            # the server follows an apply made elsewhere at the writer's next group: at the
+            # latest the timer of the next whole minute
+            await advance(agent_stack, 60)
+            outcome.append(await closed(gus))
+        finally:
+            await gus.close()
+
+    run(scenario)
+    applied, close = outcome
+    assert applied.returncode == 0, applied.stderr
+    assert "kept: user 'gus'" in applied.stdout
+    assert close == (4001, "session ended: user removed")
+    assert refused(agent_stack, token) == 401
+    [gus] = user_rows(agent_stack, "gus")
+    assert gus.removed_at is not None
+    assert errors_logged(agent_stack, since) == []
+
+
+def test_a_new_role_closes_the_sockets_opened_with_the_old_one(
+    agent_stack: Stack, admin: httpx2.Client
+) -> None:
+    token = new_user(admin, "hana")
+    outcome: list[Any] = []
+
+    async def scenario() -> None:
+        hana = await agent(agent_stack, token)
+        try:
+            assert hana.connections[-1][0]["user"]["role"] == "agent"
+            changed = await asyncio.to_thread(
+                admin.patch, "/api/admin/users/hana", json={"role": "supervisor"}
+            )
+            assert changed.status_code == 200, changed.text
+            outcome.append(await closed(hana))
+        finally:
+            await hana.close()
+        again = await agent(agent_stack, token)  # the token still works, with the new role
+        try:
+            outcome.append(again.connections[-1][0]["user"]["role"])
+        finally:
+            await again.close()
+
+    run(scenario)
+    assert outcome == [(4001, "session ended: role changed"), "supervisor"]
+
+
+async def cookie_socket(stack: Stack, cookie: str) -> Any:
+    """The agent socket opened as a browser page does, with its session cookie; after the
+    welcome."""
+    ws = await open_websocket(
+        ws_url(stack),
+        additional_headers={"Cookie": f"parley_session={cookie}"},
+        open_timeout=WAIT,
+        ping_interval=None,
+    )
+    await ws.send(orjson.dumps({"type": "hello", "versions": [1]}).decode())
+    welcome = orjson.loads(await asyncio.wait_for(ws.recv(), WAIT))
+    assert welcome["type"] == "welcome"
+    return ws
+
+
+async def close_of(ws: Any) -> tuple[int, str]:
+    """How the server closed a raw socket (frames before the close are skipped)."""
+    while True:
+        try:
+            await asyncio.wait_for(ws.recv(), WAIT)
+        except WebSocketClosed as close:
+            frame = close.rcvd
+            return (1006, "no close frame") if frame is None else (frame.code, frame.reason)
+
+
+def test_a_password_set_by_an_admin_ends_the_users_browser_sessions(
+    agent_stack: Stack, admin: httpx2.Client
+) -> None:
+    token = new_user(admin, "ivan")
+    browsers = [httpx2.Client(base_url=agent_stack.server.base_url) for _ in range(2)]
+    for browser in browsers:
+        signed_in = browser.post(
+            "/auth/login", json={"organisation": "acme", "username": "ivan", "password": PASSWORD}
+        )
+        assert signed_in.status_code == 200, signed_in.text
+    outcome: list[Any] = []
+
+    async def scenario() -> None:
+        page = await cookie_socket(agent_stack, browsers[0].cookies["parley_session"])
+        desk = await agent(agent_stack, token)
+        try:
+            answer = await asyncio.to_thread(
+                admin.put, "/api/admin/users/ivan/password", json={"password": "a new password!"}
+            )
+            assert answer.status_code == 204, answer.text
+            outcome.append(await close_of(page))
+            # a desktop client's API token is not a browser session: it stays connected
+            await desk.set_state("away", reason="still here")
+        finally:
+            await page.close()
+            await desk.close()
+
+    run(scenario)
+    assert outcome == [(4001, "session ended: password changed")]
+    for browser in browsers:
+        assert browser.get("/auth/me").status_code == 401
+        browser.close()
+    assert refused(agent_stack, token) == 200
