@@ -150,8 +150,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             clock=clock,
             brokers=brokers,
             changed=driver.refresh_configuration,
-            password_set=lambda user_id: hub.end_cookie_sessions(
-                user_id, reason="password changed"
+            password_set=lambda user_id, kept: hub.end_cookie_sessions(
+                user_id, reason="password changed", keep=kept
             ),
         ),
         *canned_response_routes(engine, clock=clock),

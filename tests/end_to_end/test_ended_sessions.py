@@ -270,3 +270,44 @@ def test_a_password_set_by_an_admin_ends_the_users_browser_sessions(
         assert browser.get("/auth/me").status_code == 401
         browser.close()
     assert refused(agent_stack, token) == 200
+
+
+def test_an_admin_setting_their_own_password_keeps_the_session_they_do_it_from(
+    agent_stack: Stack, admin: httpx2.Client
+) -> None:
+    new_user(admin, "jo", role="admin")
+    browsers = [httpx2.Client(base_url=agent_stack.server.base_url) for _ in range(2)]
+    for browser in browsers:
+        signed_in = browser.post(
+            "/auth/login", json={"organisation": "acme", "username": "jo", "password": PASSWORD}
+        )
+        assert signed_in.status_code == 200, signed_in.text
+    here, elsewhere = browsers
+    outcome: list[Any] = []
+
+    async def scenario() -> None:
+        this_page = await cookie_socket(agent_stack, here.cookies["parley_session"])
+        other_page = await cookie_socket(agent_stack, elsewhere.cookies["parley_session"])
+        try:
+            answer = await asyncio.to_thread(
+                here.put, "/api/admin/users/jo/password", json={"password": "a new password!"}
+            )
+            assert answer.status_code == 204, answer.text
+            outcome.append(await close_of(other_page))
+            # the page of the session kept still talks
+            await this_page.send(orjson.dumps({"type": "ping"}).decode())
+            while (frame := orjson.loads(await asyncio.wait_for(this_page.recv(), WAIT))) != {
+                "type": "pong"
+            }:
+                assert frame["type"] in ("snapshot", "event", "queue_figures")
+            outcome.append(frame)
+        finally:
+            await this_page.close()
+            await other_page.close()
+
+    run(scenario)
+    assert outcome == [(4001, "session ended: password changed"), {"type": "pong"}]
+    assert here.get("/auth/me").status_code == 200
+    assert elsewhere.get("/auth/me").status_code == 401
+    for browser in browsers:
+        browser.close()

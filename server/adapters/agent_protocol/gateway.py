@@ -38,7 +38,7 @@ from server.adapters.agent_protocol.supervision_feed import (
 )
 from server.adapters.attachment_store import AttachmentStore
 from server.adapters.clock import Clock
-from server.adapters.http_api.auth import authenticate
+from server.adapters.http_api.auth import SESSION_COOKIE, authenticate
 from server.adapters.http_api.request_body import base_url_as_sent
 from server.adapters.persistence import accounts
 from server.adapters.persistence.accounts import Principal
@@ -97,11 +97,12 @@ class AgentHub:
                 if session.organisation_id == end.organisation_id:
                     session.end(SESSION_ENDED, f"session ended: {end.reason}")
 
-    def end_cookie_sessions(self, user_id: int, *, reason: str) -> None:
-        """Close the user's sockets opened with a browser session (ended by a new password);
-        those opened with an API token stay."""
+    def end_cookie_sessions(self, user_id: int, *, reason: str, keep: str | None = None) -> None:
+        """Close the user's sockets opened with a browser session (ended by a new password)
+        other than the one of the cookie `keep`; those opened with an API token stay."""
+        kept = None if keep is None else accounts.hash_token(keep)
         for session in list(self._sessions.get(user_id, ())):
-            if session.by_cookie:
+            if session.browser_session not in (None, kept):
                 session.end(SESSION_ENDED, f"session ended: {reason}")
 
     def watch(self, session: AgentSession, queues: set[tuple[str, int]]) -> None:
@@ -202,12 +203,13 @@ class AgentSession:
         settings: GatewaySettings,
         attachments: AttachmentStore,
         clock: Clock,
-        by_cookie: bool = False,
+        browser_session: str | None = None,
     ) -> None:
         assert principal.user_id is not None
         self.websocket = websocket
         self.principal = principal
-        self.by_cookie = by_cookie  # authenticated by a browser session, not an API token
+        # the hash of the session cookie that opened it; None when an API token did
+        self.browser_session = browser_session
         self.user_id: int = principal.user_id
         self.organisation_id = principal.organisation_id
         self._driver = driver
@@ -549,7 +551,7 @@ class AgentEndpoint:
     async def serve(self, websocket: WebSocket) -> None:
         await websocket.accept()
         try:
-            hello, principal, by_cookie = await self._greet(websocket)
+            hello, principal, browser_session = await self._greet(websocket)
         except _Close as close:
             await websocket.close(close.code, close.reason)
             return
@@ -563,7 +565,7 @@ class AgentEndpoint:
             settings=self._settings,
             attachments=self._attachments,
             clock=self._clock,
-            by_cookie=by_cookie,
+            browser_session=browser_session,
         )
         try:
             await session.run(hello)
@@ -578,8 +580,9 @@ class AgentEndpoint:
             with contextlib.suppress(RuntimeError, WebSocketDisconnect):
                 await websocket.close(1000, "bye")
 
-    async def _greet(self, websocket: WebSocket) -> tuple[dict[str, Any], Principal, bool]:
-        """The `hello`, who sent it, and whether a browser session (not a token) says so."""
+    async def _greet(self, websocket: WebSocket) -> tuple[dict[str, Any], Principal, str | None]:
+        """The `hello`, who sent it, and the hash of the session cookie that says so (None
+        when an API token does)."""
         try:
             text = await asyncio.wait_for(websocket.receive_text(), HELLO_TIMEOUT_S)
         except TimeoutError:
@@ -600,7 +603,9 @@ class AgentEndpoint:
         principal = await self._principal(websocket, token)
         if principal is None or principal.user_id is None:
             raise _Close(4001, "authentication failed")
-        return frame, principal, not (isinstance(token, str) and token)
+        if isinstance(token, str) and token:
+            return frame, principal, None
+        return frame, principal, accounts.hash_token(websocket.cookies.get(SESSION_COOKIE, ""))
 
     async def _principal(self, websocket: WebSocket, token: object) -> Principal | None:
         engine: sa.Engine = self._driver.engine

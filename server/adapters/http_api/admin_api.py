@@ -155,13 +155,14 @@ class AdminApi:
         clock: Clock | None = None,
         brokers: Mapping[str, BrokerWire] | None = None,
         changed: Callable[[], Awaitable[None]] | None = None,
-        password_set: Callable[[int], None] = lambda user_id: None,
+        password_set: Callable[[int, str | None], None] = lambda user_id, kept: None,
     ) -> None:
         self.engine = engine
         self.clock: Clock = clock or SystemClock()
         self.editor = ConfigEditor(engine, brokers=brokers)
         self._changed = changed
-        self.password_set = password_set  # called with the user id once a new one is stored
+        # called with the user id and the session cookie kept, once a new password is stored
+        self.password_set = password_set
 
     async def _applied(self, report: ApplyReport) -> None:
         """Let the running server follow a change before answering, so that the next text
@@ -431,13 +432,14 @@ def admin_routes(
     clock: Clock | None = None,
     brokers: Mapping[str, BrokerWire] | None = None,
     changed: Callable[[], Awaitable[None]] | None = None,
-    password_set: Callable[[int], None] = lambda user_id: None,
+    password_set: Callable[[int, str | None], None] = lambda user_id, kept: None,
 ) -> list[Route]:
     """Every `/api/admin/...` route (see the module docstring). `brokers` are those accounts
     may name (default: the built-in ones); `changed` is awaited after a change that moved the
     configuration (the driver's `refresh_configuration`); `password_set` is called with a
-    user's id after an admin set their password, which ended their browser sessions (the
-    agent hub closes their sockets opened with one)."""
+    user's id after an admin set their password, which ended their browser sessions but the
+    one of the cookie it is given with (an admin setting their own): the agent hub closes the
+    sockets opened with those that ended."""
     from server.adapters.http_api.admin_numbers import number_routes
     from server.adapters.http_api.admin_people import people_routes
 

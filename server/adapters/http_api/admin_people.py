@@ -28,6 +28,7 @@ from server.adapters.http_api.admin_api import (
     revision_parameter,
     set_fields,
 )
+from server.adapters.http_api.auth import SESSION_COOKIE
 from server.adapters.persistence import accounts
 from server.adapters.persistence.accounts import Principal
 from server.adapters.persistence.config_apply import ApplyReport, ConfigConflict, StaleRevision
@@ -263,7 +264,10 @@ class PeopleApi:
         if not isinstance(body["password"], str):
             raise EditRefused(422, "invalid_body", "password must be a string", field="password")
 
-        def write() -> int:
+        # an admin setting their own password keeps the browser session they do it from
+        cookie = None if "authorization" in request.headers else request.cookies.get(SESSION_COOKIE)
+
+        def write() -> tuple[int, str | None]:
             with self.api.engine.begin() as connection:
                 slug = accounts.organisation_slug(
                     connection, organisation_id=principal.organisation_id
@@ -272,6 +276,7 @@ class PeopleApi:
                     user = accounts.find_user(connection, organisation=slug, username=username)
                 except accounts.UnknownUser:
                     raise EditRefused(404, "not_found", f"no user {username!r}") from None
+                kept = cookie if user.id == principal.user_id else None
                 try:
                     accounts.set_password(
                         connection,
@@ -279,13 +284,14 @@ class PeopleApi:
                         password=body["password"],
                         actor=actor_of(principal),
                         now=self.api.clock.now(),
+                        keep_session=kept,
                     )
                 except accounts.WeakPassword as weak:
                     raise EditRefused(422, "weak_password", str(weak), field="password") from None
-                return user.id
+                return user.id, kept
 
-        user_id = await self.api.run(write)
-        self.api.password_set(user_id)  # their browser sessions ended: so do their pages' sockets
+        user_id, kept = await self.api.run(write)
+        self.api.password_set(user_id, kept)  # the sessions ended: so do their pages' sockets
         return Response(status_code=204)
 
     # --- tokens ---------------------------------------------------------------------------------

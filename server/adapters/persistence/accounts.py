@@ -298,8 +298,10 @@ def set_password(
     actor: str,
     now: datetime,
     hasher: PasswordHasher = DEFAULT_HASHER,
+    keep_session: str | None = None,
 ) -> None:
-    """Store an Argon2id hash of `password`, end the user's sessions, and audit the change.
+    """Store an Argon2id hash of `password`, end the user's sessions but the one of the cookie
+    `keep_session` (the user changing their own), and audit the change.
 
     Raises `WeakPassword` when the password is shorter than MIN_PASSWORD_LENGTH characters (or
     longer than MAX_PASSWORD_LENGTH).
@@ -311,11 +313,10 @@ def set_password(
     connection.execute(
         _user.update().where(_user.c.id == user.id).values(password_hash=hasher.hash(password))
     )
-    connection.execute(
-        _session.update()
-        .where(_session.c.user_id == user.id, _session.c.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
+    ended = _session.update().where(_session.c.user_id == user.id, _session.c.revoked_at.is_(None))
+    if keep_session is not None:
+        ended = ended.where(_session.c.token_hash != hash_token(keep_session))
+    connection.execute(ended.values(revoked_at=now))
     audit_row(
         connection,
         organisation_id=user.organisation_id,
