@@ -52,6 +52,7 @@ from server.adapters.persistence.queue_samples import closed_today
 from server.core.effects import CommandResult, Effect, EndAgentSessions
 from server.core.errors import CommandRefused
 from server.core.events import DeadlineReached, Event, SmsReceived
+from server.core.routing import OrganisationConfig
 from server.core.switchboard import QueueFigures, Switchboard
 
 __all__ = ["Driver", "DriverStopped", "Submitted"]
@@ -104,6 +105,8 @@ class Driver:
         self._switchboard: Switchboard | None = None
         self._connection: sa.Connection | None = None  # the writer's own, see `_writer_connection`
         self._config_watch = ConfigWatch()
+        # the configurations replaced by the group being written (see `_reload`)
+        self._unfollowed: dict[int, OrganisationConfig] = {}
         self._sequences = AgentSequences({})
         self._scheduler: BackgroundScheduler | None = None
         self._armed: datetime | None = None
@@ -211,6 +214,11 @@ class Driver:
     def _reload(self) -> None:
         with self.engine.connect() as connection:
             configs = load_organisation_configs(connection)
+            # After a failed group that followed a configuration change, the organisations
+            # get the configuration they had before it: the retry follows the change again and
+            # commits what the core decided about it (the sessions of a removed user end).
+            configs.update(self._unfollowed)
+            self._unfollowed = {}
             self.directory = load_directory(connection)
             now = self.clock.now()
             self._switchboard = load_switchboard(connection, configs, now=now)
@@ -249,12 +257,14 @@ class Driver:
     def _commit_group(self, group: list[_Job]) -> None:
         try:
             after = self._write(group)
+            self._unfollowed = {}
         except Exception:
             log.exception("a group of %d submissions failed; retrying each alone", len(group))
             self._reload_after_failure()
             for job in group:
                 try:
                     after = self._write([job])
+                    self._unfollowed = {}
                 except Exception as error:
                     log.exception("a submission failed alone; it was not stored")
                     self._reload_after_failure()
@@ -390,6 +400,8 @@ class Driver:
             return []
         effects: list[Effect] = []
         for config in load_organisation_configs(connection, changed).values():
+            if config.id in loaded:
+                self._unfollowed.setdefault(config.id, switchboard.config(config.id))
             effects.extend(switchboard.use_config(config, now=now))
         self.directory = load_directory(connection)
         log.info("configuration reloaded for organisations %s", changed)

@@ -9,11 +9,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
+import yaml
 
 from server.adapters.clock import ManualClock
+from server.adapters.config_files import load_config_folder
+from server.adapters.persistence.accounts import find_user, organisation_id_for
+from server.adapters.persistence.config_apply import apply_config
 from server.adapters.persistence.database import create_store_engine
 from server.adapters.persistence.tables import Interaction, table_of
-from server.core.events import SmsReceived
+from server.core.effects import EndAgentSessions
+from server.core.events import (
+    AgentConnected,
+    AgentDisconnected,
+    AgentStateRequested,
+    SmsReceived,
+)
 from server.driver import Driver, Submitted
 from tests.conftest import TIMEOUT_SCALE, fresh_database_url
 from tests.end_to_end.organisations import ACME, provision
@@ -21,26 +31,36 @@ from tests.end_to_end.organisations import ACME, provision
 _interaction = table_of(Interaction)
 
 
-def test_a_group_that_fails_is_retried_alone_and_the_good_texts_are_stored(
-    tmp_path: Path,
-) -> None:
+def acme_driver(tmp_path: Path) -> tuple[sa.Engine, Driver]:
+    """A store with ACME provisioned (its folder in `tmp_path/config`), and a driver on it."""
     url = fresh_database_url(tmp_path)
     provision(url, tmp_path / "config", ACME)
     engine = create_store_engine(url)
-    driver = Driver(engine=engine, clock=ManualClock(datetime(2026, 1, 1, 9, tzinfo=UTC)))
+    return engine, Driver(engine=engine, clock=ManualClock(datetime(2026, 1, 1, 9, tzinfo=UTC)))
+
+
+def support_text(driver: Driver, message_id: str, phone: str) -> SmsReceived:
+    """A text from `phone` to ACME's Support number, through its sandbox account."""
+    account = driver.directory.account(broker="sandbox", public_id=ACME.account("sandbox"))
+    assert account is not None
+    entry = account.numbers[ACME.support]
+    return SmsReceived(
+        organisation_id=entry.organisation_id,
+        broker_account_id=account.id,
+        broker_message_id=message_id,
+        number=entry.number,
+        remote_number=phone,
+        body="Hello",
+    )
+
+
+def test_a_group_that_fails_is_retried_alone_and_the_good_texts_are_stored(
+    tmp_path: Path,
+) -> None:
+    engine, driver = acme_driver(tmp_path)
 
     def text(message_id: str, phone: str) -> SmsReceived:
-        account = driver.directory.account(broker="sandbox", public_id=ACME.account("sandbox"))
-        assert account is not None
-        entry = account.numbers[ACME.support]
-        return SmsReceived(
-            organisation_id=entry.organisation_id,
-            broker_account_id=account.id,
-            broker_message_id=message_id,
-            number=entry.number,
-            remote_number=phone,
-            body="Hello",
-        )
+        return support_text(driver, message_id, phone)
 
     async def scenario() -> list[Submitted]:
         await asyncio.to_thread(driver.start, asyncio.get_running_loop())
@@ -71,3 +91,62 @@ def test_a_group_that_fails_is_retried_alone_and_the_good_texts_are_stored(
     finally:
         engine.dispose()
     assert [(s.stored, s.duplicates) for s in submitted] == [(1, 0)] * 4
+
+
+def test_a_user_removed_just_before_a_failed_group_still_has_their_sessions_ended(
+    tmp_path: Path,
+) -> None:
+    engine, driver = acme_driver(tmp_path)
+    ended: list[EndAgentSessions] = []
+    driver.on_sessions_ended = ended.extend
+    people_file = tmp_path / "config" / "acme" / "people.yaml"
+    people = yaml.safe_load(people_file.read_text())
+    people["users"] = [user for user in people["users"] if user["username"] != "bob"]
+    for workgroup in people["workgroups"]:
+        if "bob" in workgroup.get("members", []):
+            workgroup["members"].remove("bob")
+    people_file.write_text(yaml.safe_dump(people))
+    without_bob = load_config_folder(tmp_path / "config" / "acme")
+    with engine.connect() as db:
+        organisation_id = organisation_id_for(db, slug="acme")
+        bob = find_user(db, organisation="acme", username="bob").id
+
+    async def scenario() -> Submitted:
+        await asyncio.to_thread(driver.start, asyncio.get_running_loop())
+        try:
+            await driver.submit([AgentConnected(organisation_id, bob)])
+            await driver.command(AgentStateRequested(organisation_id, bob, "available"))
+            # bob is removed by another process, and the next group, which follows the
+            # removal, fails (another writer took the id of the interaction it opens)
+            apply_config(engine, without_bob, actor="ops", now=datetime.now(UTC))
+            text = support_text(driver, "r-1", "+14145550011")
+            with engine.begin() as other:
+                other.execute(
+                    _interaction.insert().values(
+                        id=1,
+                        organisation_id=organisation_id,
+                        number_id=text.number.id,
+                        local_number=ACME.support,
+                        remote_number="+14145550019",
+                        state="disconnected",
+                        queue_kind="workgroup",
+                        queue_id=text.number.queue.id,
+                        priority=0,
+                        enqueued_at=datetime.now(UTC),
+                        created_at=datetime.now(UTC),
+                    )
+                )
+            await driver.submit([text])
+            # his page closing afterwards writes nothing about him
+            return await driver.submit([AgentDisconnected(organisation_id, bob)])
+        finally:
+            await asyncio.to_thread(driver.stop)
+
+    try:
+        disconnected = asyncio.run(asyncio.wait_for(scenario(), 30 * TIMEOUT_SCALE))
+        with engine.connect() as db:
+            assert not db.execute(sa.text("SELECT 1 FROM agent_presence")).all()
+    finally:
+        engine.dispose()
+    assert ended == [EndAgentSessions(organisation_id, bob, "user removed")]
+    assert disconnected.stored == 1
