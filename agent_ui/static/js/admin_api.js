@@ -189,10 +189,21 @@ export async function removeAfterAsking({ what, path, revision, reload }) {
 }
 
 /** Run a page's `load` now, and the recent changes; show a failure in the status line. */
+/** Load the page's data with its forms' controls disabled meanwhile: nothing typed or ticked
+ *  before the stored values arrive can be overwritten by them. */
 export async function start(load) {
+  const main = document.querySelector("main");
+  const controls = [...main.querySelectorAll("form :is(input, select, textarea, button)")].filter(
+    (control) => !control.disabled,
+  );
+  for (const control of controls) control.disabled = true;
+  main.setAttribute("aria-busy", "true");
   try {
     await Promise.all([load(), showRecentChanges()]);
   } catch (error) {
     say(error.message);
+  } finally {
+    for (const control of controls) control.disabled = false;
+    main.removeAttribute("aria-busy");
   }
 }
