@@ -241,6 +241,8 @@ class Switchboard(SupervisorDesk):
     def take_queue_figures(self) -> list[QueueFigures]:
         """Figures of every queue that changed since the last call."""
         dirty, self.floor.dirty_queues = self.floor.dirty_queues, set()
+        if len(dirty) == 1:  # after most commits (one text, one queue): no order to make
+            return [self._figures(*next(iter(dirty)))]
         return [self._figures(org, queue) for org, queue in sorted(dirty, key=repr)]
 
     def _figures(self, organisation_id: int, queue: QueueRef) -> QueueFigures:
