@@ -49,6 +49,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -625,7 +626,53 @@ def _py_spy() -> str | None:
     return str(beside) if beside.exists() else None
 
 
-def _run_load(server: BenchServer, tokens: list[str], work: Path) -> dict[str, Any]:
+class HostSpeed:
+    """The CPU time one fixed piece of Python takes, sampled in this (otherwise idle) process
+    while the load runs. On this machine the same loop takes anywhere from ~130 to ~250 ms per
+    2,000,000 additions from one second to the next, whatever the load average says (the
+    host's CPUs are shared): a slow host makes every text cost more, and p99 follows.
+    About 1 % of a core."""
+
+    EVERY_S = 0.5
+    LOOP = 50_000
+
+    def __init__(self) -> None:
+        self.samples_ms: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="host-speed", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.EVERY_S):
+            started = time.thread_time()
+            total = 0
+            for i in range(self.LOOP):
+                total += i
+            self.samples_ms.append((time.thread_time() - started) * 1000)
+
+    def summary(self) -> str:
+        if not self.samples_ms:
+            return "host speed: not measured"
+        ordered = sorted(self.samples_ms)
+        fastest = ordered[0]
+        slow = sum(sample > 1.5 * fastest for sample in ordered) / len(ordered)
+        return (
+            f"host speed: a fixed loop took {fastest:.2f} ms at best, median"
+            f" {statistics.median(ordered) / fastest:.2f}x, slowest {ordered[-1] / fastest:.2f}x"
+            f" that, {slow:.0%} of the {len(ordered)} samples during the load over 1.5x"
+            " (a steady host: about 1.0x throughout)"
+        )
+
+
+def _run_load(
+    server: BenchServer, tokens: list[str], work: Path, host_speed: HostSpeed
+) -> dict[str, Any]:
     config_path = work / "load.json"
     config_path.write_text(
         json.dumps({"port": server.port, "tokens": tokens, "server_pid": server.process.pid}),
@@ -643,6 +690,8 @@ def _run_load(server: BenchServer, tokens: list[str], work: Path) -> dict[str, A
     assert load.stdout is not None
     result: dict[str, Any] | None = None
     for line in load.stdout:
+        if line.startswith("MARK load-start"):
+            host_speed.start()
         if line.startswith("MARK load-start") and profile_to and spy:
             profiler = subprocess.Popen(
                 [
@@ -667,6 +716,7 @@ def _run_load(server: BenchServer, tokens: list[str], work: Path) -> dict[str, A
         elif line.startswith("RESULT-JSON "):
             result = json.loads(line.removeprefix("RESULT-JSON "))
     load.wait()
+    host_speed.stop()
     if profiler is not None:
         profiler.wait()
     if load.returncode != 0 or result is None:
@@ -686,13 +736,16 @@ def main() -> int:
         try:
             server.wait_healthy()
             print(f"server on port {server.port}; load process running ...", flush=True)
-            result = _run_load(server, tokens, work)
+            host_speed = HostSpeed()
+            result = _run_load(server, tokens, work, host_speed)
             if server.process.poll() is not None:
                 sys.exit(f"the server died during the run:\n{server.log()}")
         finally:
             server.stop()
         errors_in_log = [line for line in server.log().splitlines() if "ERROR" in line]
-    return _report(result, errors_in_log, load_before, time.monotonic() - started)
+    return _report(
+        result, errors_in_log, load_before, time.monotonic() - started, host_speed.summary()
+    )
 
 
 def _row(name: str, figures: dict[str, float]) -> str:
@@ -703,7 +756,11 @@ def _row(name: str, figures: dict[str, float]) -> str:
 
 
 def _report(
-    result: dict[str, Any], errors_in_log: list[str], load_before: float, elapsed: float
+    result: dict[str, Any],
+    errors_in_log: list[str],
+    load_before: float,
+    elapsed: float,
+    host_speed: str,
 ) -> int:
     light, target = result["light"], result["target"]
     offer, push = target["offer_ms"], result["state_idle_ms"]
@@ -735,6 +792,7 @@ def _report(
             f" load process {phase['client_cpu']:.2f} cores"
         )
     print(f"command errors: {result['errors'] or 'none'}")
+    print(host_speed)
     print(
         f"load average (1 min) before the run {load_before:.2f}, after {os.getloadavg()[0]:.2f};"
         f" wall time {elapsed:.0f} s"
