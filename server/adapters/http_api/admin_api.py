@@ -332,13 +332,7 @@ class AdminApi:
         body = await self.body(request, allowed=(*_CARE_KEYS, "revision"))
 
         def change(snapshot: ConfigSnapshot) -> None:
-            organisation = snapshot.files["organisation.yaml"]
-            for key in _CARE_KEYS:
-                if key in body:
-                    if body[key] is None:
-                        organisation.pop(key, None)
-                    else:
-                        organisation[key] = body[key]
+            set_fields(snapshot.files["organisation.yaml"], body, _CARE_KEYS)
 
         report, _ = await self.edit(principal, change, revision=body.get("revision"))
         return JSONResponse(report_json(report))

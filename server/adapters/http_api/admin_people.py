@@ -71,6 +71,16 @@ def _numbers_of(snapshot: ConfigSnapshot, key: str, name: str) -> list[str]:
     return [n["number"] for n in snapshot.files["numbers.yaml"]["numbers"] if n.get(key) == name]
 
 
+def _refuse_if_numbered(snapshot: ConfigSnapshot, key: str, name: str) -> None:
+    """Raise `EditRefused` (409 in_use) when a number is assigned to the `key` ("user" or
+    "workgroup") called `name`: it cannot be removed until the number goes elsewhere."""
+    numbers = _numbers_of(snapshot, key, name)
+    if numbers:
+        raise EditRefused(
+            409, "in_use", f"{name!r} has the number {numbers[0]}: assign it elsewhere first"
+        )
+
+
 def _user_json(
     snapshot: ConfigSnapshot, node: dict[str, Any], *, with_password: set[str]
 ) -> dict[str, Any]:
@@ -238,13 +248,7 @@ class PeopleApi:
         def change(snapshot: ConfigSnapshot) -> None:
             users = snapshot.files["people.yaml"]["users"]
             node = _find(users, "username", username, kind="user")
-            numbers = _numbers_of(snapshot, "user", username)
-            if numbers:
-                raise EditRefused(
-                    409,
-                    "in_use",
-                    f"{username!r} has the number {numbers[0]}: assign it elsewhere first",
-                )
+            _refuse_if_numbered(snapshot, "user", username)
             users.remove(node)
             _set_membership(snapshot, username, [])
 
@@ -421,13 +425,7 @@ class PeopleApi:
         def change(snapshot: ConfigSnapshot) -> None:
             workgroups = snapshot.files["people.yaml"]["workgroups"]
             node = _find(workgroups, "name", name, kind="workgroup")
-            numbers = _numbers_of(snapshot, "workgroup", name)
-            if numbers:
-                raise EditRefused(
-                    409,
-                    "in_use",
-                    f"{name!r} has the number {numbers[0]}: assign it elsewhere first",
-                )
+            _refuse_if_numbered(snapshot, "workgroup", name)
             workgroups.remove(node)
 
         def kept(connection: sa.Connection, report: ApplyReport) -> None:

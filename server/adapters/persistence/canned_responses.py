@@ -163,6 +163,35 @@ def _refuse_duplicate(
         raise DuplicateTitle(f"a canned response titled {draft.title!r} exists for {scope}")
 
 
+def _checked_values(
+    connection: sa.Connection,
+    *,
+    organisation_id: int,
+    draft: Draft,
+    other_than: int | None,
+    actor: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """The columns `create` and `update` write for `draft`, once its workgroup is found and its
+    title is free in that scope (`other_than`: the response being updated). Raises
+    `UnknownWorkgroup` or `DuplicateTitle`."""
+    workgroup_id = _workgroup_id(connection, organisation_id=organisation_id, name=draft.workgroup)
+    _refuse_duplicate(
+        connection,
+        organisation_id=organisation_id,
+        workgroup_id=workgroup_id,
+        draft=draft,
+        other_than=other_than,
+    )
+    return {
+        "workgroup_id": workgroup_id,
+        "title": draft.title,
+        "body": draft.body,
+        "updated_by": actor[:200],
+        "updated_at": now,
+    }
+
+
 def _record(
     connection: sa.Connection,
     *,
@@ -192,25 +221,16 @@ def create(
 ) -> dict[str, Any]:
     """Store a new canned response and its audit row; return it as the API shows it.
     Raises `UnknownWorkgroup` or `DuplicateTitle` (nothing written)."""
-    workgroup_id = _workgroup_id(connection, organisation_id=organisation_id, name=draft.workgroup)
-    _refuse_duplicate(
+    values = _checked_values(
         connection,
         organisation_id=organisation_id,
-        workgroup_id=workgroup_id,
         draft=draft,
         other_than=None,
+        actor=actor,
+        now=now,
     )
     new_id = connection.execute(
-        _canned.insert()
-        .values(
-            organisation_id=organisation_id,
-            workgroup_id=workgroup_id,
-            title=draft.title,
-            body=draft.body,
-            updated_by=actor[:200],
-            updated_at=now,
-        )
-        .returning(_canned.c.id)
+        _canned.insert().values(organisation_id=organisation_id, **values).returning(_canned.c.id)
     ).scalar_one()
     created = _json(_one(connection, organisation_id=organisation_id, response_id=new_id))
     _record(
@@ -240,25 +260,15 @@ def update(
     row = _one(connection, organisation_id=organisation_id, response_id=response_id)
     if row is None:
         return None
-    workgroup_id = _workgroup_id(connection, organisation_id=organisation_id, name=draft.workgroup)
-    _refuse_duplicate(
+    values = _checked_values(
         connection,
         organisation_id=organisation_id,
-        workgroup_id=workgroup_id,
         draft=draft,
         other_than=response_id,
+        actor=actor,
+        now=now,
     )
-    connection.execute(
-        _canned.update()
-        .where(_canned.c.id == response_id)
-        .values(
-            workgroup_id=workgroup_id,
-            title=draft.title,
-            body=draft.body,
-            updated_by=actor[:200],
-            updated_at=now,
-        )
-    )
+    connection.execute(_canned.update().where(_canned.c.id == response_id).values(**values))
     updated = _json(_one(connection, organisation_id=organisation_id, response_id=response_id))
     _record(
         connection,
