@@ -184,7 +184,27 @@ export async function removeAfterAsking({ what, path, revision, reload }) {
     return;
   }
   // a user conversations refer to is kept, deactivated: the answer's `kept` says why
-  say(answer?.kept ? `${what} removed: ${answer.kept}.` : `${what} removed.`);
+  const text = answer?.kept ? `${what} removed: ${answer.kept}.` : `${what} removed.`;
+  await announceChange(text, reload);
+}
+
+/** Make a form's change: `send()` makes the calls. On a refusal, show it in `form` (its ids
+ *  start with `prefix`, see `showError`), call `reload` after a stale revision, and resolve
+ *  false; resolve true when the change is made (then `announceChange`). */
+export async function sendForm({ form, prefix, reload, send }) {
+  try {
+    await send();
+  } catch (error) {
+    showError(form, prefix, error);
+    if (error.code === "stale_revision") await reload();
+    return false;
+  }
+  return true;
+}
+
+/** After a change: say `text`, then call `reload` (the page's load) and show the recent changes. */
+export async function announceChange(text, reload) {
+  say(text);
   await Promise.all([reload(), showRecentChanges()]);
 }
 

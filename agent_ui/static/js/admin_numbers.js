@@ -4,14 +4,13 @@
 
 import {
   actionCell,
+  announceChange,
   call,
   cell,
   clearErrors,
   parseLines,
   removeAfterAsking,
-  say,
-  showError,
-  showRecentChanges,
+  sendForm,
   start,
 } from "./admin_api.js";
 import { phone } from "./format.js";
@@ -141,11 +140,6 @@ async function load() {
   );
 }
 
-async function changed(text) {
-  say(text);
-  await Promise.all([load(), showRecentChanges()]);
-}
-
 numberForm.addEventListener("submit", async (event) => {
   event.preventDefault();
   const [kind, target] = byId("number-assignment").value.split(/:(.*)/s);
@@ -156,25 +150,26 @@ numberForm.addEventListener("submit", async (event) => {
     revision: state.revision,
   };
   const editing = state.editingNumber;
-  try {
-    if (editing) {
-      const path = `/api/admin/numbers/${encodeURIComponent(editing.account)}/${encodeURIComponent(editing.number)}`;
-      await call("PATCH", path, body);
-    } else {
-      await call("POST", "/api/admin/numbers", {
+  const sent = await sendForm({
+    form: numberForm,
+    prefix: "number",
+    reload: load,
+    send: () => {
+      if (editing) {
+        const path = `/api/admin/numbers/${encodeURIComponent(editing.account)}/${encodeURIComponent(editing.number)}`;
+        return call("PATCH", path, body);
+      }
+      return call("POST", "/api/admin/numbers", {
         number: byId("number-number").value.trim(),
         account: byId("number-account").value,
         ...body,
       });
-    }
-  } catch (error) {
-    showError(numberForm, "number", error);
-    if (error.code === "stale_revision") await load();
-    return;
-  }
+    },
+  });
+  if (!sent) return;
   const what = editing ? phone(editing.number) : byId("number-number").value.trim();
   fillNumberForm(null);
-  await changed(editing ? `${what} changed.` : `${what} added.`);
+  await announceChange(editing ? `${what} changed.` : `${what} added.`, load);
 });
 
 byId("number-cancel").addEventListener("click", () => fillNumberForm(null));
@@ -197,28 +192,29 @@ accountForm.addEventListener("submit", async (event) => {
     name: byId("account-name").value.trim() || null,
     revision: state.revision,
   };
-  try {
-    if (editing) {
-      const changes = Object.keys(credentials).length ? { credentials } : {};
-      await call("PATCH", `/api/admin/accounts/${encodeURIComponent(editing.public_id)}`, {
-        ...body,
-        ...changes,
-      });
-    } else {
-      await call("POST", "/api/admin/accounts", {
+  const sent = await sendForm({
+    form: accountForm,
+    prefix: "account",
+    reload: load,
+    send: () => {
+      if (editing) {
+        const changes = Object.keys(credentials).length ? { credentials } : {};
+        return call("PATCH", `/api/admin/accounts/${encodeURIComponent(editing.public_id)}`, {
+          ...body,
+          ...changes,
+        });
+      }
+      return call("POST", "/api/admin/accounts", {
         public_id: byId("account-id").value.trim(),
         credentials,
         ...body,
       });
-    }
-  } catch (error) {
-    showError(accountForm, "account", error);
-    if (error.code === "stale_revision") await load();
-    return;
-  }
+    },
+  });
+  if (!sent) return;
   const what = editing ? editing.public_id : byId("account-id").value.trim();
   fillAccountForm(null);
-  await changed(editing ? `${what} changed.` : `${what} added.`);
+  await announceChange(editing ? `${what} changed.` : `${what} added.`, load);
 });
 
 byId("account-cancel").addEventListener("click", () => fillAccountForm(null));

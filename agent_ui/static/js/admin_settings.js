@@ -2,7 +2,7 @@
 // /api/admin/settings. Keys the form does not show (an `sms:` override, notice texts...) are
 // kept as stored; an emptied field gives the key back its default.
 
-import { call, cell, clearErrors, say, showRecentChanges, start } from "./admin_api.js";
+import { announceChange, call, cell, clearErrors, say, start } from "./admin_api.js";
 
 const form = document.getElementById("settings-form");
 const inputs = () => [...form.querySelectorAll("[data-key]")];
@@ -88,6 +88,16 @@ function showProblems(error, within = form, fallback = "settings-form-error") {
   first?.focus();
 }
 
+/** A refused save: after a stale revision say so and reload, otherwise `show` the problems. */
+async function refused(error, show) {
+  if (error.code === "stale_revision") {
+    say("Someone changed the configuration meanwhile: the page shows it now; save again.");
+    await load();
+  } else {
+    show();
+  }
+}
+
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
   const purge = valueOf(document.getElementById("purge-days"));
@@ -99,17 +109,11 @@ form.addEventListener("submit", async (event) => {
       revision: state.revision,
     });
   } catch (error) {
-    if (error.code === "stale_revision") {
-      say("Someone changed the configuration meanwhile: the page shows it now; save again.");
-      await load();
-    } else {
-      showProblems(error);
-    }
+    await refused(error, () => showProblems(error));
     return;
   }
   clearErrors(form);
-  say("Settings saved: the next conversations follow them.");
-  await Promise.all([load(), showRecentChanges()]);
+  await announceChange("Settings saved: the next conversations follow them.", load);
 });
 
 // a workgroup's own settings
@@ -143,16 +147,10 @@ careForm.addEventListener("submit", async (event) => {
       revision: state.revision,
     });
   } catch (error) {
-    if (error.code === "stale_revision") {
-      say("Someone changed the configuration meanwhile: the page shows it now; save again.");
-      await load();
-    } else {
-      showProblems(error, careForm, "care-form-error");
-    }
+    await refused(error, () => showProblems(error, careForm, "care-form-error"));
     return;
   }
-  say(`${workgroup.name}'s settings saved.`);
-  await Promise.all([load(), showRecentChanges()]);
+  await announceChange(`${workgroup.name}'s settings saved.`, load);
 });
 
 start(load);

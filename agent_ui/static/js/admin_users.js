@@ -4,6 +4,7 @@
 
 import {
   actionCell,
+  announceChange,
   call,
   cell,
   checkedValues,
@@ -12,8 +13,8 @@ import {
   parseLines,
   removeAfterAsking,
   say,
+  sendForm,
   showError,
-  showRecentChanges,
   start,
 } from "./admin_api.js";
 import { fullTime, phone } from "./format.js";
@@ -89,12 +90,6 @@ async function load() {
   await loadTokens();
 }
 
-async function afterChange(text) {
-  say(text);
-  await load();
-  await showRecentChanges();
-}
-
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
   const body = {
@@ -108,30 +103,32 @@ form.addEventListener("submit", async (event) => {
   };
   const password = field("password").value;
   const editing = state.editing;
-  try {
-    if (editing) {
-      await call("PATCH", `/api/admin/users/${encodeURIComponent(editing)}`, body);
-      if (password) {
-        await call("PUT", `/api/admin/users/${encodeURIComponent(editing)}/password`, {
-          password,
+  const sent = await sendForm({
+    form,
+    prefix: "user",
+    reload: load,
+    send: async () => {
+      if (editing) {
+        await call("PATCH", `/api/admin/users/${encodeURIComponent(editing)}`, body);
+        if (password) {
+          await call("PUT", `/api/admin/users/${encodeURIComponent(editing)}/password`, {
+            password,
+          });
+        }
+      } else {
+        const username = field("username").value.trim();
+        await call("POST", "/api/admin/users", {
+          username,
+          ...body,
+          ...(password ? { password } : {}),
         });
       }
-    } else {
-      const username = field("username").value.trim();
-      await call("POST", "/api/admin/users", {
-        username,
-        ...body,
-        ...(password ? { password } : {}),
-      });
-    }
-  } catch (error) {
-    showError(form, "user", error);
-    if (error.code === "stale_revision") await load();
-    return;
-  }
+    },
+  });
+  if (!sent) return;
   const name = editing ?? field("username").value.trim();
   fillForm(null);
-  await afterChange(editing ? `${name} changed.` : `${name} added.`);
+  await announceChange(editing ? `${name} changed.` : `${name} added.`, load);
 });
 
 document.getElementById("user-cancel").addEventListener("click", () => fillForm(null));
@@ -173,7 +170,7 @@ async function revoke(token) {
     say(error.message);
     return;
   }
-  await afterChange(`The token ${token.name} is revoked.`);
+  await announceChange(`The token ${token.name} is revoked.`, load);
 }
 
 const tokenForm = document.getElementById("token-form");
@@ -193,7 +190,10 @@ tokenForm.addEventListener("submit", async (event) => {
   document.getElementById("token-value").textContent = made.token;
   document.getElementById("token-made").hidden = false;
   document.getElementById("token-name").value = "";
-  await afterChange(`A token for ${username} is made: copy it now, it is not shown again.`);
+  await announceChange(
+    `A token for ${username} is made: copy it now, it is not shown again.`,
+    load,
+  );
 });
 
 fillForm(null);

@@ -2,15 +2,14 @@
 
 import {
   actionCell,
+  announceChange,
   call,
   cell,
   checkedValues,
   clearErrors,
   fillChecks,
   removeAfterAsking,
-  say,
-  showError,
-  showRecentChanges,
+  sendForm,
   start,
 } from "./admin_api.js";
 import { phone } from "./format.js";
@@ -83,20 +82,18 @@ form.addEventListener("submit", async (event) => {
   };
   const editing = state.editing;
   const name = editing ?? field("name").value.trim();
-  try {
-    if (editing) {
-      await call("PATCH", `/api/admin/workgroups/${encodeURIComponent(editing)}`, body);
-    } else {
-      await call("POST", "/api/admin/workgroups", { name, ...body });
-    }
-  } catch (error) {
-    showError(form, "workgroup", error);
-    if (error.code === "stale_revision") await load();
-    return;
-  }
+  const sent = await sendForm({
+    form,
+    prefix: "workgroup",
+    reload: load,
+    send: () =>
+      editing
+        ? call("PATCH", `/api/admin/workgroups/${encodeURIComponent(editing)}`, body)
+        : call("POST", "/api/admin/workgroups", { name, ...body }),
+  });
+  if (!sent) return;
   fillForm(null);
-  say(editing ? `${name} changed.` : `${name} added.`);
-  await Promise.all([load(), showRecentChanges()]);
+  await announceChange(editing ? `${name} changed.` : `${name} added.`, load);
 });
 
 document.getElementById("workgroup-cancel").addEventListener("click", () => fillForm(null));
