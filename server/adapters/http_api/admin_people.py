@@ -81,6 +81,17 @@ def _refuse_if_numbered(snapshot: ConfigSnapshot, key: str, name: str) -> None:
         )
 
 
+def _user_of(
+    connection: sa.Connection, *, principal: Principal, username: str
+) -> accounts.UserAccount:
+    """The user `username` of the principal's organisation; `EditRefused` (404) when none."""
+    slug = accounts.organisation_slug(connection, organisation_id=principal.organisation_id)
+    try:
+        return accounts.find_user(connection, organisation=slug, username=username)
+    except accounts.UnknownUser:
+        raise EditRefused(404, "not_found", f"no user {username!r}") from None
+
+
 def _user_json(
     snapshot: ConfigSnapshot, node: dict[str, Any], *, with_password: set[str]
 ) -> dict[str, Any]:
@@ -273,13 +284,7 @@ class PeopleApi:
 
         def write() -> tuple[int, str | None]:
             with self.api.engine.begin() as connection:
-                slug = accounts.organisation_slug(
-                    connection, organisation_id=principal.organisation_id
-                )
-                try:
-                    user = accounts.find_user(connection, organisation=slug, username=username)
-                except accounts.UnknownUser:
-                    raise EditRefused(404, "not_found", f"no user {username!r}") from None
+                user = _user_of(connection, principal=principal, username=username)
                 kept = cookie if user.id == principal.user_id else None
                 try:
                     accounts.set_password(
@@ -331,13 +336,7 @@ class PeopleApi:
 
         def write() -> accounts.IssuedToken:
             with self.api.engine.begin() as connection:
-                slug = accounts.organisation_slug(
-                    connection, organisation_id=principal.organisation_id
-                )
-                try:
-                    user = accounts.find_user(connection, organisation=slug, username=username)
-                except accounts.UnknownUser:
-                    raise EditRefused(404, "not_found", f"no user {username!r}") from None
+                user = _user_of(connection, principal=principal, username=username)
                 return accounts.create_api_token(
                     connection,
                     organisation_id=principal.organisation_id,
