@@ -19,14 +19,9 @@ from server.adapters.persistence.effect_writer import (
 from server.adapters.persistence.tables import (
     AgentEvent,
     AgentPresence,
-    BrokerAccount,
     Interaction,
     Message,
-    Organisation,
-    PhoneNumber,
-    Provider,
     User,
-    Workgroup,
     table_of,
 )
 from server.core.effects import (
@@ -42,6 +37,7 @@ from server.core.events import Media
 from server.core.interactions import InteractionState
 from server.core.keywords import Keyword
 from server.core.routing import QueueKind, QueueRef
+from tests.adapters.persistence.organisation_rows import add_organisation
 
 T0 = datetime(2026, 1, 1, 9, 30, 15, 123456, tzinfo=UTC)
 _interaction = table_of(Interaction)
@@ -50,46 +46,11 @@ _message = table_of(Message)
 
 def _organisation(db: sa.Connection) -> None:
     """Organisation 1 with workgroup 1, agent 1, broker account 1 and its number 1."""
-    db.execute(table_of(Provider).insert().values(id=1, slug="p", name="P", created_at=T0))
-    db.execute(
-        table_of(Organisation)
-        .insert()
-        .values(id=1, provider_id=1, slug="o", name="O", created_at=T0)
-    )
-    db.execute(
-        table_of(Workgroup).insert().values(id=1, organisation_id=1, name="Support", created_at=T0)
-    )
+    add_organisation(db, at=T0)
     db.execute(
         table_of(User)
         .insert()
         .values(id=1, organisation_id=1, username="ann", display_name="Ann", created_at=T0)
-    )
-    db.execute(
-        table_of(BrokerAccount)
-        .insert()
-        .values(
-            id=1,
-            provider_id=1,
-            organisation_id=1,
-            public_id="a",
-            broker="sandbox",
-            name="A",
-            credentials={},
-            created_at=T0,
-        )
-    )
-    db.execute(
-        table_of(PhoneNumber)
-        .insert()
-        .values(
-            id=1,
-            organisation_id=1,
-            broker_account_id=1,
-            e164="+19205550100",
-            friendly_name="n",
-            workgroup_id=1,
-            created_at=T0,
-        )
     )
 
 

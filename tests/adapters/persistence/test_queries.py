@@ -7,15 +7,8 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from server.adapters.persistence import queries
-from server.adapters.persistence.tables import (
-    BrokerAccount,
-    Interaction,
-    Organisation,
-    PhoneNumber,
-    Provider,
-    Workgroup,
-    table_of,
-)
+from server.adapters.persistence.tables import Interaction, table_of
+from tests.adapters.persistence.organisation_rows import add_organisation
 
 T0 = datetime(2026, 1, 1, 9, tzinfo=UTC)
 
@@ -24,44 +17,7 @@ def test_a_boosted_interaction_goes_first_and_the_oldest_wait_is_still_the_oldes
     store: sa.Engine,
 ) -> None:
     with store.begin() as db:
-        db.execute(table_of(Provider).insert().values(id=1, slug="p", name="P", created_at=T0))
-        db.execute(
-            table_of(Organisation)
-            .insert()
-            .values(id=1, provider_id=1, slug="o", name="O", created_at=T0)
-        )
-        db.execute(
-            table_of(Workgroup)
-            .insert()
-            .values(id=1, organisation_id=1, name="Support", created_at=T0)
-        )
-        db.execute(
-            table_of(BrokerAccount)
-            .insert()
-            .values(
-                id=1,
-                provider_id=1,
-                organisation_id=1,
-                public_id="a",
-                broker="sandbox",
-                name="A",
-                credentials={},
-                created_at=T0,
-            )
-        )
-        db.execute(
-            table_of(PhoneNumber)
-            .insert()
-            .values(
-                id=1,
-                organisation_id=1,
-                broker_account_id=1,
-                e164="+19205550100",
-                friendly_name="n",
-                workgroup_id=1,
-                created_at=T0,
-            )
-        )
+        add_organisation(db, at=T0)
         for interaction_id, priority, minutes in ((1, 0, 0), (2, 10, 5), (3, 0, 2)):
             db.execute(
                 table_of(Interaction)

@@ -18,19 +18,15 @@ from server.adapters.persistence.queue_samples import (
 )
 from server.adapters.persistence.tables import (
     Audit,
-    BrokerAccount,
     Interaction,
-    Organisation,
-    PhoneNumber,
-    Provider,
     QueueSample,
-    Workgroup,
     table_of,
 )
 from server.core.care import CarePolicy
 from server.core.effects import AuditSupervision, RecordQueueSamples
 from server.core.effects import QueueSample as Sample
 from server.core.routing import OrganisationConfig
+from tests.adapters.persistence.organisation_rows import add_organisation
 
 T0 = datetime(2026, 3, 2, 15, tzinfo=UTC)  # 09:00 in Chicago
 CHICAGO_MIDNIGHT = datetime(2026, 3, 2, 6, tzinfo=UTC)
@@ -38,56 +34,7 @@ CHICAGO_MIDNIGHT = datetime(2026, 3, 2, 6, tzinfo=UTC)
 
 def organisation(store: sa.Engine) -> None:
     with store.begin() as db:
-        db.execute(table_of(Provider).insert().values(id=1, slug="p", name="P", created_at=T0))
-        db.execute(
-            table_of(Organisation)
-            .insert()
-            .values(
-                id=1, provider_id=1, slug="o", name="O", keyword_replies={}, care={}, created_at=T0
-            )
-        )
-        for workgroup_id, name in ((1, "Support"), (2, "Sales")):
-            db.execute(
-                table_of(Workgroup)
-                .insert()
-                .values(
-                    id=workgroup_id,
-                    organisation_id=1,
-                    name=name,
-                    required_skills={},
-                    escalation=[],
-                    care={},
-                    created_at=T0,
-                )
-            )
-        db.execute(
-            table_of(BrokerAccount)
-            .insert()
-            .values(
-                id=1,
-                provider_id=1,
-                organisation_id=1,
-                public_id="a",
-                broker="sandbox",
-                name="A",
-                credentials={},
-                sending={},
-                created_at=T0,
-            )
-        )
-        db.execute(
-            table_of(PhoneNumber)
-            .insert()
-            .values(
-                id=1,
-                organisation_id=1,
-                broker_account_id=1,
-                e164="+19205550100",
-                friendly_name="Support",
-                workgroup_id=1,
-                created_at=T0,
-            )
-        )
+        add_organisation(db, at=T0, workgroups=("Support", "Sales"))
 
 
 def sample(workgroup_id: int, waiting: int) -> Sample:
