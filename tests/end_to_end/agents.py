@@ -3,9 +3,10 @@ agents, reference clients (`parley_client` with `validate=True`: every frame eit
 checked against the protocol's JSON Schemas), the phone side of the sandbox broker, a text
 taken through any broker's webhook and the statuses of the replies to it, and the test clock.
 
-Import the fixture into a test module to use it (it is named `agent_stack`)::
+Import the fixture into a test module to use it (it is named `agent_stack`), and with it, if
+every test should end with no interaction open, the autouse `leaves_the_floor_clean`::
 
-    from tests.end_to_end.agents import agent_stack_fixture  # noqa: F401
+    from tests.end_to_end.agents import agent_stack_fixture, leaves_the_floor_clean  # noqa: F401
 
 Tests are plain functions that call `run(scenario)` with an async scenario (pytest-asyncio is
 not used).
@@ -37,7 +38,7 @@ from server.adapters.persistence.accounts import (
 )
 from tests.conftest import TIMEOUT_SCALE
 from tests.end_to_end.conftest import Stack, start_stack
-from tests.end_to_end.organisations import Organisation
+from tests.end_to_end.organisations import ACME, Organisation
 
 __all__ = [
     "WAIT",
@@ -45,10 +46,12 @@ __all__ = [
     "RecordingClient",
     "advance",
     "agent_stack_fixture",
+    "as_user",
     "at",
     "clock_now",
     "connect",
     "drain",
+    "leaves_the_floor_clean",
     "make_available",
     "next_of",
     "next_status",
@@ -128,6 +131,13 @@ def token_for(stack: Stack, org: Organisation, username: str) -> str:
             )
         _tokens[key] = issued.token
     return _tokens[key]
+
+
+def as_user(stack: Stack, username: str) -> httpx2.Client:
+    """An HTTP client of `stack` acting as ACME's `username` (with their API token)."""
+    client = stack.client()
+    client.headers["Authorization"] = f"Bearer {token_for(stack, ACME, username)}"
+    return client
 
 
 def user_id(stack: Stack, org: Organisation, username: str) -> int:
@@ -394,3 +404,12 @@ async def wait_until(check: Callable[[], Awaitable[T | None]], *, what: str) -> 
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+@pytest.fixture(autouse=True)
+def leaves_the_floor_clean(agent_stack: Stack) -> Iterator[None]:
+    """Every test ends with no interaction open; should one fail half-way, the next tests start
+    from a clean floor anyway."""
+    yield
+    if open_count(agent_stack):
+        reset_floor(agent_stack)

@@ -31,14 +31,13 @@ from tests.end_to_end.agents import (
     clock_now,
     connect,
     drain,
+    leaves_the_floor_clean,  # noqa: F401  (autouse)
     make_available,
     next_of,
-    open_count,
     phone_messages,
     raw_frame,
     raw_hello,
     raw_socket,
-    reset_floor,
     run,
     stored_events,
     text_from_phone,
@@ -82,15 +81,6 @@ def ids(agent_stack: Stack) -> Ids:
         },
         alice_queue={"kind": "user", "id": alice, "name": "alice"},
     )
-
-
-@pytest.fixture(autouse=True)
-def leaves_the_floor_clean(agent_stack: Stack) -> Iterator[None]:
-    """Every test ends with no interaction open; should one fail half-way, the next tests start
-    from a clean floor anyway."""
-    yield
-    if open_count(agent_stack):
-        reset_floor(agent_stack)
 
 
 def view(

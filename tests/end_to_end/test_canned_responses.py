@@ -20,7 +20,9 @@ from server.adapters.persistence.database import create_store_engine
 from server.cli import DEMO_FOLDER, _demo_canned_responses, cmd_config_apply
 from server.settings import load_settings
 from tests.conftest import fresh_database_url
-from tests.end_to_end.agents import token_for
+from tests.end_to_end.agents import (
+    as_user,
+)
 from tests.end_to_end.conftest import Stack
 from tests.end_to_end.openapi_check import check, served_document
 from tests.end_to_end.organisations import ACME, GLOBEX
@@ -29,12 +31,6 @@ from tests.end_to_end.organisations import ACME, GLOBEX
 @pytest.fixture(scope="module")
 def document(stack: Stack) -> dict[str, Any]:
     return served_document(stack)
-
-
-def as_user(stack: Stack, username: str) -> httpx2.Client:
-    client = stack.client()
-    client.headers["Authorization"] = f"Bearer {token_for(stack, ACME, username)}"
-    return client
 
 
 @pytest.fixture

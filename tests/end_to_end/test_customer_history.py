@@ -5,39 +5,21 @@ read another customer's interaction through theirs; another organisation sees no
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
-
-import httpx2
-import pytest
 
 from tests.end_to_end.agents import (
     AgentSockets,
     agent_stack_fixture,  # noqa: F401  (the fixture agent_stack)
+    as_user,
+    leaves_the_floor_clean,  # noqa: F401  (autouse)
     make_available,
     next_of,
-    open_count,
-    reset_floor,
     run,
     text_from_phone,
-    token_for,
 )
 from tests.end_to_end.conftest import Stack
 from tests.end_to_end.openapi_check import check, served_document
 from tests.end_to_end.organisations import ACME, GLOBEX
-
-
-@pytest.fixture(autouse=True)
-def leaves_the_floor_clean(agent_stack: Stack) -> Iterator[None]:
-    yield
-    if open_count(agent_stack):
-        reset_floor(agent_stack)
-
-
-def as_user(stack: Stack, username: str) -> httpx2.Client:
-    client = stack.client()
-    client.headers["Authorization"] = f"Bearer {token_for(stack, ACME, username)}"
-    return client
 
 
 def test_an_agent_reads_the_customers_earlier_interactions(agent_stack: Stack) -> None:

@@ -4,29 +4,19 @@ cannot go out is refused with a code of the protocol."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from parley_client import CommandFailed
 from tests.end_to_end.agents import (
     AgentSockets,
     agent_stack_fixture,  # noqa: F401  (the fixture agent_stack)
+    leaves_the_floor_clean,  # noqa: F401  (autouse)
     next_of,
-    open_count,
     phone_messages,
-    reset_floor,
     run,
 )
 from tests.end_to_end.conftest import Stack
 from tests.end_to_end.organisations import ACME, GLOBEX
-
-
-@pytest.fixture(autouse=True)
-def leaves_the_floor_clean(agent_stack: Stack) -> Iterator[None]:
-    yield
-    if open_count(agent_stack):
-        reset_floor(agent_stack)
 
 
 def test_an_agent_starts_a_conversation_and_sees_it_delivered(agent_stack: Stack) -> None:

@@ -10,7 +10,6 @@ Alice's direct number sends MMS; the Support number's sandbox account does not
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
 
 import httpx2
 import pytest
@@ -20,11 +19,10 @@ from tests.end_to_end.agents import (
     AgentSockets,
     advance,
     agent_stack_fixture,  # noqa: F401  (the fixture agent_stack)
+    leaves_the_floor_clean,  # noqa: F401  (autouse)
     make_available,
     next_of,
-    open_count,
     phone_messages,
-    reset_floor,
     run,
     text_from_phone,
     token_for,
@@ -34,13 +32,6 @@ from tests.end_to_end.organisations import ACME, GLOBEX, Organisation
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + secrets.token_bytes(1500)
 PDF = b"%PDF-1.7\n" + secrets.token_bytes(800)
-
-
-@pytest.fixture(autouse=True)
-def leaves_the_floor_clean(agent_stack: Stack) -> Iterator[None]:
-    yield
-    if open_count(agent_stack):
-        reset_floor(agent_stack)
 
 
 def upload(stack: Stack, org: Organisation, name: str, content: bytes, kind: str) -> dict[str, str]:

@@ -5,7 +5,6 @@ left unacknowledged, it is not. The reference client acknowledges such a snapsho
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 from websockets.asyncio.client import ClientConnection
@@ -14,13 +13,12 @@ from tests.end_to_end.agents import (
     AgentSockets,
     advance,
     agent_stack_fixture,  # noqa: F401  (the fixture agent_stack)
+    leaves_the_floor_clean,  # noqa: F401  (autouse)
     make_available,
     next_of,
-    open_count,
     raw_frame,
     raw_hello,
     raw_socket,
-    reset_floor,
     run,
     text_from_phone,
     token_for,
@@ -28,13 +26,6 @@ from tests.end_to_end.agents import (
 )
 from tests.end_to_end.conftest import Stack
 from tests.end_to_end.organisations import ACME
-
-
-@pytest.fixture(autouse=True)
-def leaves_the_floor_clean(agent_stack: Stack) -> Iterator[None]:
-    yield
-    if open_count(agent_stack):
-        reset_floor(agent_stack)
 
 
 def delivered(stack: Stack, phone: str) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,10 +22,9 @@ from tests.end_to_end.agents import (
     advance,
     agent_stack_fixture,  # noqa: F401  (the fixture agent_stack)
     clock_now,
+    leaves_the_floor_clean,  # noqa: F401  (autouse)
     make_available,
     next_of,
-    open_count,
-    reset_floor,
     run,
     text_from_phone,
     user_id,
@@ -33,13 +32,6 @@ from tests.end_to_end.agents import (
 )
 from tests.end_to_end.conftest import Stack
 from tests.end_to_end.organisations import ACME, GLOBEX
-
-
-@pytest.fixture(autouse=True)
-def leaves_the_floor_clean(agent_stack: Stack) -> Iterator[None]:
-    yield
-    if open_count(agent_stack):
-        reset_floor(agent_stack)
 
 
 def queue(picture: dict[str, Any], name: str) -> dict[str, Any]:

@@ -5,19 +5,16 @@ and leaves nothing written."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import httpx2
 import pytest
 
 from tests.end_to_end.agents import (
     agent_stack_fixture,  # noqa: F401  (the fixture agent_stack)
-    open_count,
+    as_user,
+    leaves_the_floor_clean,  # noqa: F401  (autouse)
     phone_messages,
-    reset_floor,
     run,
-    token_for,
     user_id,
     wait_until,
 )
@@ -26,22 +23,9 @@ from tests.end_to_end.openapi_check import check, served_document
 from tests.end_to_end.organisations import ACME, GLOBEX
 
 
-@pytest.fixture(autouse=True)
-def leaves_the_floor_clean(agent_stack: Stack) -> Iterator[None]:
-    yield
-    if open_count(agent_stack):
-        reset_floor(agent_stack)
-
-
 @pytest.fixture(scope="module")
 def document(agent_stack: Stack) -> dict[str, Any]:
     return served_document(agent_stack)
-
-
-def as_user(stack: Stack, username: str) -> httpx2.Client:
-    client = stack.client()
-    client.headers["Authorization"] = f"Bearer {token_for(stack, ACME, username)}"
-    return client
 
 
 async def texts_on(stack: Stack, phone: str, count: int) -> list[str]:
