@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from server.adapters.persistence import queries
-from server.adapters.persistence.tables import Interaction, table_of
-from tests.adapters.persistence.organisation_rows import add_organisation
+from tests.adapters.persistence.organisation_rows import add_interaction, add_organisation
 
 T0 = datetime(2026, 1, 1, 9, tzinfo=UTC)
 
@@ -19,22 +18,15 @@ def test_a_boosted_interaction_goes_first_and_the_oldest_wait_is_still_the_oldes
     with store.begin() as db:
         add_organisation(db, at=T0)
         for interaction_id, priority, minutes in ((1, 0, 0), (2, 10, 5), (3, 0, 2)):
-            db.execute(
-                table_of(Interaction)
-                .insert()
-                .values(
-                    id=interaction_id,
-                    organisation_id=1,
-                    number_id=1,
-                    local_number="+19205550100",
-                    remote_number=f"+1414555000{interaction_id}",
-                    state="queued",
-                    queue_kind="workgroup",
-                    queue_id=1,
-                    priority=priority,
-                    enqueued_at=T0 + timedelta(minutes=minutes),
-                    created_at=T0,
-                )
+            add_interaction(
+                db,
+                interaction_id=interaction_id,
+                state="queued",
+                queue_kind="workgroup",
+                queue_id=1,
+                priority=priority,
+                enqueued_at=T0 + timedelta(minutes=minutes),
+                created_at=T0,
             )
     with store.connect() as db:
         [support] = queries.list_queues(db, organisation_id=1)["queues"]

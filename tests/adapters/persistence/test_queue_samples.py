@@ -18,7 +18,6 @@ from server.adapters.persistence.queue_samples import (
 )
 from server.adapters.persistence.tables import (
     Audit,
-    Interaction,
     QueueSample,
     table_of,
 )
@@ -26,7 +25,7 @@ from server.core.care import CarePolicy
 from server.core.effects import AuditSupervision, RecordQueueSamples
 from server.core.effects import QueueSample as Sample
 from server.core.routing import OrganisationConfig
-from tests.adapters.persistence.organisation_rows import add_organisation
+from tests.adapters.persistence.organisation_rows import add_interaction, add_organisation
 
 T0 = datetime(2026, 3, 2, 15, tzinfo=UTC)  # 09:00 in Chicago
 CHICAGO_MIDNIGHT = datetime(2026, 3, 2, 6, tzinfo=UTC)
@@ -124,24 +123,17 @@ def test_closed_today_is_since_the_organisations_midnight(store: sa.Engine) -> N
     ]
     with store.begin() as db:
         for interaction_id, state, closed, answered, wrap_up, kind in rows:
-            db.execute(
-                table_of(Interaction)
-                .insert()
-                .values(
-                    id=interaction_id,
-                    organisation_id=1,
-                    number_id=1,
-                    local_number="+19205550100",
-                    remote_number=f"+1414555000{interaction_id}",
-                    state=state,
-                    queue_kind=kind,
-                    queue_id=1,
-                    enqueued_at=T0 - timedelta(hours=10),
-                    created_at=T0 - timedelta(hours=10),
-                    closed_at=closed,
-                    answered_at=answered,
-                    wrap_up_until=wrap_up,
-                )
+            add_interaction(
+                db,
+                interaction_id=interaction_id,
+                state=state,
+                queue_kind=kind,
+                queue_id=1,
+                enqueued_at=T0 - timedelta(hours=10),
+                created_at=T0 - timedelta(hours=10),
+                closed_at=closed,
+                answered_at=answered,
+                wrap_up_until=wrap_up,
             )
     config = OrganisationConfig(
         id=1,
