@@ -142,6 +142,13 @@ class Peer:
                 await self.recv()
         return self.ws.close_code
 
+    async def acknowledge_until_closed(self) -> None:
+        """Acknowledge every command (with an empty result) until the client closes."""
+        with contextlib.suppress(WebSocketClosed):
+            while True:
+                command = await self.recv()
+                await self.send({"type": "command_ack", "id": command["id"], "result": {}})
+
 
 Script = Callable[[Peer], Awaitable[None]]
 
@@ -452,10 +459,7 @@ def test_commands_return_their_result_or_raise_command_failed() -> None:
 def test_every_command_helper_sends_its_frame() -> None:
     async def script(peer: Peer) -> None:
         await peer.welcome(seq=0)
-        with contextlib.suppress(WebSocketClosed):
-            while True:
-                command = await peer.recv()
-                await peer.send({"type": "command_ack", "id": command["id"], "result": {}})
+        await peer.acknowledge_until_closed()
 
     async def test() -> None:
         async with ProtocolServer(script).running() as server:
@@ -522,10 +526,7 @@ def test_the_supervisor_helpers_send_their_frames_and_keep_the_picture() -> None
                 "samples": [sample, later],
             }  # the first again: dropped
         )
-        with contextlib.suppress(WebSocketClosed):
-            while True:
-                command = await peer.recv()
-                await peer.send({"type": "command_ack", "id": command["id"], "result": {}})
+        await peer.acknowledge_until_closed()
 
     async def test() -> None:
         async with ProtocolServer(script).running() as server:
