@@ -519,7 +519,18 @@ class CannedResponse(SQLModel, table=True):
     """A ready-made reply agents insert; for one workgroup, or for all (`workgroup_id` None)."""
 
     __tablename__ = "canned_response"
-    __table_args__ = (sa.UniqueConstraint("organisation_id", "workgroup_id", "title"),)
+    __table_args__ = (
+        sa.UniqueConstraint("organisation_id", "workgroup_id", "title"),
+        # the constraint above never matches NULL workgroups: titles for everyone need this
+        sa.Index(
+            "canned_response_title_for_everyone",
+            "organisation_id",
+            "title",
+            unique=True,
+            sqlite_where=sa.text("workgroup_id IS NULL"),
+            postgresql_where=sa.text("workgroup_id IS NULL"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     organisation_id: int = _org()
