@@ -156,7 +156,7 @@ class Pages:
         )
 
     async def _for_role(
-        self, request: Request, template: str, *, page: str, role: Role
+        self, request: Request, template: str, *, page: str, role: Role, **extra: Any
     ) -> Response:
         """A page for `role` and above: 303 to `/sign-in` without a session; below the role,
         the page's own refusal (its template reads `allowed`) with status 403."""
@@ -164,7 +164,7 @@ class Pages:
         if user is None:
             return RedirectResponse("/sign-in", status_code=303)
         allowed = user.principal.at_least(role)
-        response = self._render(request, template, page=page, user=user, allowed=allowed)
+        response = self._render(request, template, page=page, user=user, allowed=allowed, **extra)
         response.status_code = 200 if allowed else 403
         return response
 
@@ -175,21 +175,14 @@ class Pages:
         section = request.path_params.get("section", "overview")
         if section not in ADMIN_SECTIONS:
             return Response("No such page", status_code=404, media_type="text/plain")
-        user = await self._user(request)
-        if user is None:
-            return RedirectResponse("/sign-in", status_code=303)
-        allowed = user.principal.at_least("admin")
-        page = self._render(
+        return await self._for_role(
             request,
             f"admin_{section}.html",
             page="admin",
-            user=user,
-            allowed=allowed,
+            role="admin",
             section=section,
             sections=ADMIN_SECTIONS,
         )
-        page.status_code = 200 if allowed else 403
-        return page
 
     async def phone(self, request: Request) -> Response:
         """`GET /phone`: the customer phone simulator, a face on the sandbox broker's phone side
