@@ -23,7 +23,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio.to_thread
-import orjson
 import sqlalchemy as sa
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -33,7 +32,7 @@ from server.adapters.clock import Clock, SystemClock
 from server.adapters.config_document import ConfigInvalid, ConfigProblem
 from server.adapters.config_edit import ConfigEditor, ConfigSnapshot, EditRefused
 from server.adapters.http_api.auth import require
-from server.adapters.http_api.request_body import BodyTooLarge, read_limited_body
+from server.adapters.http_api.request_body import BodyRefused, read_json_object
 from server.adapters.persistence.accounts import Principal, Role
 from server.adapters.persistence.config_apply import ApplyReport, ConfigConflict, StaleRevision
 from server.adapters.persistence.tables import Audit, table_of
@@ -219,16 +218,10 @@ class AdminApi:
         `EditRefused` otherwise. A `revision`, when given, must be a whole number."""
         allowed = tuple(allowed)
         request.state.admin_fields = allowed
-        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            raise EditRefused(415, "unsupported_media_type", "send Content-Type: application/json")
         try:
-            body = orjson.loads(await read_limited_body(request, limit=_BODY_LIMIT))
-        except BodyTooLarge as error:
-            raise EditRefused(413, "body_too_large", str(error)) from None
-        except orjson.JSONDecodeError:
-            raise EditRefused(400, "bad_request", "the body is not JSON") from None
-        if not isinstance(body, dict):
-            raise EditRefused(422, "invalid_body", "the body must be a JSON object")
+            body = await read_json_object(request, limit=_BODY_LIMIT)
+        except BodyRefused as refused:
+            raise EditRefused(refused.status, refused.code, refused.detail) from None
         for key in body:
             if key not in allowed:
                 raise EditRefused(
