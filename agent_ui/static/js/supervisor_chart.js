@@ -1,6 +1,8 @@
 // The dashboard's chart in plain SVG: one queue's samples over the last hours, the number
 // waiting (left scale) and the service level in percent (right scale). No library.
 
+import { clockTime } from "./format.js";
+
 const SVG = "http://www.w3.org/2000/svg";
 const WIDTH = 640;
 const HEIGHT = 240;
@@ -12,8 +14,6 @@ function element(name, attributes = {}, text = "") {
   if (text) node.textContent = text;
   return node;
 }
-
-const hourFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
 
 /**
  * Draw `samples` (oldest first) of the hours ending at `endMs` into `svg`, keeping its <title>
@@ -46,7 +46,7 @@ export function drawChart(svg, samples, { endMs, hours }) {
   const firstHour = Math.ceil(startMs / 3600_000) * 3600_000; // ticks on whole hours (UTC-based)
   for (let ms = firstHour; ms <= endMs; ms += 3600_000) {
     axes.append(
-      element("text", { x: x(ms), y: HEIGHT - 8, "text-anchor": "middle" }, hourFormat.format(new Date(ms))),
+      element("text", { x: x(ms), y: HEIGHT - 8, "text-anchor": "middle" }, clockTime(ms)),
     );
   }
   svg.append(axes);
@@ -76,7 +76,7 @@ export function drawChart(svg, samples, { endMs, hours }) {
   if (desc) {
     const last = shown.at(-1);
     desc.textContent = last
-      ? `${shown.length} samples. At ${hourFormat.format(new Date(last.at))}: ${last.waiting} waiting, ` +
+      ? `${shown.length} samples. At ${clockTime(last.at)}: ${last.waiting} waiting, ` +
         `service level ${last.service_level === null ? "not yet known" : `${Math.round(last.service_level * 100)} %`}.`
       : "No samples yet.";
   }
