@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from server.adapters.clock import Clock
+from server.adapters.http_api.admin_api import actor_of
 from server.adapters.http_api.auth import require
 from server.adapters.http_api.errors import error_response
 from server.adapters.http_api.request_body import BodyRefused, read_json_object
@@ -70,10 +71,6 @@ async def _draft(request: Request) -> Draft:
     )
 
 
-def _actor(principal: Principal) -> str:
-    return principal.username or "organisation token"
-
-
 class CannedResponseApi:
     def __init__(self, engine: sa.Engine, *, clock: Clock) -> None:
         self._engine = engine
@@ -120,7 +117,7 @@ class CannedResponseApi:
             canned_responses.create,
             organisation_id=principal.organisation_id,
             draft=draft,
-            actor=_actor(principal),
+            actor=actor_of(principal),
             now=self._clock.now(),
         )
         if isinstance(created, Response):
@@ -138,7 +135,7 @@ class CannedResponseApi:
             organisation_id=principal.organisation_id,
             response_id=response_id,
             draft=draft,
-            actor=_actor(principal),
+            actor=actor_of(principal),
             now=self._clock.now(),
         )
         if isinstance(updated, Response):
@@ -154,7 +151,7 @@ class CannedResponseApi:
             write=True,
             organisation_id=principal.organisation_id,
             response_id=response_id,
-            actor=_actor(principal),
+            actor=actor_of(principal),
             now=self._clock.now(),
         )
         if not deleted:
