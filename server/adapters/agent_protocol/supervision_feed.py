@@ -65,9 +65,10 @@ def supervision_frame(
     organisation_id: int,
     now: datetime,
     after: datetime | None,
-) -> dict[str, Any]:
+) -> str:
     """A `supervisor_snapshot` (`after` None: the samples of the last `CHART_HOURS`) or a
-    `supervisor_update` (the samples taken after `after`), JSON-ready. Runs in the writer."""
+    `supervisor_update` (the samples taken after `after`), encoded. Runs in the writer, so
+    that it agrees with what was committed; encoded there once, for all the supervisors."""
     frame: dict[str, Any] = {
         "type": "supervisor_snapshot" if after is None else "supervisor_update",
         "at": now,
@@ -78,8 +79,7 @@ def supervision_frame(
     }
     if after is None:
         frame["chart_hours"] = CHART_HOURS
-    loaded: dict[str, Any] = orjson.loads(orjson.dumps(frame, option=orjson.OPT_UTC_Z))
-    return loaded
+    return orjson.dumps(frame, option=orjson.OPT_UTC_Z).decode()
 
 
 class SupervisionFeed:
@@ -96,13 +96,13 @@ class SupervisionFeed:
     async def join(self, session: AgentSession) -> None:
         """Send `session` the snapshot, then the updates of its organisation."""
         organisation_id, now = session.organisation_id, self._clock.now()
-        frame = await self._driver.query(
+        text = await self._driver.query(
             lambda switchboard, connection: supervision_frame(
                 switchboard, connection, organisation_id=organisation_id, now=now, after=None
             )
         )
         self._since.setdefault(organisation_id, now)
-        session.send_encoded(_encode(frame))
+        session.send_encoded(text)
         self._sessions.setdefault(organisation_id, set()).add(session)
 
     def leave(self, session: AgentSession) -> None:
@@ -143,20 +143,15 @@ class SupervisionFeed:
             return
         now = self._clock.now()
         after = self._since.get(organisation_id, now)
-        frame = await self._driver.query(
+        text = await self._driver.query(
             lambda switchboard, connection: supervision_frame(
                 switchboard, connection, organisation_id=organisation_id, now=now, after=after
             )
         )
         self._since[organisation_id] = max(after, now)
-        text = _encode(frame)
         for session in list(self._sessions.get(organisation_id, ())):
             session.send_encoded(text)
 
     def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-
-
-def _encode(frame: dict[str, Any]) -> str:
-    return orjson.dumps(frame).decode()
