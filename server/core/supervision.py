@@ -447,7 +447,7 @@ def _username(config: OrganisationConfig, user_id: int | None) -> str | None:
     """The username of one of the organisation's users (None: not one of them)."""
     if user_id is None:
         return None
-    return next((name for name, found in config.users.items() if found == user_id), None)
+    return config.queue_name(QueueRef(QueueKind.USER, user_id)) or None
 
 
 def _seconds(delta: timedelta) -> int:
