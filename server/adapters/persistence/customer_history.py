@@ -61,24 +61,20 @@ def history(
     )
     if anchor is None:
         return None
-    counted = (
-        sa.select(_message.c.interaction_id, sa.func.count().label("messages"))
-        .where(_message.c.organisation_id == organisation_id)
-        .group_by(_message.c.interaction_id)
-        .subquery()
+    # counted per listed interaction (by message_by_interaction), not over the organisation
+    message_count = (
+        sa.select(sa.func.count())
+        .where(_message.c.interaction_id == _interaction.c.id)
+        .scalar_subquery()
     )
     rows = connection.execute(
         sa.select(
             _interaction,
             _user.c.username.label("agent_username"),
             _user.c.display_name.label("agent_display_name"),
-            sa.func.coalesce(counted.c.messages, 0).label("message_count"),
+            message_count.label("message_count"),
         )
-        .select_from(
-            _interaction.outerjoin(_user, _user.c.id == _interaction.c.agent_id).outerjoin(
-                counted, counted.c.interaction_id == _interaction.c.id
-            )
-        )
+        .select_from(_interaction.outerjoin(_user, _user.c.id == _interaction.c.agent_id))
         .where(
             _interaction.c.organisation_id == organisation_id,
             _interaction.c.remote_number == anchor.remote_number,
