@@ -54,8 +54,6 @@ NAVIGATION: tuple[NavLink, ...] = (
     NavLink("canned-responses", "Canned responses", "/canned-responses", role="supervisor"),
     NavLink("phone", "Phone simulator", "/phone"),  # only while the sandbox is on
     NavLink("admin", "Administration", "/admin", role="admin"),
-    # The supervisor dashboard, the administration pages and the phone simulator add their
-    # links here (e.g. NavLink("supervisor", "Dashboard", "/supervisor", role="supervisor")).
 )
 
 ADMIN_SECTIONS = {
