@@ -420,9 +420,10 @@ class SandboxBroker:
         if not self._watchers.get(phone):
             return
         message = await anyio.to_thread.run_sync(self._load_message, message_id)
+        if message is None:
+            return
         for queue in self._watchers.get(phone, ()):
-            if message is not None:
-                queue.put_nowait(message)
+            queue.put_nowait(message)
 
     # -- background receipts ---------------------------------------------------------------
 
