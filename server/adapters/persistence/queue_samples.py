@@ -10,7 +10,7 @@ same after a restart; `recent_samples` is what a supervisor's page draws.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -108,10 +108,10 @@ def closed_today(
                     remote_number="",
                     queue=QueueRef(QueueKind.WORKGROUP, row.queue_id),
                     state=InteractionState.DISCONNECTED,
-                    enqueued_at=_utc(row.enqueued_at),
-                    created_at=_utc(row.created_at),
-                    answered_at=None if row.answered_at is None else _utc(row.answered_at),
-                    closed_at=_utc(row.closed_at),
+                    enqueued_at=row.enqueued_at,
+                    created_at=row.created_at,
+                    answered_at=row.answered_at,
+                    closed_at=row.closed_at,
                 )
             )
     return found
@@ -133,7 +133,7 @@ def recent_samples(
     return [
         {
             "workgroup_id": row.workgroup_id,
-            "at": _utc(row.at),
+            "at": row.at,
             "waiting": row.waiting,
             "longest_wait_s": row.longest_wait_s,
             "answered": row.answered,
@@ -142,7 +142,3 @@ def recent_samples(
         }
         for row in connection.execute(query)
     ]
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
