@@ -43,9 +43,19 @@ export class CommandError extends Error {
   }
 }
 
-export function agentSocketUrl(location = window.location) {
+/** The WebSocket URL of `path` on this page's server (wss: under https:). */
+export function socketUrl(path, location = window.location) {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  return `${scheme}//${location.host}/agent/ws`;
+  return `${scheme}//${location.host}${path}`;
+}
+
+export function agentSocketUrl(location = window.location) {
+  return socketUrl("/agent/ws", location);
+}
+
+/** How long to wait before reopening a dropped socket, the `attempt`-th time (from 0). */
+export function reconnectDelay(attempt) {
+  return BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)];
 }
 
 export class AgentConnection {
@@ -225,7 +235,7 @@ export class AgentConnection {
 
   _scheduleReconnect(detail) {
     if (this._stopped) return;
-    const delay = BACKOFF_MS[Math.min(this._attempt, BACKOFF_MS.length - 1)];
+    const delay = reconnectDelay(this._attempt);
     this._attempt += 1;
     this._setStatus("reconnecting", detail);
     clearTimeout(this._reconnectTimer);

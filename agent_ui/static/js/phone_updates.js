@@ -12,11 +12,10 @@
 // one brings everything back, so nothing is missed. A close 44xx (e.g. 4422, an impossible
 // number) is final: `onStatus("refused", reason)`. `stop()` closes it for good.
 
-const BACKOFF_MS = [250, 500, 1000, 2000, 4000, 5000];
+import { reconnectDelay, socketUrl } from "./connection.js";
 
 export function phoneUpdatesUrl(phone, location = window.location) {
-  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  return `${scheme}//${location.host}/sandbox/phones/${encodeURIComponent(phone)}/updates`;
+  return socketUrl(`/sandbox/phones/${encodeURIComponent(phone)}/updates`, location);
 }
 
 export class PhoneUpdates {
@@ -64,7 +63,7 @@ export class PhoneUpdates {
         this.handlers.onStatus("refused", event.reason);
         return;
       }
-      const wait = BACKOFF_MS[Math.min(this._attempt, BACKOFF_MS.length - 1)];
+      const wait = reconnectDelay(this._attempt);
       this._attempt += 1;
       this.handlers.onStatus("reconnecting", "");
       this._timer = setTimeout(() => this._open("reconnecting"), wait);
