@@ -31,7 +31,6 @@ from server.adapters.persistence.tables import (
 )
 from server.core.delivery import DeliveryStatus
 from server.core.effects import (
-    AuditSupervision,
     DeferSend,
     Effect,
     EndAgentSessions,
@@ -42,7 +41,6 @@ from server.core.effects import (
     PushToAgent,
     RecordConsent,
     RecordPartSent,
-    RecordQueueSamples,
     ReportRoutingProblem,
     SaveAgent,
     SaveInteraction,
@@ -246,8 +244,6 @@ def write_effects(
     for effect in effects:
         if isinstance(effect, RecordConsent):
             _record_consent(connection, effect)
-        elif isinstance(effect, RecordQueueSamples | AuditSupervision):
-            write_supervision(connection, (effect,))
         elif isinstance(effect, ReportRoutingProblem):
             log.warning(
                 "routing problem in organisation %s for message %s: %s",
@@ -255,6 +251,7 @@ def write_effects(
                 effect.message_id,
                 "; ".join(effect.problems),
             )
+    write_supervision(connection, effects)  # picks its samples and audit rows out itself
     return after
 
 
