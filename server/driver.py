@@ -5,7 +5,9 @@ feeds their events one by one to the `Switchboard` with `now` from the clock, wr
 effects in one transaction, commits, and only then answers each caller and hands on what the
 commit released: events to agents' sockets (`on_commit`) and replies to the sender (`on_send`).
 A webhook is therefore acknowledged only after what it carried is durable. One writer means two
-inputs never race, so the core needs no lock; the group commit is what makes that fast.
+inputs never race, so the core needs no lock; the group commit is what makes that fast. What
+needs no answer (an offer's acknowledgement) is noted instead (`note`): it is fed first in the
+next group and stored with it, without a commit of its own.
 
 Timers: after every group the driver asks the switchboard for `next_deadline()` and arms one
 timer for that instant (APScheduler with the system clock; with the manual clock of the tests
@@ -20,6 +22,7 @@ store.
 from __future__ import annotations
 
 import asyncio
+import collections
 import gc
 import logging
 import queue
@@ -90,6 +93,7 @@ class _Job:
 
 
 _STOP = object()
+_WAKE = object()  # noted events wait (`Driver.note`)
 
 OnCommit = Callable[[list[AgentPush], list[QueueFigures]], None]
 OnSend = Callable[[list[OutboundJob]], None]
@@ -101,6 +105,9 @@ class Driver:
         self.clock = clock
         self._group_commit_max = group_commit_max
         self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        # events that ride with the next group (`note`), and whether a wake-up for them is queued
+        self._noted: collections.deque[Event] = collections.deque()
+        self._wake_queued = False
         self._thread: threading.Thread | None = None
         self._switchboard: Switchboard | None = None
         self._connection: sa.Connection | None = None  # the writer's own, see `_writer_connection`
@@ -201,6 +208,22 @@ class Driver:
             raise job.query_error
         return job.result
 
+    def note(self, events: Sequence[Event]) -> None:
+        """Have `events` fed first in the next group, without a group of their own.
+
+        For what needs no answer and no commit of its own (an offer's acknowledgement: at 500
+        texts/s it was a third of the writer's groups, bench/README.md). They are stored with
+        that group; the writer is woken for them only when no wake-up is queued already, so
+        an idle writer still takes them at once, and a busy one with the work it has.
+        Called on the event loop; raises `DriverStopped` when the driver is not running.
+        """
+        if self._thread is None:
+            raise DriverStopped("the driver is not running")
+        self._noted.extend(events)
+        if not self._wake_queued:
+            self._wake_queued = True
+            self._inbox.put(_WAKE)
+
     async def tick(self) -> None:
         """Fire what is due now (tests advance the manual clock, then call this)."""
         await self.submit((DeadlineReached(),))
@@ -233,26 +256,41 @@ class Driver:
 
     def _run_groups(self) -> None:
         while True:
-            first = self._inbox.get()
-            if first is _STOP:
-                return
-            group: list[_Job] = [first]
-            size = len(first.events)
+            group: list[_Job] = []
+            size = 0
             stopping = False
-            while size < self._group_commit_max:
+            job = self._inbox.get()
+            while True:
+                if job is _STOP:
+                    stopping = True
+                    break
+                if job is not _WAKE:
+                    group.append(job)
+                    size += len(job.events)
+                if size >= self._group_commit_max:
+                    break
                 try:
                     job = self._inbox.get_nowait()
                 except queue.Empty:
                     break
-                if job is _STOP:
-                    stopping = True
-                    break
-                group.append(job)
-                size += len(job.events)
-            self._commit_group(group)
-            self._arm_timer()
+            noted = self._take_noted()
+            if noted is not None:
+                group.insert(0, noted)
+            if group:
+                self._commit_group(group)
+                self._arm_timer()
             if stopping:
                 return
+
+    def _take_noted(self) -> _Job | None:
+        """The noted events as one job (fed before the group's others), or None."""
+        self._wake_queued = False  # before taking: an event noted after this queues a wake-up
+        events: list[Event] = []
+        while self._noted:
+            events.append(self._noted.popleft())
+        if not events:
+            return None
+        return _Job(events=tuple(events), loop=None, future=None)
 
     def _commit_group(self, group: list[_Job]) -> None:
         try:

@@ -1,10 +1,12 @@
 """The driver on a real store (SQLite, or PostgreSQL with PARLEY_TEST_DATABASE_URL): a group
 whose transaction fails is retried one submission at a time, on a fresh connection, and every
-good submission is stored."""
+good submission is stored; noted events are stored without a submission of their own."""
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from server.core.events import (
     AgentConnected,
     AgentDisconnected,
     AgentStateRequested,
+    OfferAcknowledged,
     SmsReceived,
 )
 from server.driver import Driver, Submitted
@@ -150,3 +153,50 @@ def test_a_user_removed_just_before_a_failed_group_still_has_their_sessions_ende
         engine.dispose()
     assert ended == [EndAgentSessions(organisation_id, bob, "user removed")]
     assert disconnected.stored == 1
+
+
+def test_noted_events_are_stored_by_an_idle_writer_and_by_its_stop(tmp_path: Path) -> None:
+    """An offer's acknowledgement is noted, not submitted: an idle writer is woken for it, and
+    one noted as the driver stops is stored by its last group."""
+    engine, driver = acme_driver(tmp_path)
+    with engine.connect() as db:
+        organisation_id = organisation_id_for(db, slug="acme")
+        bob = find_user(db, organisation="acme", username="bob").id
+
+    def wait_until(done: Callable[[], bool]) -> None:
+        while not done():
+            time.sleep(0.01)
+
+    def delivered(phone: str) -> list[bool]:
+        with engine.connect() as db:
+            query = sa.select(_interaction.c.offer_delivered).where(
+                _interaction.c.remote_number == phone, _interaction.c.offered_to == bob
+            )
+            return [bool(value) for value in db.execute(query).scalars()]
+
+    async def offered(phone: str, message_id: str) -> int:
+        await driver.submit([support_text(driver, message_id, phone)])
+        with engine.connect() as db:
+            query = sa.select(_interaction.c.id).where(_interaction.c.remote_number == phone)
+            return int(db.execute(query).scalar_one())
+
+    async def scenario() -> None:
+        await asyncio.to_thread(driver.start, asyncio.get_running_loop())
+        try:
+            await driver.submit([AgentConnected(organisation_id, bob)])
+            await driver.command(AgentStateRequested(organisation_id, bob, "available"))
+            first = await offered("+14145550021", "n-1")
+            assert delivered("+14145550021") == [False]
+            driver.note([OfferAcknowledged(organisation_id, bob, first)])
+            # nothing else is submitted meanwhile: the note alone wakes the writer
+            await asyncio.to_thread(wait_until, lambda: delivered("+14145550021") == [True])
+            second = await offered("+14145550022", "n-2")
+            driver.note([OfferAcknowledged(organisation_id, bob, second)])
+        finally:
+            await asyncio.to_thread(driver.stop)
+
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), 30 * TIMEOUT_SCALE))
+        assert delivered("+14145550022") == [True]
+    finally:
+        engine.dispose()

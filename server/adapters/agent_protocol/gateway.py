@@ -389,7 +389,7 @@ class AgentSession:
         elif kind == "pong":
             return
         elif kind == "ack":
-            await self._acknowledged(int(frame["seq"]))
+            self._acknowledged(int(frame["seq"]))
         elif kind == "hello":
             await self.websocket.close(4002, "bad frame: hello was already received")
         elif kind == "get_interaction":
@@ -402,11 +402,13 @@ class AgentSession:
         else:
             await self._command(frame)
 
-    async def _acknowledged(self, seq: int) -> None:
+    def _acknowledged(self, seq: int) -> None:
+        """The offers up to `seq` reached the agent: noted for the driver's next group (no
+        commit of their own; an offer expiring first finds them fed before it)."""
         delivered = [iid for offer_seq, iid in self._offer_seqs if offer_seq <= seq]
         self._offer_seqs = [(s, i) for s, i in self._offer_seqs if s > seq]
         if delivered:
-            await self._driver.submit(
+            self._driver.note(
                 [core.OfferAcknowledged(self.organisation_id, self.user_id, i) for i in delivered]
             )
 

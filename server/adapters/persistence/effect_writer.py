@@ -170,7 +170,14 @@ def write_effects(
     `sequences` advances even if the transaction later fails: the driver reloads it then.
     """
     after = AfterCommit()
-    interactions = [_interaction_row(e) for e in effects if isinstance(e, OpenInteraction)]
+    # A save holds the whole state: each interaction is written once, in the group's last
+    # state, and one opened in this group is inserted in it (no UPDATE after its INSERT).
+    saves = {e.id: e for e in effects if isinstance(e, SaveInteraction)}
+    interactions = [
+        _interaction_row(e, saves.pop(e.id, None))
+        for e in effects
+        if isinstance(e, OpenInteraction)
+    ]
     messages = [_message_row(e) for e in effects if isinstance(e, StoreInboundMessage)]
     receipts = [_receipt_row(e) for e in effects if isinstance(e, StoreDeliveryReceipt)]
     outbound = [e for e in effects if isinstance(e, StoreOutboundMessage)]
@@ -181,9 +188,7 @@ def write_effects(
         after.sends.extend(_job(e) for e in outbound)
     if receipts:
         connection.execute(_insert_ignoring_duplicates(connection, _receipt), receipts)
-    _SAVE_INTERACTIONS.run(
-        connection, [_save_row(e) for e in effects if isinstance(e, SaveInteraction)]
-    )
+    _SAVE_INTERACTIONS.run(connection, [_save_row(e) for e in saves.values()])
     handlers = [
         {
             "organisation_id": e.organisation_id,
@@ -257,23 +262,22 @@ def write_effects(
 
 # The statements of (almost) every group, through the DBAPI (bulk_statements.py); each row
 # below is built with exactly their columns.
+_SAVED_COLUMNS = (
+    "state queue_kind queue_id priority agent_id offered_to offer_expires_at offer_delivered"
+    " wrap_up_by wrap_up_until closed_at answered_at idle_at grace_until max_wait_at"
+    " next_notice_at notice_position notice_wait_s closed_reason"
+)
 _INSERT_INTERACTIONS = BulkStatement.insert(
     _interaction,
-    "id organisation_id number_id local_number remote_number state queue_kind queue_id priority"
-    " offer_delivered route_id enqueued_at created_at closed_at",
+    f"id organisation_id number_id local_number remote_number route_id enqueued_at created_at"
+    f" {_SAVED_COLUMNS}",
 )
 _INSERT_MESSAGES = BulkStatement.insert(
     _message,
     "id organisation_id interaction_id direction broker_account_id broker_message_id number_id"
     " local_number remote_number body media keyword status author_id created_at",
 )
-_SAVE_INTERACTIONS = BulkStatement.update(
-    _interaction,
-    "state queue_kind queue_id priority agent_id offered_to offer_expires_at offer_delivered"
-    " wrap_up_by wrap_up_until closed_at answered_at idle_at grace_until max_wait_at"
-    " next_notice_at notice_position notice_wait_s closed_reason",
-    key="id",
-)
+_SAVE_INTERACTIONS = BulkStatement.update(_interaction, _SAVED_COLUMNS, key="id")
 _INSERT_HANDLERS = BulkStatement.insert(
     _handler,
     "organisation_id interaction_id user_id accepted_at",
@@ -458,23 +462,34 @@ def _mark_sent(connection: sa.Connection, effect: MarkSent) -> None:
         )
 
 
-def _interaction_row(effect: OpenInteraction) -> dict[str, Any]:
-    return {
+def _interaction_row(effect: OpenInteraction, saved: SaveInteraction | None) -> dict[str, Any]:
+    """The row of a new interaction: as opened, or in the state `saved` in the same group."""
+    row = {
         "id": effect.id,
         "organisation_id": effect.organisation_id,
         "number_id": effect.number_id,
         "local_number": effect.local_number,
         "remote_number": effect.remote_number,
-        "state": effect.state.value,
-        "queue_kind": effect.queue.kind.value,
-        "queue_id": effect.queue.id,
-        "priority": 0,
-        "offer_delivered": False,
         "route_id": effect.route_id,
         "enqueued_at": effect.enqueued_at,
         "created_at": effect.enqueued_at,
-        "closed_at": None,
     }
+    if saved is not None:
+        row.update(_save_row(saved))
+    else:
+        row.update(_OPENED)
+        row.update(
+            state=effect.state.value, queue_kind=effect.queue.kind.value, queue_id=effect.queue.id
+        )
+    return row
+
+
+# An opened interaction's columns that its saves write, before any save
+_OPENED: dict[str, Any] = {
+    **dict.fromkeys(_SAVED_COLUMNS.split()),
+    "priority": 0,
+    "offer_delivered": False,
+}
 
 
 def _message_row(effect: StoreInboundMessage) -> dict[str, Any]:

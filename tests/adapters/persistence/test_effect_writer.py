@@ -245,3 +245,54 @@ def test_agents_saved_in_one_group_keep_their_last_state(store: sa.Engine) -> No
         (1, 1, "available", None, later, later),
         (2, 1, "available", None, later, later),
     ]
+
+
+def test_interactions_saved_in_one_group_keep_their_last_state(store: sa.Engine) -> None:
+    support = QueueRef(QueueKind.WORKGROUP, 1)
+
+    def opened(row_id: int) -> OpenInteraction:
+        remote = f"+1414555000{row_id}"
+        return OpenInteraction(
+            row_id, 1, 1, "+19205550100", remote, support, InteractionState.QUEUED, T0, None
+        )
+
+    def saved(row_id: int, state: InteractionState, **changes: Any) -> SaveInteraction:
+        return SaveInteraction(
+            **{
+                "id": row_id,
+                "state": state,
+                "queue": support,
+                "priority": 0,
+                "agent_id": None,
+                "offered_to": None,
+                "offer_expires_at": None,
+                "offer_delivered": False,
+                "wrap_up_by": None,
+                "wrap_up_until": None,
+                "closed_at": None,
+                **changes,
+            }
+        )
+
+    offered = {"offered_to": 1, "offer_expires_at": T0 + timedelta(seconds=30)}
+    with store.begin() as db:
+        _organisation(db)
+        write_effects(db, [opened(1)], sequences=AgentSequences({}), now=T0)
+    group = [
+        saved(1, InteractionState.OFFERED, **offered, offer_delivered=True),  # acknowledged
+        opened(2),  # opened and saved in the same group: inserted as last saved
+        saved(2, InteractionState.OFFERED, **offered),
+        saved(1, InteractionState.CONNECTED, agent_id=1, answered_at=T0),  # then accepted
+        opened(3),  # opened only
+    ]
+    with store.begin() as db:
+        write_effects(db, group, sequences=AgentSequences({}), now=T0)
+    with store.connect() as db:
+        columns = "id, state, agent_id, offered_to, offer_delivered, answered_at, priority"
+        rows = db.execute(sa.text(f"SELECT {columns} FROM interaction ORDER BY id")).all()
+    assert [tuple(row) for row in rows] == [
+        (1, "connected", 1, None, False, rows[0].answered_at, 0),
+        (2, "offered", None, 1, False, None, 0),
+        (3, "queued", None, None, False, None, 0),
+    ]
+    assert rows[0].answered_at is not None
