@@ -172,7 +172,12 @@ class Driver:
             raise DriverStopped("the driver is not running")
         self._inbox.put(job)
         assert job.future is not None
-        await job.future
+        try:
+            await job.future
+        finally:
+            # No cycle job → future → job (or its error's traceback): at 500 texts/s those
+            # were most of the cyclic garbage, and so of the collector's pauses.
+            job.future = None
         return job
 
     def _job(self, events: Sequence[Event], query: Query | None = None) -> _Job:
@@ -478,7 +483,7 @@ def _resolve(job: _Job, error: BaseException | None) -> None:
     if future is None or future.done():
         return
     if error is None:
-        future.set_result(job)
+        future.set_result(None)  # the caller has the job
     else:
         future.set_exception(error)
 
