@@ -80,3 +80,31 @@ def test_an_event_is_encoded_once_for_all_its_agents_sockets() -> None:
     [first], [second] = (tab.frames for tab in tabs)
     assert first is second
     assert orjson.loads(first) == {"type": "event", "seq": 12, "event": event}
+
+
+def test_figures_as_last_sent_are_not_sent_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gateway, "FIGURES_INTERVAL_S", 0.01)
+    hub = AgentHub()
+    agent = _Session(1)
+    hub.attach(agent)  # type: ignore[arg-type]
+    hub.watch(agent, {("workgroup", 7)})  # type: ignore[arg-type]
+
+    async def publish(*waiting: int) -> list[int]:
+        """Publish Support's figures with each waiting count in turn, let the hub send what
+        it will, and return the waiting counts of the frames sent meanwhile."""
+        sent = len(agent.frames)
+        for count in waiting:
+            hub.publish([], [_figures(SUPPORT, count)])
+        await asyncio.wait_for(asyncio.gather(*asyncio.all_tasks() - {asyncio.current_task()}), 2)
+        return [orjson.loads(f)["queues"][0]["waiting"] for f in agent.frames[sent:]]
+
+    async def scenario() -> list[list[int]]:
+        return [
+            await publish(2),
+            await publish(2),  # unchanged (a save that moved nothing agents see)
+            await publish(3, 2),  # changed and back before the next send: as sent
+            await publish(2, 4),
+            await publish(4, 0),
+        ]
+
+    assert asyncio.run(scenario()) == [[2], [], [], [4], [0]]
