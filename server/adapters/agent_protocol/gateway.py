@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -423,6 +424,16 @@ class AgentSession:
                 [core.OfferAcknowledged(self.organisation_id, self.user_id, i) for i in delivered]
             )
 
+    @functools.cached_property
+    def _base_url(self) -> str:
+        """Where brokers fetch this socket's attachments (`base_url_as_sent`): the socket's
+        address and headers stay as they were, so it is worked out once, not per command."""
+        return base_url_as_sent(
+            self.websocket,
+            public_base_url=self._settings.public_base_url,
+            trust_forwarded=self._settings.trust_forwarded_headers,
+        )
+
     async def _command(self, frame: dict[str, Any]) -> None:
         try:
             event = await command_event(
@@ -431,11 +442,7 @@ class AgentSession:
                 user_id=self.user_id,
                 attachments=self._attachments,
                 now=self._clock.now(),
-                base_url=base_url_as_sent(
-                    self.websocket,
-                    public_base_url=self._settings.public_base_url,
-                    trust_forwarded=self._settings.trust_forwarded_headers,
-                ),
+                base_url=self._base_url,
                 principal=self.principal,
             )
             result = await self._driver.command(event)
