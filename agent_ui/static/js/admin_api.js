@@ -208,9 +208,9 @@ export async function announceChange(text, reload) {
   await Promise.all([reload(), showRecentChanges()]);
 }
 
-/** Run a page's `load` now, and the recent changes; show a failure in the status line. */
-/** Load the page's data with its forms' controls disabled meanwhile: nothing typed or ticked
- *  before the stored values arrive can be overwritten by them. */
+/** Run a page's `load` now, and the recent changes; show a failure in the status line. The
+ *  forms' controls are disabled meanwhile: nothing typed or ticked before the stored values
+ *  arrive can be overwritten by them. */
 export async function start(load) {
   const main = document.querySelector("main");
   const controls = [...main.querySelectorAll("form :is(input, select, textarea, button)")].filter(
