@@ -20,9 +20,7 @@ from server.adapters.persistence.database import create_store_engine
 from server.cli import DEMO_FOLDER, _demo_canned_responses, cmd_config_apply
 from server.settings import load_settings
 from tests.conftest import fresh_database_url
-from tests.end_to_end.agents import (
-    as_user,
-)
+from tests.end_to_end.agents import as_user
 from tests.end_to_end.conftest import Stack
 from tests.end_to_end.openapi_check import check, served_document
 from tests.end_to_end.organisations import ACME, GLOBEX
