@@ -399,7 +399,7 @@ def test_bad_input_is_refused_with_nothing_written(
     assert not agent_stack.rows("SELECT id FROM app_user WHERE username = 'erin'")
 
 
-def test_a_user_with_a_number_or_history_is_not_removed(
+def test_a_user_with_a_number_is_not_removed_and_one_without_history_is_deleted(
     agent_stack: Stack, admin: httpx2.Client
 ) -> None:
     count = audit_count(agent_stack)
