@@ -11,7 +11,7 @@ import importlib
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any, cast
 
@@ -624,7 +624,7 @@ def load_histories(
     for row in rows:
         key = (row.organisation_id, _queue(row.queue_kind, row.queue_id))
         history = histories.setdefault(key, QueueHistory())
-        history.handled((_utc(row.closed_at) - _utc(row.answered_at)).total_seconds())
+        history.handled((row.closed_at - row.answered_at).total_seconds())
     return histories
 
 
@@ -657,13 +657,9 @@ def load_closures(
         if config is None:
             continue
         window = config.care_of(_queue(row.queue_kind, row.queue_id)).reopen_window_s
-        until = _utc(row.closed_at) + timedelta(seconds=window)
+        until = row.closed_at + timedelta(seconds=window)
         if window > 0 and until > now:
             key = (row.organisation_id, row.local_number, row.remote_number)
             closures.pop(key, None)
             closures[key] = Closure(row.agent_id, until)
     return closures
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
