@@ -86,6 +86,12 @@ def _utc_from_sqlite(value: str | None) -> datetime | None:
         return _as_utc(datetime.fromisoformat(value))
 
 
+def _unique_where(name: str, *columns: str, where: str) -> sa.Index:
+    """A unique index over the rows `where` (SQL) holds: partial on SQLite and PostgreSQL."""
+    condition = sa.text(where)
+    return sa.Index(name, *columns, unique=True, sqlite_where=condition, postgresql_where=condition)
+
+
 def _when(*, nullable: bool = False, index: bool = False) -> Any:
     return Field(sa_column=sa.Column(UtcDateTime(), nullable=nullable, index=index))
 
@@ -294,14 +300,12 @@ class OutboundRoute(SQLModel, table=True):
 
 class Interaction(SQLModel, table=True):
     __table_args__ = (
-        sa.Index(
+        _unique_where(
             "one_open_interaction",
             "organisation_id",
             "local_number",
             "remote_number",
-            unique=True,
-            sqlite_where=sa.text("state <> 'disconnected'"),
-            postgresql_where=sa.text("state <> 'disconnected'"),
+            where="state <> 'disconnected'",
         ),
         sa.Index("interaction_by_state", "organisation_id", "state", "enqueued_at"),
     )
@@ -519,13 +523,11 @@ class CannedResponse(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("organisation_id", "workgroup_id", "title"),
         # the constraint above never matches NULL workgroups: titles for everyone need this
-        sa.Index(
+        _unique_where(
             "canned_response_title_for_everyone",
             "organisation_id",
             "title",
-            unique=True,
-            sqlite_where=sa.text("workgroup_id IS NULL"),
-            postgresql_where=sa.text("workgroup_id IS NULL"),
+            where="workgroup_id IS NULL",
         ),
     )
 
