@@ -5,8 +5,9 @@
 //
 // Keyboard: in the filter, Enter inserts the first match, Arrow Down moves into the list,
 // Escape closes and goes back to the reply (a picker that "/" opened leaves the "/" there, for a
-// text that starts with one); in the list, the arrows move and Enter or Space inserts. `new CannedPicker({root, reply, load})`: `root` holds the picker's elements (the
-// composer), `load()` resolves to the list.
+// text that starts with one); in the list, the arrows move and Enter or Space inserts.
+// `new CannedPicker({root, reply, load})`: `root` holds the picker's elements (the composer),
+// `load()` resolves to the list.
 
 export class CannedPicker {
   constructor({ root, reply, load }) {
