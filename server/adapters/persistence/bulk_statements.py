@@ -38,7 +38,9 @@ class BulkStatement:
             raise ValueError("a bulk statement takes two columns or more")  # itemgetter's tuple
         self._table = table
         self._columns = tuple(columns)
-        self._template = template  # {table}, {columns} and {values}, or {key} for an update
+        # {table}, {columns} and {values}, or {key} for an update; {conflict} and {excluded}
+        self._template = template
+        self._key = ""  # an upsert's conflict column
         self._values = operator.itemgetter(*self._columns)
         self._prepared: weakref.WeakKeyDictionary[
             Dialect, tuple[str, tuple[tuple[int, _Processor], ...]]
@@ -71,6 +73,19 @@ class BulkStatement:
         if automatic:
             raise ValueError(f"{table.name}: columns with onupdate must be given: {automatic}")
         return cls(table, [*names, key], "UPDATE {table} SET {assignments} WHERE {key}")
+
+    @classmethod
+    def upsert(cls, table: sa.Table, columns: str, *, key: str) -> BulkStatement:
+        """An INSERT of `columns` that updates the other columns of the row whose `key` (a
+        unique column, among `columns`) is taken already (`ON CONFLICT ... DO UPDATE`, on
+        SQLite and PostgreSQL). Raises ValueError as `insert` does."""
+        names = columns.split()
+        if key not in names:
+            raise ValueError(f"{table.name}: the key {key!r} must be among the columns")
+        statement = cls.insert(table, columns)
+        statement._template += " ON CONFLICT ({conflict}) DO UPDATE SET {excluded}"
+        statement._key = key
+        return statement
 
     def run(self, connection: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Write `rows` (each holding at least the statement's columns; KeyError otherwise).
@@ -106,6 +121,12 @@ class BulkStatement:
             values=", ".join(mark for _ in self._columns),
             assignments=", ".join(f"{quote(name)} = {mark}" for name in assigned),
             key=f"{quote(last)} = {mark}",
+            conflict=quote(self._key),
+            excluded=", ".join(
+                f"{quote(name)} = excluded.{quote(name)}"
+                for name in self._columns
+                if name != self._key
+            ),
         )
 
     def _processors(self, dialect: Dialect) -> tuple[tuple[int, _Processor], ...]:

@@ -289,11 +289,8 @@ _INSERT_HANDLERS = BulkStatement.insert(
     ignore_duplicates=True,  # accepted again after a transfer back
 )
 _INSERT_EVENTS = BulkStatement.insert(_event, "organisation_id user_id seq body created_at")
-_SAVE_PRESENCES = BulkStatement.update(
-    _presence, "state reason state_since idle_since", key="user_id"
-)
-_INSERT_PRESENCES = BulkStatement.insert(
-    _presence, "user_id organisation_id state reason state_since idle_since"
+_SAVE_PRESENCES = BulkStatement.upsert(
+    _presence, "user_id organisation_id state reason state_since idle_since", key="user_id"
 )
 
 
@@ -374,9 +371,9 @@ def _job(effect: StoreOutboundMessage) -> OutboundJob:
 
 
 def _save_agents(connection: sa.Connection, effects: Sequence[SaveAgent]) -> None:
-    """Each agent's last saved state: one batch of updates, then one of inserts for the agents
-    without a row yet (three statements, not one or two per agent: the first tick after a
-    restart sets every agent whose offer expired during the downtime away, bench/README.md)."""
+    """Each agent's last saved state, inserted or updated in one statement (not one or two per
+    agent: the first tick after a restart sets every agent whose offer expired during the
+    downtime away, bench/README.md)."""
     if not effects:
         return
     rows = {  # the last of each agent's saves wins, as one statement after another would
@@ -391,11 +388,6 @@ def _save_agents(connection: sa.Connection, effects: Sequence[SaveAgent]) -> Non
         for effect in effects
     }
     _SAVE_PRESENCES.run(connection, list(rows.values()))
-    stored = connection.execute(
-        sa.select(_presence.c.user_id).where(_presence.c.user_id.in_(list(rows)))
-    ).scalars()
-    missing = rows.keys() - set(stored)
-    _INSERT_PRESENCES.run(connection, [row for user_id, row in rows.items() if user_id in missing])
 
 
 def _record_part_sent(connection: sa.Connection, effect: RecordPartSent) -> None:
