@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,16 +32,10 @@ from tests.end_to_end.agents import (
 from tests.end_to_end.agents import agent_stack_fixture as agent_stack_fixture
 from tests.end_to_end.conftest import Stack
 from tests.end_to_end.organisations import ACME
+from tests.end_to_end.test_admin_api import admin as admin  # the fixture: ACME's admin token
 from tests.end_to_end.test_admin_api import parley_config_apply
 
 PASSWORD = "a long enough password"
-
-
-@pytest.fixture
-def admin(agent_stack: Stack) -> Iterator[httpx2.Client]:
-    """ACME's organisation-wide token: an admin."""
-    with agent_stack.client(ACME) as client:
-        yield client
 
 
 def new_user(admin: httpx2.Client, username: str, **fields: Any) -> str:
