@@ -230,16 +230,23 @@ async def close_of(ws: Any) -> tuple[int, str]:
             return (1006, "no close frame") if frame is None else (frame.code, frame.reason)
 
 
+def signed_in_browsers(stack: Stack, username: str) -> list[httpx2.Client]:
+    """Two browsers in which ACME's `username` signed in with PASSWORD (two sessions)."""
+    browsers = [httpx2.Client(base_url=stack.server.base_url) for _ in range(2)]
+    for browser in browsers:
+        signed_in = browser.post(
+            "/auth/login",
+            json={"organisation": "acme", "username": username, "password": PASSWORD},
+        )
+        assert signed_in.status_code == 200, signed_in.text
+    return browsers
+
+
 def test_a_password_set_by_an_admin_ends_the_users_browser_sessions(
     agent_stack: Stack, admin: httpx2.Client
 ) -> None:
     token = new_user(admin, "ivan")
-    browsers = [httpx2.Client(base_url=agent_stack.server.base_url) for _ in range(2)]
-    for browser in browsers:
-        signed_in = browser.post(
-            "/auth/login", json={"organisation": "acme", "username": "ivan", "password": PASSWORD}
-        )
-        assert signed_in.status_code == 200, signed_in.text
+    browsers = signed_in_browsers(agent_stack, "ivan")
     outcome: list[Any] = []
 
     async def scenario() -> None:
@@ -269,12 +276,7 @@ def test_an_admin_setting_their_own_password_keeps_the_session_they_do_it_from(
     agent_stack: Stack, admin: httpx2.Client
 ) -> None:
     new_user(admin, "jo", role="admin")
-    browsers = [httpx2.Client(base_url=agent_stack.server.base_url) for _ in range(2)]
-    for browser in browsers:
-        signed_in = browser.post(
-            "/auth/login", json={"organisation": "acme", "username": "jo", "password": PASSWORD}
-        )
-        assert signed_in.status_code == 200, signed_in.text
+    browsers = signed_in_browsers(agent_stack, "jo")
     here, elsewhere = browsers
     outcome: list[Any] = []
 
