@@ -95,6 +95,12 @@ _LIVE = (InteractionState.CONNECTED, InteractionState.IDLE)
 _LONG_AGO = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def _queue_order(queue: tuple[int, QueueRef]) -> tuple[int, str, int]:
+    """(organisation, queue kind, queue id): the order figures are reported in."""
+    organisation_id, ref = queue
+    return organisation_id, ref.kind.value, ref.id
+
+
 class Switchboard(SupervisorDesk):
     def __init__(
         self,
@@ -241,9 +247,7 @@ class Switchboard(SupervisorDesk):
     def take_queue_figures(self) -> list[QueueFigures]:
         """Figures of every queue that changed since the last call."""
         dirty, self.floor.dirty_queues = self.floor.dirty_queues, set()
-        if len(dirty) == 1:  # after most commits (one text, one queue): no order to make
-            return [self._figures(*next(iter(dirty)))]
-        return [self._figures(org, queue) for org, queue in sorted(dirty, key=repr)]
+        return [self._figures(org, queue) for org, queue in sorted(dirty, key=_queue_order)]
 
     def _figures(self, organisation_id: int, queue: QueueRef) -> QueueFigures:
         line = self.floor.lines.get((organisation_id, queue))
