@@ -628,9 +628,10 @@ def _py_spy() -> str | None:
 
 class HostSpeed:
     """The CPU time one fixed piece of Python takes, sampled in this (otherwise idle) process
-    while the load runs. On this machine the same loop takes anywhere from ~130 to ~250 ms per
-    2,000,000 additions from one second to the next, whatever the load average says (the
-    host's CPUs are shared): a slow host makes every text cost more, and p99 follows.
+    while the load runs. On this machine the same loop's time swings from one second to the
+    next whatever the load average says (the host's CPUs are shared): 1.1-1.4 ms at best, with
+    medians of 1.1-1.9x that in the runs of 2026-12-06. A slow host makes every text cost more,
+    and p99 follows.
     About 1 % of a core."""
 
     EVERY_S = 0.5
