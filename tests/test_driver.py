@@ -5,8 +5,6 @@ good submission is stored; noted events are stored without a submission of their
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,6 +27,7 @@ from server.core.events import (
 )
 from server.driver import Driver, Submitted
 from tests.conftest import TIMEOUT_SCALE, fresh_database_url
+from tests.end_to_end.agents import wait_until
 from tests.end_to_end.organisations import ACME, provision
 
 _interaction = table_of(Interaction)
@@ -163,16 +162,15 @@ def test_noted_events_are_stored_by_an_idle_writer_and_by_its_stop(tmp_path: Pat
         organisation_id = organisation_id_for(db, slug="acme")
         bob = find_user(db, organisation="acme", username="bob").id
 
-    def wait_until(done: Callable[[], bool]) -> None:
-        while not done():
-            time.sleep(0.01)
-
     def delivered(phone: str) -> list[bool]:
         with engine.connect() as db:
             query = sa.select(_interaction.c.offer_delivered).where(
                 _interaction.c.remote_number == phone, _interaction.c.offered_to == bob
             )
             return [bool(value) for value in db.execute(query).scalars()]
+
+    async def acknowledged(phone: str) -> bool:
+        return delivered(phone) == [True]
 
     async def offered(phone: str, message_id: str) -> int:
         await driver.submit([support_text(driver, message_id, phone)])
@@ -189,7 +187,9 @@ def test_noted_events_are_stored_by_an_idle_writer_and_by_its_stop(tmp_path: Pat
             assert delivered("+14145550021") == [False]
             driver.note([OfferAcknowledged(organisation_id, bob, first)])
             # nothing else is submitted meanwhile: the note alone wakes the writer
-            await asyncio.to_thread(wait_until, lambda: delivered("+14145550021") == [True])
+            await wait_until(
+                lambda: acknowledged("+14145550021"), what="the noted acknowledgement stored"
+            )
             second = await offered("+14145550022", "n-2")
             driver.note([OfferAcknowledged(organisation_id, bob, second)])
         finally:
