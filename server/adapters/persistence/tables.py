@@ -57,6 +57,14 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        """On SQLite one call per value written instead of three (`TypeDecorator`'s, ours, then
+        SQLAlchemy's DATETIME formatting): the writer binds ~20 of these per text at 500 texts/s
+        (bench/README.md, dispatch). Same text as the three calls."""
+        if dialect.name == "sqlite":
+            return _sqlite_from_utc
+        return super().bind_processor(dialect)
+
     def result_processor(
         self, dialect: Dialect, coltype: object
     ) -> Callable[[Any], datetime | None]:
@@ -75,6 +83,17 @@ def _as_utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _sqlite_from_utc(value: datetime | None) -> str | None:
+    """`value` as SQLAlchemy's SQLite DATETIME stores it, in UTC: `YYYY-MM-DD HH:MM:SS.ffffff`."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:26]  # without the "+00:00"
 
 
 def _utc_from_sqlite(value: str | None) -> datetime | None:
