@@ -2,9 +2,11 @@
 
 Every input goes through the writer thread. It takes whatever submissions are waiting (a group),
 feeds their events one by one to the `Switchboard` with `now` from the clock, writes all the
-effects in one transaction, commits, and only then answers each caller and hands on what the
-commit released: events to agents' sockets (`on_commit`) and replies to the sender (`on_send`).
-A webhook is therefore acknowledged only after what it carried is durable. One writer means two
+effects in one transaction, commits, and only once the commit is on disk answers each caller and
+hands on what the commit released: events to agents' sockets (`on_commit`) and replies to the
+sender (`on_send`). A webhook is therefore acknowledged only after what it carried is durable.
+On SQLite with `synchronous=FULL` the disk is waited for on a thread of its own (`WalSync`), so
+the writer goes on with the next group meanwhile. One writer means two
 inputs never race, so the core needs no lock; the group commit is what makes that fast. What
 needs no answer (an offer's acknowledgement) is noted instead (`note`): it is fed first in the
 next group and stored with it, without a commit of its own.
@@ -52,6 +54,7 @@ from server.adapters.persistence.live_state import (
     load_switchboard,
 )
 from server.adapters.persistence.queue_samples import closed_today
+from server.adapters.persistence.wal_sync import WalSync, give_back_sync, take_over_sync
 from server.core.effects import CommandResult, Effect, EndAgentSessions
 from server.core.errors import CommandRefused
 from server.core.events import DeadlineReached, Event, SmsReceived
@@ -111,6 +114,8 @@ class Driver:
         self._thread: threading.Thread | None = None
         self._switchboard: Switchboard | None = None
         self._connection: sa.Connection | None = None  # the writer's own, see `_writer_connection`
+        # SQLite with synchronous=FULL: the WAL is synced on a thread of its own (`WalSync`)
+        self._wal_sync: WalSync | None = None
         self._config_watch = ConfigWatch()
         # the configurations replaced by the group being written (see `_reload`)
         self._unfollowed: dict[int, OrganisationConfig] = {}
@@ -157,6 +162,9 @@ class Driver:
         self._inbox.put(_STOP)
         self._thread.join()
         self._thread = None
+        if self._wal_sync is not None:
+            self._wal_sync.stop()  # what the last groups released
+            self._wal_sync = None
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
@@ -320,13 +328,36 @@ class Driver:
     def _release(
         self, after: AfterCommit, answers: list[tuple[_Job, BaseException | None]]
     ) -> None:
-        """Hand the event loop, in one call, what the commit released and every answer."""
+        """Hand the event loop, in one call, what the commit released and every answer: at once,
+        or once the WAL file is synced (`WalSync`; a failed sync fails the answers)."""
         assert self._switchboard is not None
         figures = self._switchboard.take_queue_figures()
-        answered = [(job, error) for job, error in answers if job.future is not None]
         for job, error in answers:
             if job.future is None and error is not None:
                 log.error("an internal submission failed: %s", error)
+        if self._wal_sync is None:
+            self._hand_over(after, figures, answers)
+            return
+
+        def synced(error: OSError | None) -> None:
+            if error is None:
+                self._hand_over(after, figures, answers)
+                return
+            # committed, but perhaps not on disk: the callers are told, and may retry
+            failed: list[tuple[_Job, BaseException | None]] = [
+                (job, answer or error) for job, answer in answers
+            ]
+            self._hand_over(after, figures, failed)
+
+        self._wal_sync.after_sync(synced)
+
+    def _hand_over(
+        self,
+        after: AfterCommit,
+        figures: list[QueueFigures],
+        answers: list[tuple[_Job, BaseException | None]],
+    ) -> None:
+        answered = [(job, error) for job, error in answers if job.future is not None]
         loop = self._loop
         if loop is None or not (
             answered or after.pushes or figures or after.sends or after.purged or after.ended
@@ -354,12 +385,18 @@ class Driver:
         if self._connection is None:
             self._connection = self.engine.connect()
             self._config_watch = ConfigWatch()
+            wal_path = take_over_sync(self._connection)
+            if wal_path is not None and self._wal_sync is None:
+                self._wal_sync = WalSync(wal_path)
+                self._wal_sync.start()
         return self._connection
 
     def _drop_connection(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
             try:
+                if self._wal_sync is not None:
+                    give_back_sync(connection)
                 connection.close()
             except Exception:
                 log.exception("closing the writer's connection failed")

@@ -1,7 +1,8 @@
 """Opening the store: one SQLAlchemy engine per URL, and migrations to the newest schema.
 
 SQLite runs in WAL mode with `synchronous` FULL by default (NORMAL on request) and foreign keys
-on; PostgreSQL runs through psycopg 3. Nothing here runs at import time.
+on (the writer's own connection hands its syncs to `wal_sync.WalSync`); PostgreSQL runs through
+psycopg 3. Nothing here runs at import time.
 """
 
 from __future__ import annotations
