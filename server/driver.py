@@ -54,7 +54,12 @@ from server.adapters.persistence.live_state import (
     load_switchboard,
 )
 from server.adapters.persistence.queue_samples import closed_today
-from server.adapters.persistence.wal_sync import WalSync, give_back_sync, take_over_sync
+from server.adapters.persistence.wal_sync import (
+    SyncFailed,
+    WalSync,
+    give_back_sync,
+    take_over_sync,
+)
 from server.core.effects import CommandResult, Effect, EndAgentSessions
 from server.core.errors import CommandRefused
 from server.core.events import DeadlineReached, Event, SmsReceived
@@ -103,10 +108,20 @@ OnSend = Callable[[list[OutboundJob]], None]
 
 
 class Driver:
-    def __init__(self, *, engine: sa.Engine, clock: Clock, group_commit_max: int = 512) -> None:
+    def __init__(
+        self,
+        *,
+        engine: sa.Engine,
+        clock: Clock,
+        group_commit_max: int = 512,
+        sync_file: Callable[[int], None] | None = None,
+    ) -> None:
+        """`sync_file` syncs the WAL file by its descriptor for `WalSync` (`os.fdatasync`; a
+        test passes one that holds or fails)."""
         self.engine = engine
         self.clock = clock
         self._group_commit_max = group_commit_max
+        self._sync_file = sync_file
         self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         # events that ride with the next group (`note`), and whether a wake-up for them is queued
         self._noted: collections.deque[Event] = collections.deque()
@@ -329,7 +344,7 @@ class Driver:
         self, after: AfterCommit, answers: list[tuple[_Job, BaseException | None]]
     ) -> None:
         """Hand the event loop, in one call, what the commit released and every answer: at once,
-        or once the WAL file is synced (`WalSync`; a failed sync fails the answers)."""
+        or once the WAL file is synced (`WalSync`; after a failed sync only the failed answers)."""
         assert self._switchboard is not None
         figures = self._switchboard.take_queue_figures()
         for job, error in answers:
@@ -339,17 +354,17 @@ class Driver:
             self._hand_over(after, figures, answers)
             return
 
-        def synced(error: OSError | None) -> None:
-            if error is None:
+        def synced(failed: SyncFailed | None) -> None:
+            if failed is None:
                 self._hand_over(after, figures, answers)
                 return
-            # committed, but perhaps not on disk: the callers are told, and may retry
-            failed: list[tuple[_Job, BaseException | None]] = [
-                (job, answer or error) for job, answer in answers
+            # committed, but perhaps not on disk: nothing is pushed or sent, callers are told
+            refused: list[tuple[_Job, BaseException | None]] = [
+                (job, answer or failed) for job, answer in answers
             ]
-            self._hand_over(after, figures, failed)
+            self._hand_over(AfterCommit(), [], refused)
 
-        self._wal_sync.after_sync(synced)
+        self._wal_sync.when_synced(synced)
 
     def _hand_over(
         self,
@@ -387,7 +402,7 @@ class Driver:
             self._config_watch = ConfigWatch()
             wal_path = take_over_sync(self._connection)
             if wal_path is not None and self._wal_sync is None:
-                self._wal_sync = WalSync(wal_path)
+                self._wal_sync = WalSync(wal_path, sync=self._sync_file)
                 self._wal_sync.start()
         return self._connection
 

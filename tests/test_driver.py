@@ -1,13 +1,19 @@
 """The driver on a real store (SQLite, or PostgreSQL with PARLEY_TEST_DATABASE_URL): a group
 whose transaction fails is retried one submission at a time, on a fresh connection, and every
-good submission is stored; noted events are stored without a submission of their own."""
+good submission is stored; noted events are stored without a submission of their own; on SQLite
+nothing is answered or pushed before the WAL file is synced, and nothing at all after a failed
+sync."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 import yaml
 
@@ -17,6 +23,7 @@ from server.adapters.persistence.accounts import find_user, organisation_id_for
 from server.adapters.persistence.config_apply import apply_config
 from server.adapters.persistence.database import create_store_engine
 from server.adapters.persistence.tables import Interaction, table_of
+from server.adapters.persistence.wal_sync import SyncFailed
 from server.core.effects import EndAgentSessions
 from server.core.events import (
     AgentConnected,
@@ -33,12 +40,15 @@ from tests.end_to_end.organisations import ACME, provision
 _interaction = table_of(Interaction)
 
 
-def acme_driver(tmp_path: Path) -> tuple[sa.Engine, Driver]:
+def acme_driver(
+    tmp_path: Path, sync_file: Callable[[int], None] | None = None
+) -> tuple[sa.Engine, Driver]:
     """A store with ACME provisioned (its folder in `tmp_path/config`), and a driver on it."""
     url = fresh_database_url(tmp_path)
     provision(url, tmp_path / "config", ACME)
     engine = create_store_engine(url)
-    return engine, Driver(engine=engine, clock=ManualClock(datetime(2026, 1, 1, 9, tzinfo=UTC)))
+    clock = ManualClock(datetime(2026, 1, 1, 9, tzinfo=UTC))
+    return engine, Driver(engine=engine, clock=clock, sync_file=sync_file)
 
 
 def support_text(driver: Driver, message_id: str, phone: str) -> SmsReceived:
@@ -200,3 +210,107 @@ def test_noted_events_are_stored_by_an_idle_writer_and_by_its_stop(tmp_path: Pat
         assert delivered("+14145550022") == [True]
     finally:
         engine.dispose()
+
+
+class HeldSync:
+    """The WAL's sync, held (`hold`) until `let_go`, or failing once `fail` is set."""
+
+    def __init__(self) -> None:
+        self.holding = threading.Event()
+        self.held = threading.Event()  # a sync is waiting for `let_go`
+        self.go = threading.Event()
+        self.failing = threading.Event()
+        self.calls = 0
+
+    def __call__(self, descriptor: int) -> None:
+        self.calls += 1
+        if self.failing.is_set():
+            raise OSError(5, "Input/output error")
+        if self.holding.is_set():
+            self.held.set()
+            assert self.go.wait(30 * TIMEOUT_SCALE)
+        os.fdatasync(descriptor)
+
+
+def _sqlite_only(engine: sa.Engine) -> None:
+    if engine.dialect.name != "sqlite":
+        engine.dispose()
+        pytest.skip("the WAL is SQLite's: on PostgreSQL the commit itself waits for the disk")
+
+
+def test_nothing_is_answered_or_pushed_before_the_wal_is_synced(tmp_path: Path) -> None:
+    sync = HeldSync()
+    engine, driver = acme_driver(tmp_path, sync)
+    _sqlite_only(engine)
+    pushed: list[str] = []
+    driver.on_commit = lambda pushes, figures: pushed.extend(p.event["kind"] for p in pushes)
+    with engine.connect() as db:
+        organisation_id = organisation_id_for(db, slug="acme")
+        bob = find_user(db, organisation="acme", username="bob").id
+
+    async def scenario() -> tuple[bool, list[str], Submitted]:
+        await asyncio.to_thread(driver.start, asyncio.get_running_loop())
+        try:
+            await driver.submit([AgentConnected(organisation_id, bob)])
+            await driver.command(AgentStateRequested(organisation_id, bob, "available"))
+            pushed.clear()
+            sync.holding.set()
+            text = asyncio.ensure_future(
+                driver.submit([support_text(driver, "s-1", "+14145550031")])
+            )
+            assert await asyncio.to_thread(sync.held.wait, 30 * TIMEOUT_SCALE)
+            for _ in range(20):  # whatever the loop has to run, it runs now
+                await asyncio.sleep(0)
+            answered_while_held, pushed_while_held = text.done(), list(pushed)
+            sync.go.set()
+            return answered_while_held, pushed_while_held, await text
+        finally:
+            sync.go.set()
+            await asyncio.to_thread(driver.stop)
+
+    try:
+        answered, pushed_while_held, submitted = asyncio.run(
+            asyncio.wait_for(scenario(), 30 * TIMEOUT_SCALE)
+        )
+    finally:
+        engine.dispose()
+    assert (answered, pushed_while_held) == (False, [])
+    assert (submitted.stored, submitted.duplicates) == (1, 0)
+    assert "offer" in pushed  # released once the sync returned
+
+
+def test_after_a_failed_sync_every_commit_fails_and_nothing_is_pushed(tmp_path: Path) -> None:
+    sync = HeldSync()
+    engine, driver = acme_driver(tmp_path, sync)
+    _sqlite_only(engine)
+    pushed: list[str] = []
+    driver.on_commit = lambda pushes, figures: pushed.extend(p.event["kind"] for p in pushes)
+    with engine.connect() as db:
+        organisation_id = organisation_id_for(db, slug="acme")
+        bob = find_user(db, organisation="acme", username="bob").id
+
+    async def scenario() -> tuple[list[BaseException], int]:
+        await asyncio.to_thread(driver.start, asyncio.get_running_loop())
+        try:
+            await driver.submit([AgentConnected(organisation_id, bob)])
+            await driver.command(AgentStateRequested(organisation_id, bob, "available"))
+            pushed.clear()
+            calls_before = sync.calls
+            sync.failing.set()
+            refused: list[BaseException] = []
+            for n in (1, 2):
+                try:
+                    await driver.submit([support_text(driver, f"e-{n}", f"+1414555004{n}")])
+                except SyncFailed as failed:
+                    refused.append(failed)
+            return refused, sync.calls - calls_before
+        finally:
+            await asyncio.to_thread(driver.stop)
+
+    try:
+        refused, syncs_tried = asyncio.run(asyncio.wait_for(scenario(), 30 * TIMEOUT_SCALE))
+    finally:
+        engine.dispose()
+    assert len(refused) == 2
+    assert syncs_tried == 1  # the second text's commit was refused without syncing again
+    assert pushed == []

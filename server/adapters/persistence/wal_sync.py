@@ -1,19 +1,24 @@
 """Making the writer's SQLite commits durable on a thread of their own.
 
 With `synchronous=FULL` in WAL mode, SQLite syncs the WAL file at every commit, inside the
-commit: the writer thread waited for the disk (~0.3 ms a commit here, 120 ms and more when the
-disk stalled) before it could decide and write the next group, and it had to win the GIL back
-from the event loop afterwards (bench/README.md, dispatch). SQLite's own documentation gives
-what FULL adds to NORMAL in WAL mode: one sync of the WAL file after each commit. So the
-writer's connection runs NORMAL and `WalSync` does that sync for it: after a commit the writer
-hands over what the commit released (`after_sync`), goes on with the next group, and this
-thread syncs the WAL file and only then releases, in commit order. One sync covers every commit
-made before it started, so under load there are fewer syncs than commits.
+commit: the writer thread waited for the disk (~0.3 ms a commit here, over 100 ms when the disk
+stalled) before it could decide and write the next group, and it had to win the GIL back from
+the event loop afterwards (bench/README.md, dispatch, "The disk off the writer's path").
+SQLite's own documentation gives what FULL adds to NORMAL in WAL mode: one sync of the WAL file
+after each commit. So the writer's connection runs NORMAL and `WalSync` does that sync for it:
+after a commit the writer hands over what the commit released (`when_synced`), goes on with the
+next group, and this thread syncs the WAL file and only then releases, in commit order. One sync
+covers every commit made before it started, so under load there are fewer syncs than commits.
 
 Nothing is answered, pushed or sent before it is on disk, exactly as with FULL. Other
 connections (the API's, the CLI's) keep FULL. A WAL file that is gone was checkpointed into the
 database file and removed when its last connection closed; NORMAL syncs the database file
 after a checkpoint, so there is nothing left to sync.
+
+A failed sync is final: Linux reports a write-back error once and may then drop the pages, so a
+later sync that succeeds proves nothing about the earlier commits. Every commit from then on is
+answered with `SyncFailed` and nothing more is pushed or sent, until Parley is restarted and
+reads back what is on disk (PostgreSQL's `data_sync_retry = off` makes the same choice).
 """
 
 from __future__ import annotations
@@ -27,15 +32,22 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-__all__ = ["WalSync", "give_back_sync", "take_over_sync"]
+__all__ = ["OnSynced", "SyncFailed", "WalSync", "give_back_sync", "take_over_sync"]
 
 log = logging.getLogger("parley.wal_sync")
 
 _FULL = 2  # PRAGMA synchronous: 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA
 _NORMAL = 1
 
-Released = Callable[[OSError | None], None]
-_STOP = object()
+_SYNC_FILE: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
+
+
+class SyncFailed(Exception):
+    """The WAL file could not be synced: what was committed may not be on disk. Final until a
+    restart (see the module's docstring)."""
+
+
+OnSynced = Callable[[SyncFailed | None], None]
 
 
 def take_over_sync(connection: sa.Connection) -> Path | None:
@@ -67,25 +79,26 @@ def give_back_sync(connection: sa.Connection) -> None:
         dbapi = connection.connection.dbapi_connection
         assert dbapi is not None
         dbapi.execute(f"PRAGMA synchronous={_FULL}")
-    except Exception:
+    except Exception as error:
+        log.warning("the writer's connection could not go back to FULL (%s): dropped", error)
         connection.invalidate()
 
 
 class WalSync:
     """A thread that syncs one WAL file, then calls what was waiting for it, in order.
 
-    `after_sync(released)` is called by the writer after each commit; `released(None)` runs on
-    this thread once a sync that started after that call has returned, or `released(error)`
-    when the sync failed (nothing can then be said to be on disk). `sync` is the system call
-    (`os.fdatasync`; a test passes one that also records)."""
+    `sync` is the system call given the file's descriptor (`os.fdatasync`; a test passes one
+    that also records, holds or fails)."""
 
-    def __init__(self, wal_path: Path, *, sync: Callable[[int], None] = os.fdatasync) -> None:
+    def __init__(self, wal_path: Path, *, sync: Callable[[int], None] | None = None) -> None:
         self.wal_path = wal_path
-        self._sync = sync
-        self._waiting: queue.SimpleQueue[Released | object] = queue.SimpleQueue()
+        self._sync = sync or _SYNC_FILE
+        self._waiting: queue.SimpleQueue[OnSynced | None] = queue.SimpleQueue()  # None: stop
+        self._failed: SyncFailed | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        """Start the thread (`stop` ends it)."""
         self._thread = threading.Thread(target=self._run, name="parley-wal-sync", daemon=True)
         self._thread.start()
 
@@ -93,47 +106,59 @@ class WalSync:
         """Sync and release everything handed over so far, then end the thread."""
         if self._thread is None:
             return
-        self._waiting.put(_STOP)
+        self._waiting.put(None)
         self._thread.join()
         self._thread = None
 
-    def after_sync(self, released: Released) -> None:
-        self._waiting.put(released)
+    def when_synced(self, on_synced: OnSynced) -> None:
+        """Called by the writer after a commit: `on_synced(None)` runs on this thread once a sync
+        of the WAL file that started after this call has returned; `on_synced(SyncFailed(...))`
+        if that sync, or any before it, failed."""
+        self._waiting.put(on_synced)
 
     def _run(self) -> None:
-        while True:
-            batch = [self._waiting.get()]
+        stopping = False
+        while not stopping:
+            waiting: list[OnSynced] = []
+            item = self._waiting.get()
             while True:
+                if item is None:
+                    stopping = True
+                else:
+                    waiting.append(item)
                 try:
-                    batch.append(self._waiting.get_nowait())
+                    item = self._waiting.get_nowait()
                 except queue.Empty:
                     break
-            stopping = _STOP in batch
-            callbacks = [item for item in batch if item is not _STOP]
-            if callbacks:
-                error = self._sync_file()
-                for released in callbacks:
-                    assert callable(released)
-                    try:
-                        released(error)
-                    except Exception:
-                        log.exception("releasing a synced commit failed")
-            if stopping:
-                return
+            if not waiting:
+                continue
+            failed = self._failed or self._sync_file()
+            self._failed = failed
+            for on_synced in waiting:
+                try:
+                    on_synced(failed)
+                except Exception:
+                    log.exception("releasing a synced commit failed")
 
-    def _sync_file(self) -> OSError | None:
+    def _sync_file(self) -> SyncFailed | None:
         try:
             descriptor = os.open(self.wal_path, os.O_RDONLY)
         except FileNotFoundError:
             return None  # checkpointed into the database file, synced, and removed
-        except OSError as error:
-            log.critical("cannot open %s to sync it: %s", self.wal_path, error)
-            return error
+        except Exception as error:
+            return self._failure(f"cannot open {self.wal_path} to sync it: {error}")
         try:
             self._sync(descriptor)
-        except OSError as error:
-            log.critical("syncing %s failed: %s", self.wal_path, error)
-            return error
+        except Exception as error:
+            return self._failure(f"syncing {self.wal_path} failed: {error}")
         finally:
-            os.close(descriptor)
+            try:
+                os.close(descriptor)
+            except OSError as error:  # a close can report a write-back error too
+                log.warning("closing %s after its sync: %s", self.wal_path, error)
         return None
+
+    @staticmethod
+    def _failure(detail: str) -> SyncFailed:
+        log.critical("%s; commits may not be on disk: restart Parley", detail)
+        return SyncFailed(detail)

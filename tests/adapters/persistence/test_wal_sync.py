@@ -1,6 +1,7 @@
 """`WalSync` on a real SQLite file: the writer's connection gives its per-commit sync to the
 thread, which releases each commit only after a sync of the WAL file that started after it, in
-order; other connections keep FULL; a failed sync is reported to what was waiting."""
+order; other connections keep FULL; a failed sync is reported to what was waiting, and to every
+commit after it, without syncing again."""
 
 from __future__ import annotations
 
@@ -13,7 +14,15 @@ import pytest
 import sqlalchemy as sa
 
 from server.adapters.persistence.database import create_store_engine
-from server.adapters.persistence.wal_sync import WalSync, give_back_sync, take_over_sync
+from server.adapters.persistence.wal_sync import (
+    SyncFailed,
+    WalSync,
+    give_back_sync,
+    take_over_sync,
+)
+from tests.conftest import TIMEOUT_SCALE
+
+WAIT_S = 10 * TIMEOUT_SCALE
 
 
 @pytest.fixture
@@ -66,31 +75,33 @@ def test_commits_are_released_in_order_only_after_a_sync_that_followed_them(
     syncing = threading.Event()
     may_return = threading.Event()
 
-    def recorded_sync(descriptor: int) -> None:
-        happened.append("sync started")
-        syncing.set()
-        assert may_return.wait(10)
-        os.fdatasync(descriptor)
-        happened.append("sync returned")
-
     writer = engine.connect()
     wal = take_over_sync(writer)
     assert wal is not None
+
+    def recorded_sync(descriptor: int) -> None:
+        assert os.fstat(descriptor).st_ino == wal.stat().st_ino  # the WAL file, not the store
+        happened.append("sync started")
+        syncing.set()
+        assert may_return.wait(WAIT_S)
+        os.fdatasync(descriptor)
+        happened.append("sync returned")
+
     sync = WalSync(wal, sync=recorded_sync)
     sync.start()
     released = threading.Event()
     try:
         with writer.begin():
             writer.exec_driver_sql("INSERT INTO note (text) VALUES ('first')")
-        sync.after_sync(lambda error: happened.append(f"first released ({error})"))
-        assert syncing.wait(10)
+        sync.when_synced(lambda error: happened.append(f"first released ({error})"))
+        assert syncing.wait(WAIT_S)
         with writer.begin():  # committed while the first sync runs: needs a sync of its own
             writer.exec_driver_sql("INSERT INTO note (text) VALUES ('second')")
-        sync.after_sync(lambda error: happened.append(f"second released ({error})"))
-        sync.after_sync(lambda error: released.set())
+        sync.when_synced(lambda error: happened.append(f"second released ({error})"))
+        sync.when_synced(lambda error: released.set())
         assert happened == ["sync started"]  # nothing released while the disk is waited for
         may_return.set()
-        assert released.wait(10)
+        assert released.wait(WAIT_S)
     finally:
         may_return.set()
         sync.stop()
@@ -106,8 +117,13 @@ def test_commits_are_released_in_order_only_after_a_sync_that_followed_them(
     ]
 
 
-def test_a_failed_sync_is_reported_to_what_was_waiting(engine: sa.Engine) -> None:
+def test_a_failed_sync_is_reported_to_what_was_waiting_and_to_all_after_it(
+    engine: sa.Engine,
+) -> None:
+    syncs: list[int] = []
+
     def failing_sync(descriptor: int) -> None:
+        syncs.append(descriptor)
         raise OSError(5, "Input/output error")
 
     writer = engine.connect()
@@ -115,26 +131,33 @@ def test_a_failed_sync_is_reported_to_what_was_waiting(engine: sa.Engine) -> Non
     assert wal is not None
     sync = WalSync(wal, sync=failing_sync)
     sync.start()
-    errors: list[OSError | None] = []
+    errors: list[SyncFailed | None] = []
+    first_reported = threading.Event()
     try:
         with writer.begin():
             writer.exec_driver_sql("INSERT INTO note (text) VALUES ('lost?')")
-        sync.after_sync(errors.append)
+        sync.when_synced(errors.append)
+        sync.when_synced(lambda error: first_reported.set())
+        assert first_reported.wait(WAIT_S)
+        with writer.begin():
+            writer.exec_driver_sql("INSERT INTO note (text) VALUES ('after the failure')")
+        sync.when_synced(errors.append)  # a later sync could succeed: it is not even tried
     finally:
         sync.stop()  # releases what is waiting before it ends
         give_back_sync(writer)
         writer.close()
-    assert len(errors) == 1
-    assert isinstance(errors[0], OSError)
-    assert errors[0].errno == 5
+    assert len(syncs) == 1
+    assert len(errors) == 2
+    assert all(isinstance(error, SyncFailed) for error in errors)
+    assert "Input/output error" in str(errors[0])
 
 
 def test_a_wal_file_already_gone_was_checkpointed_and_needs_no_sync(tmp_path: Path) -> None:
     calls: list[int] = []
     sync = WalSync(tmp_path / "gone.sqlite3-wal", sync=calls.append)
     sync.start()
-    errors: list[OSError | None] = []
-    sync.after_sync(errors.append)
+    errors: list[SyncFailed | None] = []
+    sync.when_synced(errors.append)
     sync.stop()
     assert errors == [None]
     assert calls == []
