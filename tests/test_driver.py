@@ -10,6 +10,7 @@ import asyncio
 import os
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -232,28 +233,46 @@ class HeldSync:
         os.fdatasync(descriptor)
 
 
-def _sqlite_only(engine: sa.Engine) -> None:
+@dataclass
+class HeldDriver:
+    """A driver on ACME whose WAL sync is `sync`, what it pushed, and bob (an agent of Support)."""
+
+    engine: sa.Engine
+    driver: Driver
+    sync: HeldSync
+    pushed: list[str]
+    organisation_id: int
+    bob: int
+
+    async def start_with_bob_available(self) -> None:
+        await asyncio.to_thread(self.driver.start, asyncio.get_running_loop())
+        await self.driver.submit([AgentConnected(self.organisation_id, self.bob)])
+        await self.driver.command(AgentStateRequested(self.organisation_id, self.bob, "available"))
+        self.pushed.clear()
+
+
+def held_driver(tmp_path: Path) -> HeldDriver:
+    """On SQLite only (skips on PostgreSQL, whose commit itself waits for the disk)."""
+    sync = HeldSync()
+    engine, driver = acme_driver(tmp_path, sync)
     if engine.dialect.name != "sqlite":
         engine.dispose()
         pytest.skip("the WAL is SQLite's: on PostgreSQL the commit itself waits for the disk")
-
-
-def test_nothing_is_answered_or_pushed_before_the_wal_is_synced(tmp_path: Path) -> None:
-    sync = HeldSync()
-    engine, driver = acme_driver(tmp_path, sync)
-    _sqlite_only(engine)
     pushed: list[str] = []
     driver.on_commit = lambda pushes, figures: pushed.extend(p.event["kind"] for p in pushes)
     with engine.connect() as db:
         organisation_id = organisation_id_for(db, slug="acme")
         bob = find_user(db, organisation="acme", username="bob").id
+    return HeldDriver(engine, driver, sync, pushed, organisation_id, bob)
+
+
+def test_nothing_is_answered_or_pushed_before_the_wal_is_synced(tmp_path: Path) -> None:
+    held = held_driver(tmp_path)
+    driver, sync = held.driver, held.sync
 
     async def scenario() -> tuple[bool, list[str], Submitted]:
-        await asyncio.to_thread(driver.start, asyncio.get_running_loop())
         try:
-            await driver.submit([AgentConnected(organisation_id, bob)])
-            await driver.command(AgentStateRequested(organisation_id, bob, "available"))
-            pushed.clear()
+            await held.start_with_bob_available()
             sync.holding.set()
             text = asyncio.ensure_future(
                 driver.submit([support_text(driver, "s-1", "+14145550031")])
@@ -261,7 +280,7 @@ def test_nothing_is_answered_or_pushed_before_the_wal_is_synced(tmp_path: Path) 
             assert await asyncio.to_thread(sync.held.wait, 30 * TIMEOUT_SCALE)
             for _ in range(20):  # whatever the loop has to run, it runs now
                 await asyncio.sleep(0)
-            answered_while_held, pushed_while_held = text.done(), list(pushed)
+            answered_while_held, pushed_while_held = text.done(), list(held.pushed)
             sync.go.set()
             return answered_while_held, pushed_while_held, await text
         finally:
@@ -273,28 +292,19 @@ def test_nothing_is_answered_or_pushed_before_the_wal_is_synced(tmp_path: Path) 
             asyncio.wait_for(scenario(), 30 * TIMEOUT_SCALE)
         )
     finally:
-        engine.dispose()
+        held.engine.dispose()
     assert (answered, pushed_while_held) == (False, [])
     assert (submitted.stored, submitted.duplicates) == (1, 0)
-    assert "offer" in pushed  # released once the sync returned
+    assert "offer" in held.pushed  # released once the sync returned
 
 
 def test_after_a_failed_sync_every_commit_fails_and_nothing_is_pushed(tmp_path: Path) -> None:
-    sync = HeldSync()
-    engine, driver = acme_driver(tmp_path, sync)
-    _sqlite_only(engine)
-    pushed: list[str] = []
-    driver.on_commit = lambda pushes, figures: pushed.extend(p.event["kind"] for p in pushes)
-    with engine.connect() as db:
-        organisation_id = organisation_id_for(db, slug="acme")
-        bob = find_user(db, organisation="acme", username="bob").id
+    held = held_driver(tmp_path)
+    driver, sync = held.driver, held.sync
 
     async def scenario() -> tuple[list[BaseException], int]:
-        await asyncio.to_thread(driver.start, asyncio.get_running_loop())
         try:
-            await driver.submit([AgentConnected(organisation_id, bob)])
-            await driver.command(AgentStateRequested(organisation_id, bob, "available"))
-            pushed.clear()
+            await held.start_with_bob_available()
             calls_before = sync.calls
             sync.failing.set()
             refused: list[BaseException] = []
@@ -310,7 +320,7 @@ def test_after_a_failed_sync_every_commit_fails_and_nothing_is_pushed(tmp_path: 
     try:
         refused, syncs_tried = asyncio.run(asyncio.wait_for(scenario(), 30 * TIMEOUT_SCALE))
     finally:
-        engine.dispose()
+        held.engine.dispose()
     assert len(refused) == 2
     assert syncs_tried == 1  # the second text's commit was refused without syncing again
-    assert pushed == []
+    assert held.pushed == []
