@@ -134,6 +134,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 engine.dispose()
 
     async def health(request: Request) -> Response:
+        if not driver.durable:  # a failed sync of the store: restart (docs/operations.md)
+            return JSONResponse({"status": "not_durable", "leader": driver.running}, 503)
         return JSONResponse({"status": "ok", "leader": driver.running})
 
     async def openapi_document(request: Request) -> Response:

@@ -188,6 +188,11 @@ class Driver:
     def running(self) -> bool:
         return self._thread is not None
 
+    @property
+    def durable(self) -> bool:
+        """False once a sync of the WAL failed: every commit is refused until a restart."""
+        return self._wal_sync is None or self._wal_sync.failed is None
+
     # -- inputs (called from the event loop) --------------------------------------------------
 
     async def _put(self, job: _Job) -> _Job:

@@ -305,6 +305,7 @@ def test_after_a_failed_sync_every_commit_fails_and_nothing_is_pushed(tmp_path: 
     async def scenario() -> tuple[list[BaseException], int]:
         try:
             await held.start_with_bob_available()
+            assert driver.durable
             calls_before = sync.calls
             sync.failing.set()
             refused: list[BaseException] = []
@@ -313,6 +314,7 @@ def test_after_a_failed_sync_every_commit_fails_and_nothing_is_pushed(tmp_path: 
                     await driver.submit([support_text(driver, f"e-{n}", f"+1414555004{n}")])
                 except SyncFailed as failed:
                     refused.append(failed)
+            assert not driver.durable  # /health answers 503 from now on
             return refused, sync.calls - calls_before
         finally:
             await asyncio.to_thread(driver.stop)

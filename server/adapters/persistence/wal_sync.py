@@ -110,6 +110,11 @@ class WalSync:
         self._thread.join()
         self._thread = None
 
+    @property
+    def failed(self) -> SyncFailed | None:
+        """The failed sync that made every later commit fail, or None."""
+        return self._failed
+
     def when_synced(self, on_synced: OnSynced) -> None:
         """Called by the writer after a commit: `on_synced(None)` runs on this thread once a sync
         of the WAL file that started after this call has returned; `on_synced(SyncFailed(...))`

@@ -147,6 +147,7 @@ def test_a_failed_sync_is_reported_to_what_was_waiting_and_to_all_after_it(
         give_back_sync(writer)
         writer.close()
     assert len(syncs) == 1
+    assert sync.failed is errors[0]
     assert len(errors) == 2
     assert all(isinstance(error, SyncFailed) for error in errors)
     assert "Input/output error" in str(errors[0])
