@@ -6,10 +6,10 @@ effects in one transaction, commits, and only once the commit is on disk answers
 hands on what the commit released: events to agents' sockets (`on_commit`) and replies to the
 sender (`on_send`). A webhook is therefore acknowledged only after what it carried is durable.
 On SQLite with `synchronous=FULL` the disk is waited for on a thread of its own (`WalSync`), so
-the writer goes on with the next group meanwhile. One writer means two
-inputs never race, so the core needs no lock; the group commit is what makes that fast. What
-needs no answer (an offer's acknowledgement) is noted instead (`note`): it is fed first in the
-next group and stored with it, without a commit of its own.
+the writer goes on with the next group meanwhile. One writer means two inputs never race, so the
+core needs no lock; the group commit is what makes that fast. What needs no answer (an offer's
+acknowledgement) is noted instead (`note`): it is fed first in the next group and stored with
+it, without a commit of its own.
 
 Timers: after every group the driver asks the switchboard for `next_deadline()` and arms one
 timer for that instant (APScheduler with the system clock; with the manual clock of the tests
