@@ -2,7 +2,8 @@
 role or sets their password: their agent sockets close with 4001 and the reason, their agent
 leaves the floor (nothing more is written about them: no foreign-key error in the log), and
 their token or cookie is refused. Removed through the admin API and through `parley config
-apply` run as another process."""
+apply` run as another process. A revoked API token and a signed-out browser session close the
+sockets opened with them, and no other."""
 
 from __future__ import annotations
 
@@ -305,4 +306,82 @@ def test_an_admin_setting_their_own_password_keeps_the_session_they_do_it_from(
     assert here.get("/auth/me").status_code == 200
     assert elsewhere.get("/auth/me").status_code == 401
     for browser in browsers:
+        browser.close()
+
+
+async def still_talks(ws: Any) -> dict[str, Any]:
+    """A raw socket answers a ping (frames before the pong are skipped)."""
+    await ws.send(orjson.dumps({"type": "ping"}).decode())
+    while (frame := orjson.loads(await asyncio.wait_for(ws.recv(), WAIT)))["type"] != "pong":
+        assert frame["type"] in ("snapshot", "event", "queue_figures")
+    return dict(frame)
+
+
+def test_a_revoked_token_closes_the_sockets_opened_with_it_and_no_other(
+    agent_stack: Stack, admin: httpx2.Client
+) -> None:
+    new_user(admin, "kim")
+    issued = [admin.post("/api/admin/users/kim/tokens", json={"name": n}) for n in ("a", "b", "c")]
+    assert all(answer.status_code == 201 for answer in issued), [a.text for a in issued]
+    (a_id, a), (b_id, b), (_, c) = [(t.json()["id"], t.json()["token"]) for t in issued]
+    outcome: list[Any] = []
+
+    async def scenario() -> None:
+        first, second, third = [await agent(agent_stack, token) for token in (a, b, c)]
+        try:
+            # an admin revokes one (the admin API)
+            answer = await asyncio.to_thread(admin.delete, f"/api/admin/tokens/{a_id}")
+            assert answer.status_code == 204, answer.text
+            outcome.append(await closed(first))
+            # the user revokes another of their own (`/api/tokens`), with the third
+            with httpx2.Client(
+                base_url=agent_stack.server.base_url, headers={"Authorization": f"Bearer {c}"}
+            ) as own:
+                answer = await asyncio.to_thread(own.delete, f"/api/tokens/{b_id}")
+            assert answer.status_code == 204, answer.text
+            outcome.append(await closed(second))
+            # the socket of the token still valid stays open
+            await third.set_state("away", reason="still here")
+        finally:
+            for client in (first, second, third):
+                await client.close()
+
+    run(scenario)
+    assert outcome == [
+        (4001, "session ended: token revoked"),
+        (4001, "session ended: token revoked"),
+    ]
+    assert (refused(agent_stack, a), refused(agent_stack, b), refused(agent_stack, c)) == (
+        401,
+        401,
+        200,
+    )
+
+
+def test_signing_out_closes_the_sockets_of_that_browser_session_only(
+    agent_stack: Stack, admin: httpx2.Client
+) -> None:
+    token = new_user(admin, "lee")
+    signed_out, other = signed_in_browsers(agent_stack, "lee")
+    outcome: list[Any] = []
+
+    async def scenario() -> None:
+        page = await cookie_socket(agent_stack, signed_out.cookies["parley_session"])
+        other_page = await cookie_socket(agent_stack, other.cookies["parley_session"])
+        desk = await agent(agent_stack, token)
+        try:
+            answer = await asyncio.to_thread(signed_out.post, "/auth/logout")
+            assert answer.status_code == 204, answer.text
+            outcome.append(await close_of(page))
+            outcome.append(await still_talks(other_page))  # another browser's session
+            await desk.set_state("away", reason="still here")  # and the desktop client's token
+        finally:
+            await page.close()
+            await other_page.close()
+            await desk.close()
+
+    run(scenario)
+    assert outcome == [(4001, "session ended: signed out"), {"type": "pong"}]
+    assert other.get("/auth/me").status_code == 200
+    for browser in (signed_out, other):
         browser.close()

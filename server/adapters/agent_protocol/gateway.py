@@ -107,6 +107,21 @@ class AgentHub:
             if session.browser_session not in (None, kept):
                 session.end(SESSION_ENDED, f"session ended: {reason}")
 
+    def end_token_sessions(self, token_id: int, *, reason: str) -> None:
+        """Close the sockets opened with this API token (it was revoked)."""
+        for sessions in list(self._sessions.values()):
+            for session in list(sessions):
+                if session.principal.token_id == token_id:
+                    session.end(SESSION_ENDED, f"session ended: {reason}")
+
+    def end_browser_session(self, cookie: str, *, reason: str) -> None:
+        """Close the sockets opened with this session cookie (its user signed out)."""
+        ended = accounts.hash_token(cookie)
+        for sessions in list(self._sessions.values()):
+            for session in list(sessions):
+                if session.browser_session == ended:
+                    session.end(SESSION_ENDED, f"session ended: {reason}")
+
     def watch(self, session: AgentSession, queues: set[tuple[str, int]]) -> None:
         """Send this session the figures of these queues from now on."""
         for kind, queue_id in queues:

@@ -155,6 +155,7 @@ class AdminApi:
         brokers: Mapping[str, BrokerWire] | None = None,
         changed: Callable[[], Awaitable[None]] | None = None,
         password_set: Callable[[int, str | None], None] = lambda user_id, kept: None,
+        token_revoked: Callable[[int], None] = lambda token_id: None,
     ) -> None:
         self.engine = engine
         self.clock: Clock = clock or SystemClock()
@@ -162,6 +163,8 @@ class AdminApi:
         self._changed = changed
         # called with the user id and the session cookie kept, once a new password is stored
         self.password_set = password_set
+        # called with a token's id once it is revoked
+        self.token_revoked = token_revoked
 
     async def _applied(self, report: ApplyReport) -> None:
         """Let the running server follow a change before answering, so that the next text
@@ -420,15 +423,24 @@ def admin_routes(
     brokers: Mapping[str, BrokerWire] | None = None,
     changed: Callable[[], Awaitable[None]] | None = None,
     password_set: Callable[[int, str | None], None] = lambda user_id, kept: None,
+    token_revoked: Callable[[int], None] = lambda token_id: None,
 ) -> list[Route]:
     """Every `/api/admin/...` route (see the module docstring). `brokers` are those accounts
     may name (default: the built-in ones); `changed` is awaited after a change that moved the
     configuration (the driver's `refresh_configuration`); `password_set` is called with a
     user's id after an admin set their password, which ended their browser sessions but the
     one of the cookie it is given with (an admin setting their own): the agent hub closes the
-    sockets opened with those that ended."""
+    sockets opened with those that ended; `token_revoked` with a token's id once an admin
+    revoked it, so that the sockets opened with it close too."""
     from server.adapters.http_api.admin_numbers import number_routes
     from server.adapters.http_api.admin_people import people_routes
 
-    api = AdminApi(engine, clock=clock, brokers=brokers, changed=changed, password_set=password_set)
+    api = AdminApi(
+        engine,
+        clock=clock,
+        brokers=brokers,
+        changed=changed,
+        password_set=password_set,
+        token_revoked=token_revoked,
+    )
     return [*api.routes(), *people_routes(api), *number_routes(api)]

@@ -367,6 +367,7 @@ class PeopleApi:
 
         if not await self.api.run(write):
             raise EditRefused(404, "not_found", f"no API token {token_id}")
+        self.api.token_revoked(token_id)  # the sockets opened with it close
         return Response(status_code=204)
 
     # --- workgroups -----------------------------------------------------------------------------

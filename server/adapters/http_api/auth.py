@@ -191,6 +191,15 @@ def _actor(principal: Principal) -> str:
     return principal.username or "organisation token"
 
 
+@dataclass(frozen=True)
+class SessionsEnded:
+    """Who is told when a credential ends, so that what was opened with it closes (the agent
+    hub's sockets): a sign-out, with its session cookie; a revoked API token, with its id."""
+
+    signed_out: Callable[[str], None] = lambda cookie: None
+    token_revoked: Callable[[int], None] = lambda token_id: None
+
+
 class _BadBody(Exception):
     def __init__(self, status: int, code: str, detail: str) -> None:
         super().__init__(detail)
@@ -224,11 +233,13 @@ class AuthApi:
         clock: Clock | None = None,
         throttle: LoginThrottle | None = None,
         password_hasher: PasswordHasher = accounts.DEFAULT_HASHER,
+        ended: SessionsEnded | None = None,
     ) -> None:
         self._engine = engine
         self._clock: Clock = clock or SystemClock()
         self._hasher = password_hasher
         self.throttle = throttle or LoginThrottle()
+        self._ended = ended or SessionsEnded()
 
     async def _write(self, function: Callable[..., T], **kwargs: Any) -> T:
         def call() -> T:
@@ -300,6 +311,7 @@ class AuthApi:
         cookie = request.cookies.get(SESSION_COOKIE)
         if cookie:
             await self._write(accounts.revoke_session, cookie=cookie, now=self._clock.now())
+            self._ended.signed_out(cookie)
         response = Response(status_code=204)
         response.delete_cookie(
             SESSION_COOKIE,
@@ -363,6 +375,7 @@ class AuthApi:
         )
         if not revoked:
             return error_response(404, "not_found", f"no API token {token_id}")
+        self._ended.token_revoked(token_id)
         return Response(status_code=204)
 
     def routes(self) -> list[Route]:
@@ -382,8 +395,10 @@ def auth_routes(
     *,
     clock: Clock | None = None,
     password_hasher: PasswordHasher = accounts.DEFAULT_HASHER,
+    ended: SessionsEnded | None = None,
 ) -> list[Route]:
     """The sign-in routes (`/auth/login`, `/auth/logout`, `/auth/me`) and the token routes
     (`/api/tokens`), sharing one login throttle. `clock` defaults to the system clock; the
-    password hasher's cost is only ever lowered by tests."""
-    return AuthApi(engine, clock=clock, password_hasher=password_hasher).routes()
+    password hasher's cost is only ever lowered by tests; `ended` is told of a sign-out and of
+    a revoked token, so that the sockets opened with them close."""
+    return AuthApi(engine, clock=clock, password_hasher=password_hasher, ended=ended).routes()

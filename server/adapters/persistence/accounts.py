@@ -114,12 +114,15 @@ class TokenExists(AccountError):
 
 @dataclass(frozen=True)
 class Principal:
-    """Who a request acts as. An organisation-wide token is an admin with no user."""
+    """Who a request acts as. An organisation-wide token is an admin with no user. `token_id`
+    is the API token that said so (None for a browser session): revoking it closes the agent
+    sockets it opened."""
 
     organisation_id: int
     user_id: int | None
     username: str | None
     role: Role
+    token_id: int | None = None
 
     def at_least(self, role: Role) -> bool:
         """Whether this principal may do what `role` may (agent < supervisor < admin)."""
@@ -549,7 +552,11 @@ def principal_for_token(
         return None
     if row.user_id is None:
         principal = Principal(
-            organisation_id=int(row.organisation_id), user_id=None, username=None, role="admin"
+            organisation_id=int(row.organisation_id),
+            user_id=None,
+            username=None,
+            role="admin",
+            token_id=int(row.id),
         )
     else:
         role = _role(row.role)
@@ -560,6 +567,7 @@ def principal_for_token(
             user_id=int(row.user_id),
             username=row.username,
             role=role,
+            token_id=int(row.id),
         )
     stale = now - LAST_USED_PRECISION
     if row.last_used_at is None or row.last_used_at <= stale:

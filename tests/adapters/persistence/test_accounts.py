@@ -238,7 +238,7 @@ def test_a_token_made_before_the_migration_becomes_an_organisation_token(
         org = _insert(
             connection, Organisation, provider_id=provider, slug="o", name="O", created_at=NOW
         )
-        _insert(
+        token_id = _insert(
             connection,
             ApiToken,
             organisation_id=org,
@@ -247,7 +247,9 @@ def test_a_token_made_before_the_migration_becomes_an_organisation_token(
             created_at=NOW,
         )
         principal = accounts.principal_for_token(connection, token="old-token", now=NOW)
-    assert principal == Principal(organisation_id=org, user_id=None, username=None, role="admin")
+    assert principal == Principal(
+        organisation_id=org, user_id=None, username=None, role="admin", token_id=token_id
+    )
 
 
 def test_removing_a_user_removes_their_sessions_and_tokens(
@@ -498,6 +500,7 @@ def test_a_user_token_acts_as_its_user(store: sa.Engine, seeded: Seeded) -> None
         user_id=seeded.users["acme", "carol"],
         username="carol",
         role="supervisor",
+        token_id=issued.id,
     )
     assert principal.at_least("agent")
     assert principal.at_least("supervisor")
@@ -509,7 +512,11 @@ def test_an_organisation_token_is_an_admin_without_a_user(store: sa.Engine, seed
     with store.begin() as connection:
         principal = accounts.principal_for_token(connection, token=issued.token, now=NOW)
     assert principal == Principal(
-        organisation_id=seeded.organisations["globex"], user_id=None, username=None, role="admin"
+        organisation_id=seeded.organisations["globex"],
+        user_id=None,
+        username=None,
+        role="admin",
+        token_id=issued.id,
     )
 
 
