@@ -32,7 +32,7 @@ from server.adapters.brokers.registry import load_brokers
 from server.adapters.clock import Clock, ManualClock, SystemClock
 from server.adapters.http_api.admin_api import admin_routes
 from server.adapters.http_api.attachments import attachment_routes
-from server.adapters.http_api.auth import SessionsEnded, auth_routes
+from server.adapters.http_api.auth import CredentialHooks, auth_routes
 from server.adapters.http_api.canned_responses import canned_response_routes
 from server.adapters.http_api.errors import error_response, http_exception_handler
 from server.adapters.http_api.read_api import read_routes
@@ -141,26 +141,22 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def openapi_document(request: Request) -> Response:
         return JSONResponse(openapi)
 
-    # a sign-out or a revoked token closes the agent sockets opened with it
-    sessions_ended = SessionsEnded(
-        signed_out=lambda cookie: hub.end_browser_session(cookie, reason="signed out"),
-        token_revoked=lambda token_id: hub.end_token_sessions(token_id, reason="token revoked"),
+    # a sign-out, a revoked token or a new password closes the agent sockets opened with them
+    ended = CredentialHooks(
+        signed_out=lambda cookie: hub.end_sockets_of_cookie(cookie, reason="signed out"),
+        token_revoked=lambda token_id: hub.end_sockets_of_token(token_id, reason="token revoked"),
+        password_set=lambda user_id, kept: hub.end_cookie_sessions(
+            user_id, reason="password changed", keep=kept
+        ),
     )
     routes: list[BaseRoute] = [
         Route("/health", health, methods=["GET"]),
         Route("/openapi.json", openapi_document, methods=["GET"]),
         *webhook_routes(driver=driver, settings=settings, brokers=brokers),
         *read_routes(engine, clock=clock),
-        *auth_routes(engine, clock=clock, ended=sessions_ended),
+        *auth_routes(engine, clock=clock, ended=ended),
         *admin_routes(
-            engine,
-            clock=clock,
-            brokers=brokers,
-            changed=driver.refresh_configuration,
-            password_set=lambda user_id, kept: hub.end_cookie_sessions(
-                user_id, reason="password changed", keep=kept
-            ),
-            token_revoked=sessions_ended.token_revoked,
+            engine, clock=clock, brokers=brokers, changed=driver.refresh_configuration, ended=ended
         ),
         *canned_response_routes(engine, clock=clock),
         *attachment_routes(store=attachments, clock=clock, settings=settings),

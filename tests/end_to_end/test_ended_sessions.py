@@ -26,13 +26,14 @@ from tests.end_to_end.agents import (
     advance,
     make_available,
     next_of,
+    raw_frame,
     run,
     text_from_phone,
     ws_url,
 )
 from tests.end_to_end.agents import agent_stack_fixture as agent_stack_fixture
 from tests.end_to_end.conftest import Stack
-from tests.end_to_end.organisations import ACME
+from tests.end_to_end.organisations import ACME, GLOBEX
 from tests.end_to_end.test_admin_api import admin as admin  # the fixture: ACME's admin token
 from tests.end_to_end.test_admin_api import parley_config_apply
 
@@ -290,13 +291,7 @@ def test_an_admin_setting_their_own_password_keeps_the_session_they_do_it_from(
             )
             assert answer.status_code == 204, answer.text
             outcome.append(await close_of(other_page))
-            # the page of the session kept still talks
-            await this_page.send(orjson.dumps({"type": "ping"}).decode())
-            while (frame := orjson.loads(await asyncio.wait_for(this_page.recv(), WAIT))) != {
-                "type": "pong"
-            }:
-                assert frame["type"] in ("snapshot", "event", "queue_figures")
-            outcome.append(frame)
+            outcome.append(await still_talks(this_page))  # the page of the session kept
         finally:
             await this_page.close()
             await other_page.close()
@@ -312,9 +307,21 @@ def test_an_admin_setting_their_own_password_keeps_the_session_they_do_it_from(
 async def still_talks(ws: Any) -> dict[str, Any]:
     """A raw socket answers a ping (frames before the pong are skipped)."""
     await ws.send(orjson.dumps({"type": "ping"}).decode())
-    while (frame := orjson.loads(await asyncio.wait_for(ws.recv(), WAIT)))["type"] != "pong":
-        assert frame["type"] in ("snapshot", "event", "queue_figures")
-    return dict(frame)
+    return await raw_frame(ws, "pong")
+
+
+async def bearer_socket(stack: Stack, token: str) -> Any:
+    """The agent socket opened as some clients do, with the token in an Authorization header
+    and none in the hello; after the welcome."""
+    ws = await open_websocket(
+        ws_url(stack),
+        additional_headers={"Authorization": f"Bearer {token}"},
+        open_timeout=WAIT,
+        ping_interval=None,
+    )
+    await ws.send(orjson.dumps({"type": "hello", "versions": [1]}).decode())
+    assert (await raw_frame(ws))["type"] == "welcome"
+    return ws
 
 
 def test_a_revoked_token_closes_the_sockets_opened_with_it_and_no_other(
@@ -358,6 +365,42 @@ def test_a_revoked_token_closes_the_sockets_opened_with_it_and_no_other(
     )
 
 
+def test_only_the_tokens_owner_or_their_organisations_admin_can_revoke_it(
+    agent_stack: Stack, admin: httpx2.Client
+) -> None:
+    """Another organisation's admin, and another agent of the same one, get 404: the token
+    and the socket opened with it stay."""
+    token = new_user(admin, "max")
+    other = new_user(admin, "ned")
+    token_id = next(
+        t["id"]
+        for t in admin.get("/api/admin/tokens").json()["tokens"]
+        if t["user"] == "max" and t["revoked_at"] is None
+    )
+    outcome: list[Any] = []
+
+    async def scenario() -> None:
+        desk = await agent(agent_stack, token)
+        try:
+            with agent_stack.client(GLOBEX) as globex:
+                answers = [
+                    await asyncio.to_thread(globex.delete, f"/api/admin/tokens/{token_id}"),
+                    await asyncio.to_thread(globex.delete, f"/api/tokens/{token_id}"),
+                ]
+            with httpx2.Client(
+                base_url=agent_stack.server.base_url, headers={"Authorization": f"Bearer {other}"}
+            ) as ned:
+                answers.append(await asyncio.to_thread(ned.delete, f"/api/tokens/{token_id}"))
+            outcome.extend(answer.status_code for answer in answers)
+            await desk.set_state("away", reason="still here")  # the socket is still served
+        finally:
+            await desk.close()
+
+    run(scenario)
+    assert outcome == [404, 404, 404]
+    assert refused(agent_stack, token) == 200
+
+
 def test_signing_out_closes_the_sockets_of_that_browser_session_only(
     agent_stack: Stack, admin: httpx2.Client
 ) -> None:
@@ -366,22 +409,57 @@ def test_signing_out_closes_the_sockets_of_that_browser_session_only(
     outcome: list[Any] = []
 
     async def scenario() -> None:
-        page = await cookie_socket(agent_stack, signed_out.cookies["parley_session"])
+        cookie = signed_out.cookies["parley_session"]
+        tabs = [await cookie_socket(agent_stack, cookie) for _ in range(2)]  # two tabs
         other_page = await cookie_socket(agent_stack, other.cookies["parley_session"])
         desk = await agent(agent_stack, token)
         try:
             answer = await asyncio.to_thread(signed_out.post, "/auth/logout")
             assert answer.status_code == 204, answer.text
-            outcome.append(await close_of(page))
+            outcome.extend([await close_of(tab) for tab in tabs])
             outcome.append(await still_talks(other_page))  # another browser's session
             await desk.set_state("away", reason="still here")  # and the desktop client's token
         finally:
-            await page.close()
-            await other_page.close()
+            for ws in (*tabs, other_page):
+                await ws.close()
             await desk.close()
 
     run(scenario)
-    assert outcome == [(4001, "session ended: signed out"), {"type": "pong"}]
+    assert outcome == [
+        (4001, "session ended: signed out"),
+        (4001, "session ended: signed out"),
+        {"type": "pong"},
+    ]
     assert other.get("/auth/me").status_code == 200
     for browser in (signed_out, other):
         browser.close()
+
+
+def test_a_socket_opened_with_a_bearer_header_is_a_token_socket(
+    agent_stack: Stack, admin: httpx2.Client
+) -> None:
+    """A new password ends browser sessions, not it; revoking its token ends it."""
+    token = new_user(admin, "oda")
+    token_id = next(
+        t["id"]
+        for t in admin.get("/api/admin/tokens").json()["tokens"]
+        if t["user"] == "oda" and t["revoked_at"] is None
+    )
+    outcome: list[Any] = []
+
+    async def scenario() -> None:
+        ws = await bearer_socket(agent_stack, token)
+        try:
+            answer = await asyncio.to_thread(
+                admin.put, "/api/admin/users/oda/password", json={"password": "a new password!"}
+            )
+            assert answer.status_code == 204, answer.text
+            outcome.append(await still_talks(ws))
+            answer = await asyncio.to_thread(admin.delete, f"/api/admin/tokens/{token_id}")
+            assert answer.status_code == 204, answer.text
+            outcome.append(await close_of(ws))
+        finally:
+            await ws.close()
+
+    run(scenario)
+    assert outcome == [{"type": "pong"}, (4001, "session ended: token revoked")]

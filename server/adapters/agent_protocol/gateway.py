@@ -107,15 +107,15 @@ class AgentHub:
             if session.browser_session not in (None, kept):
                 session.end(SESSION_ENDED, f"session ended: {reason}")
 
-    def end_token_sessions(self, token_id: int, *, reason: str) -> None:
+    def end_sockets_of_token(self, token_id: int, *, reason: str) -> None:
         """Close the sockets opened with this API token (it was revoked)."""
         for sessions in list(self._sessions.values()):
             for session in list(sessions):
                 if session.principal.token_id == token_id:
                     session.end(SESSION_ENDED, f"session ended: {reason}")
 
-    def end_browser_session(self, cookie: str, *, reason: str) -> None:
-        """Close the sockets opened with this session cookie (its user signed out)."""
+    def end_sockets_of_cookie(self, cookie: str, *, reason: str) -> None:
+        """Close the sockets opened with this session cookie, in any tab (it signed out)."""
         ended = accounts.hash_token(cookie)
         for sessions in list(self._sessions.values()):
             for session in list(sessions):
@@ -285,6 +285,13 @@ class AgentSession:
 
     async def run(self, hello: dict[str, Any]) -> None:
         self._hub.attach(self)
+        # A credential that ended after the greeting checked it, but before the hub knew of
+        # this socket, closed nothing here: ask again now that the hub would close it.
+        if not await self._credential_live():
+            self._hub.detach(self)
+            with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+                await self.websocket.close(4001, "authentication failed")
+            return
         writer = asyncio.get_running_loop().create_task(self._write_frames())
         heartbeat = asyncio.get_running_loop().create_task(self._heartbeat())
         connected = False
@@ -304,6 +311,22 @@ class AgentSession:
                     await self._driver.submit(
                         [core.AgentDisconnected(self.organisation_id, self.user_id)]
                     )
+
+    async def _credential_live(self) -> bool:
+        engine: sa.Engine = self._driver.engine
+        token_id, session_hash, now = (
+            self.principal.token_id,
+            self.browser_session,
+            self._clock.now(),
+        )
+
+        def read() -> bool:
+            with engine.connect() as connection:
+                return accounts.credential_live(
+                    connection, token_id=token_id, session_hash=session_hash, now=now
+                )
+
+        return await asyncio.to_thread(read)
 
     async def _open(self, hello: dict[str, Any]) -> None:
         resume_from = hello.get("resume_from")
@@ -638,7 +661,7 @@ class AgentEndpoint:
         principal = await self._principal(websocket, token)
         if principal is None or principal.user_id is None:
             raise _Close(4001, "authentication failed")
-        if isinstance(token, str) and token:
+        if principal.token_id is not None:  # in the hello, or an Authorization header
             return frame, principal, None
         return frame, principal, accounts.hash_token(websocket.cookies.get(SESSION_COOKIE, ""))
 

@@ -31,7 +31,7 @@ from starlette.routing import Route
 from server.adapters.clock import Clock, SystemClock
 from server.adapters.config_document import ConfigInvalid, ConfigProblem
 from server.adapters.config_edit import ConfigEditor, ConfigSnapshot, EditRefused
-from server.adapters.http_api.auth import require
+from server.adapters.http_api.auth import CredentialHooks, require
 from server.adapters.http_api.request_body import BodyRefused, read_json_object
 from server.adapters.persistence.accounts import Principal, Role
 from server.adapters.persistence.config_apply import ApplyReport, ConfigConflict, StaleRevision
@@ -154,17 +154,13 @@ class AdminApi:
         clock: Clock | None = None,
         brokers: Mapping[str, BrokerWire] | None = None,
         changed: Callable[[], Awaitable[None]] | None = None,
-        password_set: Callable[[int, str | None], None] = lambda user_id, kept: None,
-        token_revoked: Callable[[int], None] = lambda token_id: None,
+        ended: CredentialHooks | None = None,
     ) -> None:
         self.engine = engine
         self.clock: Clock = clock or SystemClock()
         self.editor = ConfigEditor(engine, brokers=brokers)
         self._changed = changed
-        # called with the user id and the session cookie kept, once a new password is stored
-        self.password_set = password_set
-        # called with a token's id once it is revoked
-        self.token_revoked = token_revoked
+        self.ended = ended or CredentialHooks()  # told of a new password, a revoked token
 
     async def _applied(self, report: ApplyReport) -> None:
         """Let the running server follow a change before answering, so that the next text
@@ -422,16 +418,13 @@ def admin_routes(
     clock: Clock | None = None,
     brokers: Mapping[str, BrokerWire] | None = None,
     changed: Callable[[], Awaitable[None]] | None = None,
-    password_set: Callable[[int, str | None], None] = lambda user_id, kept: None,
-    token_revoked: Callable[[int], None] = lambda token_id: None,
+    ended: CredentialHooks | None = None,
 ) -> list[Route]:
     """Every `/api/admin/...` route (see the module docstring). `brokers` are those accounts
     may name (default: the built-in ones); `changed` is awaited after a change that moved the
-    configuration (the driver's `refresh_configuration`); `password_set` is called with a
-    user's id after an admin set their password, which ended their browser sessions but the
-    one of the cookie it is given with (an admin setting their own): the agent hub closes the
-    sockets opened with those that ended; `token_revoked` with a token's id once an admin
-    revoked it, so that the sockets opened with it close too."""
+    configuration (the driver's `refresh_configuration`); `ended` is told when an admin set a
+    password (which ended the user's browser sessions but the one it was set from) or revoked
+    a token, so that the agent sockets opened with them close."""
     from server.adapters.http_api.admin_numbers import number_routes
     from server.adapters.http_api.admin_people import people_routes
 
@@ -440,7 +433,6 @@ def admin_routes(
         clock=clock,
         brokers=brokers,
         changed=changed,
-        password_set=password_set,
-        token_revoked=token_revoked,
+        ended=ended,
     )
     return [*api.routes(), *people_routes(api), *number_routes(api)]

@@ -300,7 +300,7 @@ class PeopleApi:
                 return user.id, kept
 
         user_id, kept = await self.api.run(write)
-        self.api.password_set(user_id, kept)  # the sessions ended: so do their pages' sockets
+        self.api.ended.password_set(user_id, kept)  # the sessions ended: so do their pages' sockets
         return Response(status_code=204)
 
     # --- tokens ---------------------------------------------------------------------------------
@@ -367,7 +367,7 @@ class PeopleApi:
 
         if not await self.api.run(write):
             raise EditRefused(404, "not_found", f"no API token {token_id}")
-        self.api.token_revoked(token_id)  # the sockets opened with it close
+        self.api.ended.token_revoked(token_id)  # the sockets opened with it close
         return Response(status_code=204)
 
     # --- workgroups -----------------------------------------------------------------------------

@@ -192,12 +192,15 @@ def _actor(principal: Principal) -> str:
 
 
 @dataclass(frozen=True)
-class SessionsEnded:
-    """Who is told when a credential ends, so that what was opened with it closes (the agent
-    hub's sockets): a sign-out, with its session cookie; a revoked API token, with its id."""
+class CredentialHooks:
+    """Called once credentials ended, so that what was opened with them closes (the agent
+    hub's sockets): `signed_out` with the session's cookie, `token_revoked` with the API
+    token's id, `password_set` with a user's id and the session cookie kept (an admin setting
+    their own password from it), after a new password ended the user's browser sessions."""
 
     signed_out: Callable[[str], None] = lambda cookie: None
     token_revoked: Callable[[int], None] = lambda token_id: None
+    password_set: Callable[[int, str | None], None] = lambda user_id, kept: None
 
 
 class _BadBody(Exception):
@@ -233,13 +236,13 @@ class AuthApi:
         clock: Clock | None = None,
         throttle: LoginThrottle | None = None,
         password_hasher: PasswordHasher = accounts.DEFAULT_HASHER,
-        ended: SessionsEnded | None = None,
+        ended: CredentialHooks | None = None,
     ) -> None:
         self._engine = engine
         self._clock: Clock = clock or SystemClock()
         self._hasher = password_hasher
         self.throttle = throttle or LoginThrottle()
-        self._ended = ended or SessionsEnded()
+        self._ended = ended or CredentialHooks()
 
     async def _write(self, function: Callable[..., T], **kwargs: Any) -> T:
         def call() -> T:
@@ -395,7 +398,7 @@ def auth_routes(
     *,
     clock: Clock | None = None,
     password_hasher: PasswordHasher = accounts.DEFAULT_HASHER,
-    ended: SessionsEnded | None = None,
+    ended: CredentialHooks | None = None,
 ) -> list[Route]:
     """The sign-in routes (`/auth/login`, `/auth/logout`, `/auth/me`) and the token routes
     (`/api/tokens`), sharing one login throttle. `clock` defaults to the system clock; the

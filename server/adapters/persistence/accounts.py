@@ -59,6 +59,7 @@ __all__ = [
     "audit_row",
     "create_api_token",
     "create_session",
+    "credential_live",
     "find_user",
     "has_password",
     "hash_token",
@@ -115,8 +116,7 @@ class TokenExists(AccountError):
 @dataclass(frozen=True)
 class Principal:
     """Who a request acts as. An organisation-wide token is an admin with no user. `token_id`
-    is the API token that said so (None for a browser session): revoking it closes the agent
-    sockets it opened."""
+    is the API token that said so (None when a browser session did)."""
 
     organisation_id: int
     user_id: int | None
@@ -405,6 +405,24 @@ def user_for_session(
         )
     ).first()
     return None if row is None else _account(row)
+
+
+def credential_live(
+    connection: sa.Connection, *, token_id: int | None, session_hash: str | None, now: datetime
+) -> bool:
+    """Whether the API token `token_id` (when given), else the browser session whose cookie
+    hashes to `session_hash`, still signs in: not revoked and, a session, not expired."""
+    if token_id is not None:
+        query = sa.select(_token.c.id).where(_token.c.id == token_id, _token.c.revoked_at.is_(None))
+    elif session_hash is not None:
+        query = sa.select(_session.c.id).where(
+            _session.c.token_hash == session_hash,
+            _session.c.revoked_at.is_(None),
+            _session.c.expires_at > now,
+        )
+    else:
+        return False
+    return connection.execute(query).first() is not None
 
 
 def revoke_session(connection: sa.Connection, *, cookie: str, now: datetime) -> bool:

@@ -739,3 +739,39 @@ def test_an_agent_sees_the_queues_they_work(store: sa.Engine, seeded: Seeded) ->
         ("workgroup", "Support"): [named["support_queued"]],
         ("user", "bob"): [],
     }
+
+
+def test_a_credential_is_live_until_revoked_or_expired(store: sa.Engine, seeded: Seeded) -> None:
+    """What an agent socket asks once its session is attached (a credential may have ended
+    while it was greeted)."""
+    issued = make_token(store, seeded, user="carol", name="desk")
+    with store.begin() as connection:
+        cookie = accounts.create_session(connection, user=alice(connection), now=NOW)
+    session_hash = accounts.hash_token(cookie)
+
+    def live(
+        *, token_id: int | None = None, session: str | None = None, at: datetime = NOW
+    ) -> bool:
+        with store.connect() as connection:
+            return accounts.credential_live(
+                connection, token_id=token_id, session_hash=session, now=at
+            )
+
+    assert live(token_id=issued.id)
+    assert live(session=session_hash)
+    assert not live(session=session_hash, at=NOW + accounts.SESSION_LIFETIME)  # expired
+    assert not live(session=accounts.hash_token("not a cookie"))
+    assert not live(token_id=issued.id + 1000)
+    assert not live()  # neither: nothing signs in
+    with store.begin() as connection:
+        assert accounts.revoke_api_token(
+            connection,
+            organisation_id=seeded.organisations["acme"],
+            token_id=issued.id,
+            owner_id=None,
+            actor="tester",
+            now=NOW,
+        )
+        assert accounts.revoke_session(connection, cookie=cookie, now=NOW)
+    assert not live(token_id=issued.id)
+    assert not live(session=session_hash)
