@@ -452,10 +452,15 @@ _OPEN_COLUMNS = (
     _interaction.c.notice_wait_s,
     _interaction.c.closed_reason,
 )
+# The condition is the `interaction_live` index's own (tables.LIVE_INTERACTION), with the state
+# as a literal, so that SQLite and PostgreSQL read that index and not the history.
 _OPEN = (
     sa.select(*_OPEN_COLUMNS)
     .join(_number, _number.c.id == _interaction.c.number_id)
-    .where((_interaction.c.state != "disconnected") | _interaction.c.wrap_up_until.is_not(None))
+    .where(
+        (_interaction.c.state != sa.literal_column("'disconnected'"))
+        | _interaction.c.wrap_up_until.is_not(None)
+    )
     .order_by(_interaction.c.id)
 )
 _STATES = {state.value: state for state in core_interactions.InteractionState}

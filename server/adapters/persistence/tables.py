@@ -16,6 +16,7 @@ from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
 __all__ = [
+    "LIVE_INTERACTION",
     "AgentEvent",
     "AgentPresence",
     "ApiToken",
@@ -109,6 +110,16 @@ def _unique_where(name: str, *columns: str, where: str) -> sa.Index:
     """A unique index over the rows `where` (SQL) holds: partial on SQLite and PostgreSQL."""
     condition = sa.text(where)
     return sa.Index(name, *columns, unique=True, sqlite_where=condition, postgresql_where=condition)
+
+
+# the interactions a start restores: open, or holding an agent's slot in wrap-up
+LIVE_INTERACTION = "state <> 'disconnected' OR wrap_up_until IS NOT NULL"
+
+
+def _index_where(name: str, *columns: str, where: str) -> sa.Index:
+    """An index over the rows `where` (SQL) holds: partial on SQLite and PostgreSQL."""
+    condition = sa.text(where)
+    return sa.Index(name, *columns, sqlite_where=condition, postgresql_where=condition)
 
 
 def _when(*, nullable: bool = False, index: bool = False) -> Any:
@@ -327,6 +338,8 @@ class Interaction(SQLModel, table=True):
             where="state <> 'disconnected'",
         ),
         sa.Index("interaction_by_state", "organisation_id", "state", "enqueued_at"),
+        # what a start loads (`live_state.load_open_interactions`), without reading the history
+        _index_where("interaction_live", "id", where=LIVE_INTERACTION),
     )
 
     id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
