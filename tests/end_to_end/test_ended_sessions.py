@@ -310,6 +310,16 @@ async def still_talks(ws: Any) -> dict[str, Any]:
     return await raw_frame(ws, "pong")
 
 
+def live_token_id(admin: httpx2.Client, username: str) -> int:
+    """The id of the user's one live API token (as `new_user` made it)."""
+    [token_id] = [
+        token["id"]
+        for token in admin.get("/api/admin/tokens").json()["tokens"]
+        if token["user"] == username and token["revoked_at"] is None
+    ]
+    return int(token_id)
+
+
 async def bearer_socket(stack: Stack, token: str) -> Any:
     """The agent socket opened as some clients do, with the token in an Authorization header
     and none in the hello; after the welcome."""
@@ -372,11 +382,7 @@ def test_only_the_tokens_owner_or_their_organisations_admin_can_revoke_it(
     and the socket opened with it stay."""
     token = new_user(admin, "max")
     other = new_user(admin, "ned")
-    token_id = next(
-        t["id"]
-        for t in admin.get("/api/admin/tokens").json()["tokens"]
-        if t["user"] == "max" and t["revoked_at"] is None
-    )
+    token_id = live_token_id(admin, "max")
     outcome: list[Any] = []
 
     async def scenario() -> None:
@@ -440,11 +446,7 @@ def test_a_socket_opened_with_a_bearer_header_is_a_token_socket(
 ) -> None:
     """A new password ends browser sessions, not it; revoking its token ends it."""
     token = new_user(admin, "oda")
-    token_id = next(
-        t["id"]
-        for t in admin.get("/api/admin/tokens").json()["tokens"]
-        if t["user"] == "oda" and t["revoked_at"] is None
-    )
+    token_id = live_token_id(admin, "oda")
     outcome: list[Any] = []
 
     async def scenario() -> None:
