@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from websockets.asyncio.client import connect as open_websocket
 from websockets.exceptions import ConnectionClosed as WebSocketClosed
 
 from parley_client import ConnectionClosed
+from server.adapters.persistence import accounts
 from tests.conftest import TIMEOUT_SCALE
 from tests.end_to_end.agents import (
     WAIT,
@@ -32,7 +34,7 @@ from tests.end_to_end.agents import (
     ws_url,
 )
 from tests.end_to_end.agents import agent_stack_fixture as agent_stack_fixture
-from tests.end_to_end.conftest import Stack
+from tests.end_to_end.conftest import Stack, start_stack
 from tests.end_to_end.organisations import ACME, GLOBEX
 from tests.end_to_end.test_admin_api import admin as admin  # the fixture: ACME's admin token
 from tests.end_to_end.test_admin_api import parley_config_apply
@@ -465,3 +467,40 @@ def test_a_socket_opened_with_a_bearer_header_is_a_token_socket(
 
     run(scenario)
     assert outcome == [{"type": "pong"}, (4001, "session ended: token revoked")]
+
+
+@pytest.fixture
+def expiring_stack(tmp_path: Path) -> Iterator[Stack]:
+    """A server of its own with the manual clock and a heartbeat every second (the heartbeat
+    is when a socket finds its browser session expired)."""
+    running = start_stack(tmp_path, env={"PARLEY_CLOCK": "manual", "PARLEY_HEARTBEAT_S": "1"})
+    yield running
+    running.server.stop()
+    running.engine.dispose()
+
+
+def test_a_browser_session_that_expires_closes_its_sockets(expiring_stack: Stack) -> None:
+    stack = expiring_stack
+    with stack.client(ACME) as admin:
+        token = new_user(admin, "pia")
+    browser, other = signed_in_browsers(stack, "pia")
+    other.close()
+    outcome: list[Any] = []
+
+    async def scenario() -> None:
+        page = await cookie_socket(stack, browser.cookies["parley_session"])
+        desk = await agent(stack, token)
+        try:
+            await advance(stack, accounts.SESSION_LIFETIME.total_seconds() - 60)
+            outcome.append(await still_talks(page))  # a minute before its end: served
+            await advance(stack, 60)
+            outcome.append(await close_of(page))
+            await desk.set_state("away", reason="an API token does not expire")
+        finally:
+            await page.close()
+            await desk.close()
+
+    run(scenario)
+    assert outcome == [{"type": "pong"}, (4001, "session ended: expired")]
+    assert browser.get("/auth/me").status_code == 401
+    browser.close()

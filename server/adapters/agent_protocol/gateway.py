@@ -253,6 +253,7 @@ class AgentSession:
         self._offer_seqs: list[tuple[int, int]] = []
         self._queues: set[tuple[str, int]] = set()
         self._last_heard = time.monotonic()
+        self._signed_in_until = accounts.NO_END  # set by `run` from the store
 
     # -- from the hub ------------------------------------------------------------------------
 
@@ -287,11 +288,13 @@ class AgentSession:
         self._hub.attach(self)
         # A credential that ended after the greeting checked it, but before the hub knew of
         # this socket, closed nothing here: ask again now that the hub would close it.
-        if not await self._credential_live():
+        until = await self._credential_until()
+        if until is None:
             self._hub.detach(self)
             with contextlib.suppress(RuntimeError, WebSocketDisconnect):
                 await self.websocket.close(4001, "authentication failed")
             return
+        self._signed_in_until = until  # a session's expiry: the heartbeat closes the socket then
         writer = asyncio.get_running_loop().create_task(self._write_frames())
         heartbeat = asyncio.get_running_loop().create_task(self._heartbeat())
         connected = False
@@ -312,17 +315,15 @@ class AgentSession:
                         [core.AgentDisconnected(self.organisation_id, self.user_id)]
                     )
 
-    async def _credential_live(self) -> bool:
+    async def _credential_until(self) -> datetime | None:
+        """Until when the socket's credential signs in (None: it no longer does)."""
         engine: sa.Engine = self._driver.engine
-        token_id, session_hash, now = (
-            self.principal.token_id,
-            self.browser_session,
-            self._clock.now(),
-        )
+        token_id, session_hash = self.principal.token_id, self.browser_session
+        now = self._clock.now()
 
-        def read() -> bool:
+        def read() -> datetime | None:
             with engine.connect() as connection:
-                return accounts.credential_live(
+                return accounts.credential_until(
                     connection, token_id=token_id, session_hash=session_hash, now=now
                 )
 
@@ -413,6 +414,9 @@ class AgentSession:
             await asyncio.sleep(interval)
             if time.monotonic() - self._last_heard > 3 * interval:
                 await self.websocket.close(4008, "heartbeat timeout")
+                return
+            if self._clock.now() >= self._signed_in_until:
+                self.end(SESSION_ENDED, "session ended: expired")
                 return
             self._outgoing.put_nowait({"type": "ping"})
 

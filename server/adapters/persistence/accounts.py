@@ -23,7 +23,7 @@ import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -44,6 +44,7 @@ __all__ = [
     "LAST_USED_PRECISION",
     "MAX_PASSWORD_LENGTH",
     "MIN_PASSWORD_LENGTH",
+    "NO_END",
     "ROLES",
     "SESSION_LIFETIME",
     "AccountError",
@@ -59,7 +60,7 @@ __all__ = [
     "audit_row",
     "create_api_token",
     "create_session",
-    "credential_live",
+    "credential_until",
     "find_user",
     "has_password",
     "hash_token",
@@ -79,6 +80,7 @@ Role = Literal["agent", "supervisor", "admin"]
 ROLES: tuple[Role, ...] = ("agent", "supervisor", "admin")  # each may do what those before may
 
 SESSION_LIFETIME = timedelta(hours=12)
+NO_END = datetime.max.replace(tzinfo=UTC)  # how long an API token signs in: until revoked
 LAST_USED_PRECISION = timedelta(minutes=1)  # a token's last_used_at is written at most this often
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
@@ -407,22 +409,27 @@ def user_for_session(
     return None if row is None else _account(row)
 
 
-def credential_live(
+def credential_until(
     connection: sa.Connection, *, token_id: int | None, session_hash: str | None, now: datetime
-) -> bool:
-    """Whether the API token `token_id` (when given), else the browser session whose cookie
-    hashes to `session_hash`, still signs in: not revoked and, a session, not expired."""
+) -> datetime | None:
+    """Until when the API token `token_id` (when given), else the browser session whose cookie
+    hashes to `session_hash`, signs in: the session's expiry, `NO_END` for a token (it lasts
+    until revoked); None when it no longer does (revoked, expired or unknown)."""
     if token_id is not None:
-        query = sa.select(_token.c.id).where(_token.c.id == token_id, _token.c.revoked_at.is_(None))
-    elif session_hash is not None:
-        query = sa.select(_session.c.id).where(
+        query = sa.select(sa.literal(1)).where(
+            _token.c.id == token_id, _token.c.revoked_at.is_(None)
+        )
+        return NO_END if connection.execute(query).first() is not None else None
+    if session_hash is None:
+        return None
+    expires_at: datetime | None = connection.execute(
+        sa.select(_session.c.expires_at).where(
             _session.c.token_hash == session_hash,
             _session.c.revoked_at.is_(None),
             _session.c.expires_at > now,
         )
-    else:
-        return False
-    return connection.execute(query).first() is not None
+    ).scalar()
+    return expires_at
 
 
 def revoke_session(connection: sa.Connection, *, cookie: str, now: datetime) -> bool:

@@ -741,28 +741,28 @@ def test_an_agent_sees_the_queues_they_work(store: sa.Engine, seeded: Seeded) ->
     }
 
 
-def test_a_credential_is_live_until_revoked_or_expired(store: sa.Engine, seeded: Seeded) -> None:
+def test_a_credential_signs_in_until_revoked_or_expired(store: sa.Engine, seeded: Seeded) -> None:
     """What an agent socket asks once its session is attached (a credential may have ended
-    while it was greeted)."""
+    while it was greeted), and keeps to close the socket when a browser session expires."""
     issued = make_token(store, seeded, user="carol", name="desk")
     with store.begin() as connection:
         cookie = accounts.create_session(connection, user=alice(connection), now=NOW)
     session_hash = accounts.hash_token(cookie)
 
-    def live(
+    def until(
         *, token_id: int | None = None, session: str | None = None, at: datetime = NOW
-    ) -> bool:
+    ) -> datetime | None:
         with store.connect() as connection:
-            return accounts.credential_live(
+            return accounts.credential_until(
                 connection, token_id=token_id, session_hash=session, now=at
             )
 
-    assert live(token_id=issued.id)
-    assert live(session=session_hash)
-    assert not live(session=session_hash, at=NOW + accounts.SESSION_LIFETIME)  # expired
-    assert not live(session=accounts.hash_token("not a cookie"))
-    assert not live(token_id=issued.id + 1000)
-    assert not live()  # neither: nothing signs in
+    assert until(token_id=issued.id) == accounts.NO_END  # a token lasts until revoked
+    assert until(session=session_hash) == NOW + accounts.SESSION_LIFETIME
+    assert until(session=session_hash, at=NOW + accounts.SESSION_LIFETIME) is None  # expired
+    assert until(session=accounts.hash_token("not a cookie")) is None
+    assert until(token_id=issued.id + 1000) is None
+    assert until() is None  # neither: nothing signs in
     with store.begin() as connection:
         assert accounts.revoke_api_token(
             connection,
@@ -773,5 +773,5 @@ def test_a_credential_is_live_until_revoked_or_expired(store: sa.Engine, seeded:
             now=NOW,
         )
         assert accounts.revoke_session(connection, cookie=cookie, now=NOW)
-    assert not live(token_id=issued.id)
-    assert not live(session=session_hash)
+    assert until(token_id=issued.id) is None
+    assert until(session=session_hash) is None
