@@ -72,8 +72,8 @@ class ConnectFailed(ClientError):
 class ConnectionClosed(ClientError):
     """The connection is closed. `code` and `reason` are the close frame's (docs/protocol.md,
     Closing): 4001 authentication failed or session ended (the user was removed, their role
-    or password changed, the token was revoked, the browser session signed out: sign in
-    again, do not reconnect), 4002 bad frame, 4003 unsupported
+    or password changed, the token was revoked, the browser session signed out or expired:
+    sign in again, do not reconnect), 4002 bad frame, 4003 unsupported
     version, 4004 hello expected, 4008 heartbeat timeout, 1012 server restarting (1001 if
     its writer stopped); 1006 when the connection was lost without one. After 1001, 1006,
     1012 or 4008 call `AgentClient.reconnect`."""

@@ -471,9 +471,13 @@ def test_a_socket_opened_with_a_bearer_header_is_a_token_socket(
 
 @pytest.fixture
 def expiring_stack(tmp_path: Path) -> Iterator[Stack]:
-    """A server of its own with the manual clock and a heartbeat every second (the heartbeat
-    is when a socket finds its browser session expired)."""
-    running = start_stack(tmp_path, env={"PARLEY_CLOCK": "manual", "PARLEY_HEARTBEAT_S": "1"})
+    """A server of its own with the manual clock and a heartbeat every 2 seconds (the heartbeat
+    is when a socket finds its browser session expired; the test's raw socket, which answers no
+    ping, is closed as silent only after three, so each of its steps has 6 s)."""
+    heartbeat_s = max(2, round(2 * TIMEOUT_SCALE))
+    running = start_stack(
+        tmp_path, env={"PARLEY_CLOCK": "manual", "PARLEY_HEARTBEAT_S": str(heartbeat_s)}
+    )
     yield running
     running.server.stop()
     running.engine.dispose()

@@ -424,7 +424,7 @@ class AgentSession:
         while True:
             try:
                 text = await self.websocket.receive_text()
-            except WebSocketDisconnect:
+            except (WebSocketDisconnect, RuntimeError):  # RuntimeError: we closed it (`end`)
                 return
             self._last_heard = time.monotonic()
             try:

@@ -416,9 +416,7 @@ def credential_until(
     hashes to `session_hash`, signs in: the session's expiry, `NO_END` for a token (it lasts
     until revoked); None when it no longer does (revoked, expired or unknown)."""
     if token_id is not None:
-        query = sa.select(sa.literal(1)).where(
-            _token.c.id == token_id, _token.c.revoked_at.is_(None)
-        )
+        query = sa.select(_token.c.id).where(_token.c.id == token_id, _token.c.revoked_at.is_(None))
         return NO_END if connection.execute(query).first() is not None else None
     if session_hash is None:
         return None

@@ -106,20 +106,16 @@ def _utc_from_sqlite(value: str | None) -> datetime | None:
         return _as_utc(datetime.fromisoformat(value))
 
 
-def _unique_where(name: str, *columns: str, where: str) -> sa.Index:
-    """A unique index over the rows `where` (SQL) holds: partial on SQLite and PostgreSQL."""
-    condition = sa.text(where)
-    return sa.Index(name, *columns, unique=True, sqlite_where=condition, postgresql_where=condition)
-
-
 # the interactions a start restores: open, or holding an agent's slot in wrap-up
 LIVE_INTERACTION = "state <> 'disconnected' OR wrap_up_until IS NOT NULL"
 
 
-def _index_where(name: str, *columns: str, where: str) -> sa.Index:
+def _index_where(name: str, *columns: str, where: str, unique: bool = False) -> sa.Index:
     """An index over the rows `where` (SQL) holds: partial on SQLite and PostgreSQL."""
     condition = sa.text(where)
-    return sa.Index(name, *columns, sqlite_where=condition, postgresql_where=condition)
+    return sa.Index(
+        name, *columns, unique=unique, sqlite_where=condition, postgresql_where=condition
+    )
 
 
 def _when(*, nullable: bool = False, index: bool = False) -> Any:
@@ -330,16 +326,19 @@ class OutboundRoute(SQLModel, table=True):
 
 class Interaction(SQLModel, table=True):
     __table_args__ = (
-        _unique_where(
+        _index_where(
             "one_open_interaction",
             "organisation_id",
             "local_number",
             "remote_number",
             where="state <> 'disconnected'",
+            unique=True,
         ),
         sa.Index("interaction_by_state", "organisation_id", "state", "enqueued_at"),
         # what a start loads (`live_state.load_open_interactions`), without reading the history
         _index_where("interaction_live", "id", where=LIVE_INTERACTION),
+        # the recent closures a start reads (the day's figures, wait estimates, reopen windows)
+        sa.Index("interaction_closed", "state", "closed_at"),
     )
 
     id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
@@ -555,11 +554,12 @@ class CannedResponse(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("organisation_id", "workgroup_id", "title"),
         # the constraint above never matches NULL workgroups: titles for everyone need this
-        _unique_where(
+        _index_where(
             "canned_response_title_for_everyone",
             "organisation_id",
             "title",
             where="workgroup_id IS NULL",
+            unique=True,
         ),
     )
 

@@ -1,4 +1,5 @@
-"""live interactions: a partial index over what a start restores, so that it reads no history
+"""start indexes: a partial one over the live interactions a start restores, and one over the
+closures by time, so that a start reads no history beyond the windows it needs
 
 Revision ID: 0011
 Revises: 0010
@@ -25,7 +26,9 @@ def upgrade() -> None:
         sqlite_where=_LIVE,
         postgresql_where=_LIVE,
     )
+    op.create_index("interaction_closed", "interaction", ["state", "closed_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("interaction_closed", table_name="interaction")
     op.drop_index("interaction_live", table_name="interaction")
