@@ -107,6 +107,10 @@ def test_the_page_works_from_the_keyboard_and_refuses_an_empty_text(
         expect(bubble(customer, "first line").locator(".body")).to_have_text(
             "first line\nsecond line"
         )
+        # the send is over (the bubble can come over the updates socket before the POST's
+        # answer): the box is emptied and has the cursor back, ready for the next text
+        expect(box).to_have_value("")
+        expect(box).to_be_focused()
         [sent] = phone_texts(page_stack, "+14145558003")
         assert sent["text"] == "first line\nsecond line"
         assert sent["to"] == ACME.support
