@@ -10,9 +10,18 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import dataclass, field
 
-from playwright.sync_api import Browser, BrowserContext, Locator, Page, WebSocketRoute, expect
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Locator,
+    Page,
+    Route,
+    WebSocketRoute,
+    expect,
+)
 
 from tests.browser.conftest import (
     PASSWORD,
@@ -23,6 +32,7 @@ from tests.browser.conftest import (
     text_from_phone,
     wait_until,
 )
+from tests.conftest import TIMEOUT_SCALE
 from tests.end_to_end.conftest import Stack
 from tests.end_to_end.organisations import ACME
 
@@ -400,13 +410,28 @@ def test_a_supervisor_adds_a_canned_response_and_an_agent_sends_it(
     expect(reply).to_be_focused()
     expect(panel.locator(".segments")).to_contain_text("GSM-7 · 1 part")
 
-    # the button opens it too, from the keyboard; the text goes where the cursor is
+    # the button opens it too, from the keyboard, and Arrow Down pressed while the list is
+    # still loading (its answer held here) goes into it as soon as it is shown; the text goes
+    # where the cursor is
     reply.press("End")
     reply.press_sequentially(" Regards.")
     reply.press("Home")
+    held: list[Route] = []
+
+    def hold(route: Route) -> None:
+        held.append(route)
+
+    alice.route("**/api/canned-responses**", hold)
     panel.get_by_role("button", name="Canned responses").press("Enter")
     expect(search).to_be_focused()
     search.press("ArrowDown")
+    expect(panel.get_by_text("Loading…")).to_be_visible()
+    deadline = time.monotonic() + 10 * TIMEOUT_SCALE
+    while not held and time.monotonic() < deadline:
+        alice.wait_for_timeout(10)  # lets Playwright deliver the held request
+    assert len(held) == 1
+    held[0].continue_()
+    alice.unroute("**/api/canned-responses**")
     expect(options.first).to_be_focused()
     options.first.press("Escape")
     expect(reply).to_be_focused()

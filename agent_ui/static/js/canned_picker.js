@@ -3,9 +3,10 @@
 // /api/canned-responses: everyone's and their workgroups'); choosing one inserts its text where
 // the cursor is.
 //
-// Keyboard: in the filter, Enter inserts the first match, Arrow Down moves into the list,
-// Escape closes and goes back to the reply (a picker that "/" opened leaves the "/" there, for a
-// text that starts with one); in the list, the arrows move and Enter or Space inserts.
+// Keyboard: in the filter, Enter inserts the first match, Arrow Down moves into the list (as
+// soon as it is shown, when pressed while it is still loading), Escape closes and goes back to
+// the reply (a picker that "/" opened leaves the "/" there, for a text that starts with one); in
+// the list, the arrows move and Enter or Space inserts.
 // `new CannedPicker({root, reply, load})`: `root` holds the picker's elements (the composer),
 // `load()` resolves to the list.
 
@@ -21,6 +22,7 @@ export class CannedPicker {
     this.responses = [];
     this.asked = 0;
     this.bySlash = false; // opened by "/" typed at the start of the reply
+    this.intoList = false; // Arrow Down pressed in the filter before the list was shown
     this._wire();
   }
 
@@ -36,7 +38,10 @@ export class CannedPicker {
         this.open({ bySlash: true });
       }
     });
-    this.filter.addEventListener("input", () => this._render());
+    this.filter.addEventListener("input", () => {
+      this.intoList = false;
+      this._render();
+    });
     this.filter.addEventListener("keydown", (event) => {
       if (event.key === "Enter") {
         event.preventDefault(); // not the reply's form
@@ -44,7 +49,9 @@ export class CannedPicker {
         if (first) this.insert(first);
       } else if (event.key === "ArrowDown") {
         event.preventDefault();
-        this.list.querySelector("button")?.focus();
+        const first = this.list.querySelector("button");
+        if (first) first.focus();
+        else this.intoList = true; // still loading: go into the list once it is shown
       } else if (event.key === "Escape") {
         event.preventDefault();
         this._escape();
@@ -67,6 +74,7 @@ export class CannedPicker {
     this.button.setAttribute("aria-expanded", "true");
     this.filter.value = "";
     this.filter.focus();
+    this.intoList = false;
     const asked = ++this.asked;
     this.empty.textContent = "Loading…";
     this.empty.hidden = false;
@@ -133,6 +141,11 @@ export class CannedPicker {
       }),
     );
     if (this.empty.textContent !== "Loading…") this.empty.hidden = shown.length > 0;
+    const first = this.list.querySelector("button");
+    if (this.intoList && first && document.activeElement === this.filter) {
+      this.intoList = false;
+      first.focus();
+    }
   }
 
   /** Put the response's text where the reply's cursor is (replacing a selection). */
