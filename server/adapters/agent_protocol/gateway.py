@@ -17,7 +17,7 @@ import dataclasses
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -103,24 +103,32 @@ class AgentHub:
         """Close the user's sockets opened with a browser session (ended by a new password)
         other than the one of the cookie `keep`; those opened with an API token stay."""
         kept = None if keep is None else accounts.hash_token(keep)
-        for session in list(self._sessions.get(user_id, ())):
-            if session.browser_session not in (None, kept):
-                session.end(SESSION_ENDED, f"session ended: {reason}")
+        self._end(
+            self._sessions.get(user_id, ()),
+            lambda session: session.browser_session not in (None, kept),
+            reason,
+        )
 
     def end_sockets_of_token(self, token_id: int, *, reason: str) -> None:
         """Close the sockets opened with this API token (it was revoked)."""
-        for sessions in list(self._sessions.values()):
-            for session in list(sessions):
-                if session.principal.token_id == token_id:
-                    session.end(SESSION_ENDED, f"session ended: {reason}")
+        self._end(self._every_session(), lambda s: s.principal.token_id == token_id, reason)
 
     def end_sockets_of_cookie(self, cookie: str, *, reason: str) -> None:
         """Close the sockets opened with this session cookie, in any tab (it signed out)."""
         ended = accounts.hash_token(cookie)
-        for sessions in list(self._sessions.values()):
-            for session in list(sessions):
-                if session.browser_session == ended:
-                    session.end(SESSION_ENDED, f"session ended: {reason}")
+        self._end(self._every_session(), lambda s: s.browser_session == ended, reason)
+
+    def _every_session(self) -> list[AgentSession]:
+        return [session for sessions in self._sessions.values() for session in sessions]
+
+    @staticmethod
+    def _end(
+        sessions: Iterable[AgentSession], matches: Callable[[AgentSession], bool], reason: str
+    ) -> None:
+        """Close the sockets of `sessions` that `matches`, saying `reason`."""
+        for session in list(sessions):
+            if matches(session):
+                session.end(SESSION_ENDED, f"session ended: {reason}")
 
     def watch(self, session: AgentSession, queues: set[tuple[str, int]]) -> None:
         """Send this session the figures of these queues from now on."""

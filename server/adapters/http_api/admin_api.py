@@ -428,11 +428,5 @@ def admin_routes(
     from server.adapters.http_api.admin_numbers import number_routes
     from server.adapters.http_api.admin_people import people_routes
 
-    api = AdminApi(
-        engine,
-        clock=clock,
-        brokers=brokers,
-        changed=changed,
-        ended=ended,
-    )
+    api = AdminApi(engine, clock=clock, brokers=brokers, changed=changed, ended=ended)
     return [*api.routes(), *people_routes(api), *number_routes(api)]

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from server.adapters.broker_directory import AccountEntry, BrokerDirectory, NumberEntry
 from server.adapters.care_policies import care_policies
 from server.adapters.persistence.tables import (
+    LIVE_INTERACTION,
     AgentPresence,
     BrokerAccount,
     Consent,
@@ -452,15 +453,12 @@ _OPEN_COLUMNS = (
     _interaction.c.notice_wait_s,
     _interaction.c.closed_reason,
 )
-# The condition is the `interaction_live` index's own (tables.LIVE_INTERACTION), with the state
-# as a literal, so that SQLite and PostgreSQL read that index and not the history.
+# The condition is the `interaction_live` index's own text, so that SQLite and PostgreSQL read
+# that index and not the history (its columns are the interaction's alone in this join).
 _OPEN = (
     sa.select(*_OPEN_COLUMNS)
     .join(_number, _number.c.id == _interaction.c.number_id)
-    .where(
-        (_interaction.c.state != sa.literal_column("'disconnected'"))
-        | _interaction.c.wrap_up_until.is_not(None)
-    )
+    .where(sa.text(f"({LIVE_INTERACTION})"))
     .order_by(_interaction.c.id)
 )
 _STATES = {state.value: state for state in core_interactions.InteractionState}
