@@ -574,6 +574,7 @@ async def _send_phase(
         "disconnected": tally.disconnected - disconnected_before,
         "statuses": dict(tally.statuses - statuses_before),
         "offer_ms": _summary([o[1] for o in measured]),
+        "slow_offers": _slow_offers(measured, begin),
         "offer_from_due_ms": _summary([o[2] for o in measured]),
         "webhook_ms": _summary(tally.answers),
         "write_late_ms": _summary(tally.waits),
@@ -581,6 +582,27 @@ async def _send_phase(
         "server_cpu": server_cpu / window,
         "thread_cpu": {name: cpu / window for name, cpu in thread_cpu.items()},
         "client_cpu": client_cpu / window,
+    }
+
+
+SLOW_WINDOW_S = 0.1
+
+
+def _slow_offers(offers: list[tuple[float, float, float]], begin: float) -> dict[str, Any]:
+    """Where the offers over the target fell: how many, in how many windows of 100 ms (by when
+    they were due), and the busiest window. A few windows holding most of them is a stall (the
+    disk, the host); many windows of one or two is a tail spread over the run."""
+    windows: Counter[int] = Counter(
+        int((due - begin) / SLOW_WINDOW_S)
+        for due, latency, _ in offers
+        if latency * 1000 > TARGET_P99_MS
+    )
+    busiest = windows.most_common(1)
+    return {
+        "count": sum(windows.values()),
+        "windows": len(windows),
+        "busiest_at_s": busiest[0][0] * SLOW_WINDOW_S if busiest else 0.0,
+        "busiest": busiest[0][1] if busiest else 0,
     }
 
 
@@ -779,6 +801,13 @@ def _report(
         )
         print(_row("offer: webhook written -> offer on the socket", phase["offer_ms"]))
         print(_row("offer: webhook due -> offer on the socket", phase["offer_from_due_ms"]))
+        slow = phase["slow_offers"]
+        if slow["count"]:
+            print(
+                f"   offers over {TARGET_P99_MS:g} ms: {slow['count']:,} in {slow['windows']}"
+                f" windows of {SLOW_WINDOW_S * 1000:.0f} ms; the busiest, at"
+                f" {slow['busiest_at_s']:.1f} s, holds {slow['busiest']}"
+            )
         print(_row("webhook answered (after its commit)", phase["webhook_ms"]))
         print(_row("webhook written late (no free connection)", phase["write_late_ms"]))
         print(_row("socket under this load: ping -> pong", phase["ping_loaded_ms"]))
