@@ -90,9 +90,11 @@ class ProtocolError(ClientError):
 
 
 class CommandFailed(ClientError):
-    """The server refused a command (`command_error`): `code` is one of bad_command, not_found,
-    not_offered_to_you, not_yours, illegal_state, unknown_destination, forbidden; `detail` says
-    why, for a person. Nothing changed on the server; the connection stays usable."""
+    """The server refused a command (`command_error`): `code` is one of the codes that
+    docs/protocol.md lists under "Error codes" (not_offered_to_you, not_yours, illegal_state,
+    opted_out, text_too_long, unavailable, ...; the `command_error` schema holds them all);
+    `detail` says why, for a person. Nothing changed on the server; the connection stays
+    usable (after `unavailable`, the store failed: the same command may be sent again)."""
 
     def __init__(self, code: str, detail: str) -> None:
         super().__init__(f"{code}: {detail}")

@@ -39,11 +39,13 @@ from server.adapters.http_api.read_api import read_routes
 from server.adapters.http_api.texts import text_routes
 from server.adapters.http_api.webhooks import webhook_routes
 from server.adapters.outbound_sender import OutboundSender
+from server.adapters.persistence.accounts import SessionOwner
 from server.adapters.persistence.database import create_store_engine, migrate
 from server.adapters.sandbox_broker.routes import sandbox_routes
 from server.adapters.sandbox_broker.service import SandboxBroker
 from server.adapters.web_pages import page_routes
-from server.driver import Driver
+from server.core.events import AgentSignedOut
+from server.driver import Driver, DriverStopped
 from server.settings import Settings, load_settings
 
 __all__ = ["create_app"]
@@ -141,9 +143,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def openapi_document(request: Request) -> Response:
         return JSONResponse(openapi)
 
+    async def signed_out(cookie: str, owner: SessionOwner) -> None:
+        hub.end_sockets_of_cookie(cookie, reason="signed out")
+        if not hub.serves_besides_cookie(owner.user_id, cookie):  # they are done: not available
+            with contextlib.suppress(DriverStopped):
+                await driver.submit([AgentSignedOut(owner.organisation_id, owner.user_id)])
+
     # a sign-out, a revoked token or a new password closes the agent sockets opened with them
     ended = CredentialHooks(
-        signed_out=lambda cookie: hub.end_sockets_of_cookie(cookie, reason="signed out"),
+        signed_out=signed_out,
         token_revoked=lambda token_id: hub.end_sockets_of_token(token_id, reason="token revoked"),
         password_set=lambda user_id, kept: hub.end_cookie_sessions(
             user_id, reason="password changed", keep=kept

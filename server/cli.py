@@ -235,6 +235,7 @@ Open in a browser:
 
 Demo users, organisation "demo":
 {users}
+    the organisation's own API token (reads, scripts): {DEMO_TOKEN}
 
 First tour:
   1. Sign in as alice on {base}/agent and press Available.

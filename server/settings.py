@@ -58,7 +58,7 @@ class Settings:
     group_commit_max: int = 512
     log_level: str = "WARNING"
     noop_route: bool = False
-    heartbeat_s: float = 15.0
+    heartbeat_s: int = 15
     sandbox: bool = True
     sandbox_url: str = "http://127.0.0.1:8000/sandbox"
     media_dir: str = "var/media"
@@ -181,7 +181,7 @@ def load_settings(
             "PARLEY_SANDBOX",
             get("SANDBOX", "false" if environment == "production" else "true"),
         ),
-        heartbeat_s=float(_integer("PARLEY_HEARTBEAT_S", get("HEARTBEAT_S", "15"), minimum=1)),
+        heartbeat_s=_integer("PARLEY_HEARTBEAT_S", get("HEARTBEAT_S", "15"), minimum=1),
         sandbox_url=get(
             "SANDBOX_URL", f"http://127.0.0.1:{source.get('PORT', '8000')}/sandbox"
         ).rstrip("/"),

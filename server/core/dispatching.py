@@ -23,9 +23,10 @@ from server.core.profiles import AgentProfile, Strategy, WorkgroupSettings
 from server.core.routing import OrganisationConfig, QueueKind, QueueRef
 from server.core.views import agent_state_view, interaction_view
 
-__all__ = ["MISSED_OFFER", "Dispatcher", "UnknownOrganisation"]
+__all__ = ["MISSED_OFFER", "SIGNED_OUT", "Dispatcher", "UnknownOrganisation"]
 
-MISSED_OFFER = "missed offer"
+MISSED_OFFER = "missed offer"  # the reasons the server gives when it sets an agent away
+SIGNED_OUT = "signed out"
 
 
 class UnknownOrganisation(CoreError):
@@ -94,7 +95,9 @@ class Dispatcher:
         agent = self.floor.agents[interaction.offered_to]
         delivered = interaction.offer_delivered
         self._end_offer(interaction, agent, now, effects, reason="expired")
-        if delivered:  # an undelivered offer expiring is not the agent's fault
+        # an undelivered offer expiring is not the agent's fault, and an agent who went away
+        # meanwhile keeps the reason they gave
+        if delivered and agent.presence is Presence.AVAILABLE:
             agent.presence, agent.reason, agent.since = Presence.AWAY, MISSED_OFFER, now
             self._refresh(agent)
             effects.append(self._save_agent(agent))

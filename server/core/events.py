@@ -13,6 +13,7 @@ __all__ = [
     "AgentCommand",
     "AgentConnected",
     "AgentDisconnected",
+    "AgentSignedOut",
     "AgentStateRequested",
     "AgentStateSet",
     "ConversationStarted",
@@ -78,6 +79,15 @@ class AgentConnected:
 
 @dataclass(frozen=True)
 class AgentDisconnected:
+    organisation_id: int
+    user_id: int
+
+
+@dataclass(frozen=True)
+class AgentSignedOut:
+    """The user signed out of a browser, leaving no other session or client of theirs open:
+    they are done, and their next sign-in must not start by offering them work."""
+
     organisation_id: int
     user_id: int
 
@@ -255,6 +265,7 @@ Event = (
     | DeliveryReceiptReceived
     | AgentConnected
     | AgentDisconnected
+    | AgentSignedOut
     | OfferAcknowledged
     | AgentCommand
     | PartSent

@@ -30,7 +30,7 @@ from server.core.care import QueueHistory
 from server.core.consent import ALL_NUMBERS, Consent, ConsentBook, ConsentState
 from server.core.customer_care import Closure
 from server.core.delivery import OutboundBook
-from server.core.dispatching import UnknownOrganisation
+from server.core.dispatching import SIGNED_OUT, UnknownOrganisation
 from server.core.effects import (
     CommandResult,
     Effect,
@@ -46,6 +46,7 @@ from server.core.errors import CommandRefused
 from server.core.events import (
     AgentConnected,
     AgentDisconnected,
+    AgentSignedOut,
     AgentStateRequested,
     AgentStateSet,
     ConversationStarted,
@@ -280,6 +281,8 @@ class Switchboard(SupervisorDesk):
                 self._agent_connected(event, now, effects)
             case AgentDisconnected():
                 self._agent_disconnected(event, now, effects)
+            case AgentSignedOut():
+                self._agent_signed_out(event, now, effects)
             case OfferAcknowledged():
                 self._offer_acknowledged(event, effects)
             case AgentStateRequested():
@@ -539,6 +542,17 @@ class Switchboard(SupervisorDesk):
             self._end_offer(interaction, agent, now, effects, reason="withdrawn")
             self._dispatch_interaction(interaction, now, effects)
         self._push_agent_state(agent, effects)
+
+    def _agent_signed_out(
+        self, event: AgentSignedOut, now: datetime, effects: list[Effect]
+    ) -> None:
+        agent = self.floor.agents.get(event.user_id)
+        if (
+            agent is not None
+            and agent.organisation_id == event.organisation_id
+            and agent.presence is Presence.AVAILABLE
+        ):
+            self._set_presence(agent, Presence.AWAY, SIGNED_OUT, now, effects)
 
     def _agent_state_requested(
         self, event: AgentStateRequested, now: datetime, effects: list[Effect]

@@ -22,6 +22,7 @@ from server.core.errors import CommandRefused
 from server.core.events import (
     AgentConnected,
     AgentDisconnected,
+    AgentSignedOut,
     AgentStateRequested,
     DeadlineReached,
     DisconnectRequested,
@@ -236,6 +237,42 @@ def test_a_delivered_offer_that_expires_goes_on_and_the_agent_is_not_ready() -> 
     alice = floor.board.agent_view(ORG, ALICE)
     assert (alice["state"], alice["reason"]) == ("away", "missed offer")
     assert any(isinstance(e, SaveAgent) and e.reason == "missed offer" for e in floor.effects)
+
+
+def test_an_agent_who_went_away_during_an_offer_keeps_their_reason_when_it_expires() -> None:
+    settings = {SUPPORT: WorkgroupSettings(SUPPORT, "Support", offer_timeout_s=30)}
+    floor = Floor(config(settings=settings))
+    floor.sign_in(ALICE, BOB)
+    interaction = floor.text()
+    floor.feed(OfferAcknowledged(ORG, ALICE, interaction))
+    floor.later(10)
+    floor.feed(AgentStateRequested(ORG, ALICE, "away", "end of shift"))
+    floor.later(20)
+    assert floor.offers() == [(BOB, interaction)]
+    alice = floor.board.agent_view(ORG, ALICE)
+    assert (alice["state"], alice["reason"]) == ("away", "end of shift")
+    assert not any(isinstance(e, SaveAgent) and e.user_id == ALICE for e in floor.effects)
+
+
+def test_signing_out_sets_an_available_agent_away_and_leaves_an_away_one_as_they_were() -> None:
+    floor = Floor(config())
+    floor.sign_in(ALICE, BOB)
+    floor.feed(AgentStateRequested(ORG, BOB, "away", "lunch"))
+    floor.feed(AgentSignedOut(ORG, ALICE))
+    assert any(isinstance(e, SaveAgent) and e.reason == "signed out" for e in floor.effects)
+    floor.feed(AgentSignedOut(ORG, BOB))
+    assert floor.effects == []
+    floor.feed(AgentSignedOut(ORG, CAROL))  # never connected: nothing to change
+    assert floor.effects == []
+    for user in (ALICE, BOB):
+        floor.feed(AgentDisconnected(ORG, user))
+        floor.feed(AgentConnected(ORG, user))  # the next sign-in: no work until they say so
+    interaction = floor.text()
+    assert floor.offers() == []
+    views = [floor.board.agent_view(ORG, user) for user in (ALICE, BOB)]
+    assert [(v["state"], v["reason"]) for v in views] == [("away", "signed out"), ("away", "lunch")]
+    floor.feed(AgentStateRequested(ORG, ALICE, "available"))
+    assert floor.offers() == [(ALICE, interaction)]
 
 
 def test_an_undelivered_offer_that_expires_is_not_a_missed_offer() -> None:

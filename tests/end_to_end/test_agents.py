@@ -834,6 +834,16 @@ def test_connections_refused_with_the_protocol_close_codes(agent_stack: Stack) -
         await ws.send("{not json")
         assert await close_of(ws) == (4002, "bad frame: not JSON")
 
+        binary = "bad frame: binary; frames are JSON in text frames"
+        ws = await raw_socket(stack)
+        await ws.send(json.dumps({"type": "hello", "versions": [1], "token": token}).encode())
+        assert await close_of(ws) == (4002, binary)  # a binary hello
+
+        ws = await raw_socket(stack)
+        await raw_hello(ws, token)
+        await ws.send(b'{"type": "ping"}')  # a binary frame, JSON and all
+        assert await close_of(ws) == (4002, binary)
+
         ws = await raw_socket(stack)
         await raw_hello(ws, token)
         await ws.send(json.dumps({"type": "accept", "id": "c1"}))  # no interaction_id
@@ -978,6 +988,7 @@ def test_heartbeats_keep_a_live_client_and_close_a_silent_one(
             started = loop.time()
             welcome = await raw_hello(silent, token_for(stack, ACME, "bob"))
             assert welcome["heartbeat_s"] == 1
+            assert type(welcome["heartbeat_s"]) is int  # 1, not 1.0: a typed client's integer
             # the server answers a ping
             await raw_hello(pinger, token_for(stack, ACME, "carol"))
             await pinger.send(json.dumps({"type": "ping"}))

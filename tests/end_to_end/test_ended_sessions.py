@@ -443,6 +443,51 @@ def test_signing_out_closes_the_sockets_of_that_browser_session_only(
         browser.close()
 
 
+def test_signing_out_with_nothing_else_open_sets_the_agent_away(
+    agent_stack: Stack, admin: httpx2.Client
+) -> None:
+    """The next sign-in starts away ("signed out"), not offered work at once; a sign-out that
+    leaves a desktop client open leaves the agent as they were."""
+    token = new_user(admin, "pia")
+    alone, beside_desk = signed_in_browsers(agent_stack, "pia")
+    states: list[tuple[str, str | None]] = []
+
+    async def state_now() -> tuple[str, str | None]:
+        look = await agent(agent_stack, token)
+        try:
+            assert look.snapshot is not None
+            return look.snapshot["agent"]["state"], look.snapshot["agent"]["reason"]
+        finally:
+            await look.close()
+
+    async def sign_out(browser: httpx2.Client, page: Any) -> None:
+        answer = await asyncio.to_thread(browser.post, "/auth/logout")
+        assert answer.status_code == 204, answer.text
+        assert await close_of(page) == (4001, "session ended: signed out")
+
+    async def scenario() -> None:
+        page = await cookie_socket(agent_stack, alone.cookies["parley_session"])
+        await page.send(
+            orjson.dumps({"type": "set_state", "id": "s", "state": "available"}).decode()
+        )
+        assert (await raw_frame(page, "command_ack"))["id"] == "s"
+        await sign_out(alone, page)  # her only socket: she is done
+        states.append(await state_now())
+        desk = await agent(agent_stack, token)
+        try:
+            await desk.set_state("available")
+            page = await cookie_socket(agent_stack, beside_desk.cookies["parley_session"])
+            await sign_out(beside_desk, page)  # the desktop client still works
+            states.append(await state_now())
+        finally:
+            await desk.close()
+
+    run(scenario)
+    assert states == [("away", "signed out"), ("available", None)]
+    for browser in (alone, beside_desk):
+        browser.close()
+
+
 def test_a_socket_opened_with_a_bearer_header_is_a_token_socket(
     agent_stack: Stack, admin: httpx2.Client
 ) -> None:

@@ -69,6 +69,20 @@ class _Close(Exception):
 
 
 SESSION_ENDED = 4001  # the close of a socket whose user may no longer use it (docs/protocol.md)
+BINARY_FRAME = "bad frame: binary; frames are JSON in text frames"
+
+
+async def _receive_text(websocket: WebSocket) -> str:
+    """The next frame's text. A binary frame is a bad frame (`_Close`): the protocol is JSON
+    in text frames (`receive_text` would fail on one with a KeyError, dropping the socket
+    without a close frame)."""
+    message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+    text = message.get("text")
+    if text is None:
+        raise _Close(4002, BINARY_FRAME)
+    return str(text)
 
 
 def _encode(frame: dict[str, Any]) -> str:
@@ -117,6 +131,12 @@ class AgentHub:
         """Close the sockets opened with this session cookie, in any tab (it signed out)."""
         ended = accounts.hash_token(cookie)
         self._end(self._every_session(), lambda s: s.browser_session == ended, reason)
+
+    def serves_besides_cookie(self, user_id: int, cookie: str) -> bool:
+        """Whether the user has a socket open other than those of the session `cookie`: a
+        desktop client's, or another browser's."""
+        signed_out = accounts.hash_token(cookie)
+        return any(s.browser_session != signed_out for s in self._sessions.get(user_id, ()))
 
     def _every_session(self) -> list[AgentSession]:
         return [session for sessions in self._sessions.values() for session in sessions]
@@ -222,7 +242,7 @@ class AgentHub:
 
 @dataclass(frozen=True)
 class GatewaySettings:
-    heartbeat_s: float = 15.0
+    heartbeat_s: int = 15
     public_base_url: str = ""  # where brokers fetch attachments: see `base_url_as_sent`
     trust_forwarded_headers: bool = False
 
@@ -431,8 +451,11 @@ class AgentSession:
     async def _read_frames(self) -> None:
         while True:
             try:
-                text = await self.websocket.receive_text()
+                text = await _receive_text(self.websocket)
             except (WebSocketDisconnect, RuntimeError):  # RuntimeError: we closed it (`end`)
+                return
+            except _Close as close:
+                await self.websocket.close(close.code, close.reason)
                 return
             self._last_heard = time.monotonic()
             try:
@@ -654,7 +677,7 @@ class AgentEndpoint:
         """The `hello`, who sent it, and the hash of the session cookie that says so (None
         when an API token does)."""
         try:
-            text = await asyncio.wait_for(websocket.receive_text(), HELLO_TIMEOUT_S)
+            text = await asyncio.wait_for(_receive_text(websocket), HELLO_TIMEOUT_S)
         except TimeoutError:
             raise _Close(4004, "hello expected") from None
         try:

@@ -191,14 +191,19 @@ def _actor(principal: Principal) -> str:
     return principal.username or "organisation token"
 
 
+async def _signed_out(cookie: str, owner: accounts.SessionOwner) -> None:
+    """The default `signed_out`: nothing to close."""
+
+
 @dataclass(frozen=True)
 class CredentialHooks:
     """Called once credentials ended, so that what was opened with them closes (the agent
-    hub's sockets): `signed_out` with the session's cookie, `token_revoked` with the API
-    token's id, `password_set` with a user's id and the session cookie kept (an admin setting
-    their own password from it), after a new password ended the user's browser sessions."""
+    hub's sockets): `signed_out` with the session's cookie and whose it was (awaited before
+    the sign-out is answered), `token_revoked` with the API token's id, `password_set` with a
+    user's id and the session cookie kept (an admin setting their own password from it),
+    after a new password ended the user's browser sessions."""
 
-    signed_out: Callable[[str], None] = lambda cookie: None
+    signed_out: Callable[[str, accounts.SessionOwner], Awaitable[None]] = _signed_out
     token_revoked: Callable[[int], None] = lambda token_id: None
     password_set: Callable[[int, str | None], None] = lambda user_id, kept: None
 
@@ -313,8 +318,9 @@ class AuthApi:
     async def logout(self, request: Request) -> Response:
         cookie = request.cookies.get(SESSION_COOKIE)
         if cookie:
-            await self._write(accounts.revoke_session, cookie=cookie, now=self._clock.now())
-            self._ended.signed_out(cookie)
+            owner = await self._write(accounts.revoke_session, cookie=cookie, now=self._clock.now())
+            if owner is not None:
+                await self._ended.signed_out(cookie, owner)
         response = Response(status_code=204)
         response.delete_cookie(
             SESSION_COOKIE,

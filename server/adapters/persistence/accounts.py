@@ -51,6 +51,7 @@ __all__ = [
     "IssuedToken",
     "Principal",
     "Role",
+    "SessionOwner",
     "TokenExists",
     "TokenInfo",
     "UnknownOrganisation",
@@ -430,14 +431,21 @@ def credential_until(
     return expires_at
 
 
-def revoke_session(connection: sa.Connection, *, cookie: str, now: datetime) -> bool:
-    """End the session of `cookie`; return whether a live one was ended."""
-    result = connection.execute(
+@dataclass(frozen=True)
+class SessionOwner:
+    organisation_id: int
+    user_id: int
+
+
+def revoke_session(connection: sa.Connection, *, cookie: str, now: datetime) -> SessionOwner | None:
+    """End the session of `cookie`; return whose it was if a live one was ended."""
+    row = connection.execute(
         _session.update()
         .where(_session.c.token_hash == hash_token(cookie), _session.c.revoked_at.is_(None))
         .values(revoked_at=now)
-    )
-    return bool(result.rowcount)
+        .returning(_session.c.organisation_id, _session.c.user_id)
+    ).first()
+    return None if row is None else SessionOwner(row.organisation_id, row.user_id)
 
 
 # API tokens

@@ -436,9 +436,11 @@ def test_a_session_is_stored_as_its_hash(store: sa.Engine, seeded: Seeded) -> No
 
 def test_a_revoked_or_unknown_session_is_nobody(store: sa.Engine, seeded: Seeded) -> None:
     with store.begin() as connection:
-        cookie = accounts.create_session(connection, user=alice(connection), now=NOW)
-        assert accounts.revoke_session(connection, cookie=cookie, now=NOW)
-        assert not accounts.revoke_session(connection, cookie=cookie, now=NOW)
+        user = alice(connection)
+        cookie = accounts.create_session(connection, user=user, now=NOW)
+        owner = accounts.revoke_session(connection, cookie=cookie, now=NOW)
+        assert owner == accounts.SessionOwner(seeded.organisations["acme"], user.id)
+        assert accounts.revoke_session(connection, cookie=cookie, now=NOW) is None
         assert accounts.user_for_session(connection, cookie=cookie, now=NOW) is None
         assert accounts.user_for_session(connection, cookie="made-up", now=NOW) is None
 
