@@ -48,6 +48,8 @@ from server.core.events import AgentSignedOut
 from server.driver import Driver, DriverStopped
 from server.settings import Settings, load_settings
 
+logger = logging.getLogger("parley.app")
+
 __all__ = ["create_app"]
 
 OPENAPI_FILE = Path(__file__).parent / "adapters" / "http_api" / "openapi.yaml"
@@ -144,10 +146,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return JSONResponse(openapi)
 
     async def signed_out(cookie: str, owner: SessionOwner) -> None:
-        hub.end_sockets_of_cookie(cookie, reason="signed out")
-        if not hub.serves_besides_cookie(owner.user_id, cookie):  # they are done: not available
-            with contextlib.suppress(DriverStopped):
-                await driver.submit([AgentSignedOut(owner.organisation_id, owner.user_id)])
+        closing = hub.end_sockets_of_cookie(cookie, reason="signed out")
+        signed_out = AgentSignedOut(owner.organisation_id, owner.user_id, closing=closing)
+        try:  # the core sets them away when nothing else of theirs stays open
+            await driver.submit([signed_out])
+        except DriverStopped:
+            pass
+        except Exception:  # the sign-out itself is done and stays answered 204
+            logger.exception("could not set user %s away after their sign-out", owner.user_id)
 
     # a sign-out, a revoked token or a new password closes the agent sockets opened with them
     ended = CredentialHooks(

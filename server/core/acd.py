@@ -27,6 +27,8 @@ from server.core.profiles import (
 from server.core.routing import QueueKind, QueueRef
 
 __all__ = [
+    "MISSED_OFFER",
+    "SIGNED_OUT",
     "Agent",
     "DeadlineHeap",
     "Floor",
@@ -43,6 +45,11 @@ class Presence(enum.StrEnum):
     AVAILABLE = "available"
     AWAY = "away"
     OFFLINE = "offline"
+
+
+# the reasons the server gives when it sets an agent away
+MISSED_OFFER = "missed offer"  # an offer their client had received expired
+SIGNED_OUT = "signed out"  # they signed out with no other socket open
 
 
 @dataclass

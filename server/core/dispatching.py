@@ -15,7 +15,15 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from server.core.acd import Agent, Floor, Presence, eligible, pick_agent, profile_queues
+from server.core.acd import (
+    MISSED_OFFER,
+    Agent,
+    Floor,
+    Presence,
+    eligible,
+    pick_agent,
+    profile_queues,
+)
 from server.core.effects import Effect, PushToAgent, SaveAgent, SaveInteraction
 from server.core.errors import CoreError
 from server.core.interactions import Interaction, InteractionState, Move
@@ -23,10 +31,7 @@ from server.core.profiles import AgentProfile, Strategy, WorkgroupSettings
 from server.core.routing import OrganisationConfig, QueueKind, QueueRef
 from server.core.views import agent_state_view, interaction_view
 
-__all__ = ["MISSED_OFFER", "SIGNED_OUT", "Dispatcher", "UnknownOrganisation"]
-
-MISSED_OFFER = "missed offer"  # the reasons the server gives when it sets an agent away
-SIGNED_OUT = "signed out"
+__all__ = ["Dispatcher", "UnknownOrganisation"]
 
 
 class UnknownOrganisation(CoreError):
@@ -98,10 +103,7 @@ class Dispatcher:
         # an undelivered offer expiring is not the agent's fault, and an agent who went away
         # meanwhile keeps the reason they gave
         if delivered and agent.presence is Presence.AVAILABLE:
-            agent.presence, agent.reason, agent.since = Presence.AWAY, MISSED_OFFER, now
-            self._refresh(agent)
-            effects.append(self._save_agent(agent))
-            self._push_agent_state(agent, effects)
+            self._set_presence(agent, Presence.AWAY, MISSED_OFFER, now, effects)
         self._dispatch_interaction(interaction, now, effects)
 
     def _offer(
@@ -325,6 +327,25 @@ class Dispatcher:
             kind="interaction",
             interaction=self._view(interaction),
         )
+
+    def _set_presence(
+        self,
+        agent: Agent,
+        presence: Presence,
+        reason: str | None,
+        now: datetime,
+        effects: list[Effect],
+    ) -> None:
+        """Make the agent available or away (its reason), storing and showing the change."""
+        reason = reason if presence is Presence.AWAY else None
+        if (agent.presence, agent.reason) == (presence, reason):
+            return
+        agent.presence, agent.reason, agent.since = presence, reason, now
+        if presence is Presence.AVAILABLE and agent.load == 0:
+            agent.idle_since = now
+        self._refresh(agent)
+        effects.append(self._save_agent(agent))
+        self._push_agent_state(agent, effects)
 
     def _push_agent_state(self, agent: Agent, effects: list[Effect]) -> None:
         view = agent_state_view(agent, capacity=self._capacity(agent))

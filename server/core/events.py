@@ -85,11 +85,13 @@ class AgentDisconnected:
 
 @dataclass(frozen=True)
 class AgentSignedOut:
-    """The user signed out of a browser, leaving no other session or client of theirs open:
-    they are done, and their next sign-in must not start by offering them work."""
+    """The user signed out of a browser session, which closes `closing` of their connected
+    sockets (its tabs). With no other socket left open they are done: their next sign-in must
+    not start by offering them work."""
 
     organisation_id: int
     user_id: int
+    closing: int
 
 
 @dataclass(frozen=True)

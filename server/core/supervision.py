@@ -137,25 +137,6 @@ class SupervisorDesk(CareDesk):
                 self.floor.dirty_queues.add((agent.organisation_id, queue))
         super()._push_agent_state(agent, effects)
 
-    def _set_presence(
-        self,
-        agent: Agent,
-        presence: Presence,
-        reason: str | None,
-        now: datetime,
-        effects: list[Effect],
-    ) -> None:
-        """Make the agent available or away (its reason), storing and showing the change."""
-        reason = reason if presence is Presence.AWAY else None
-        if (agent.presence, agent.reason) == (presence, reason):
-            return
-        agent.presence, agent.reason, agent.since = presence, reason, now
-        if presence is Presence.AVAILABLE and agent.load == 0:
-            agent.idle_since = now
-        self._refresh(agent)
-        effects.append(self._save_agent(agent))
-        self._push_agent_state(agent, effects)
-
     # -- the timer ---------------------------------------------------------------------------
 
     def _supervision_due(self, kind: str, key: int, now: datetime, effects: list[Effect]) -> None:

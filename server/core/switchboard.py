@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from server.core.acd import (
+    SIGNED_OUT,
     Agent,
     Floor,
     Presence,
@@ -30,7 +31,7 @@ from server.core.care import QueueHistory
 from server.core.consent import ALL_NUMBERS, Consent, ConsentBook, ConsentState
 from server.core.customer_care import Closure
 from server.core.delivery import OutboundBook
-from server.core.dispatching import SIGNED_OUT, UnknownOrganisation
+from server.core.dispatching import UnknownOrganisation
 from server.core.effects import (
     CommandResult,
     Effect,
@@ -546,11 +547,14 @@ class Switchboard(SupervisorDesk):
     def _agent_signed_out(
         self, event: AgentSignedOut, now: datetime, effects: list[Effect]
     ) -> None:
+        """An available agent whose every connection the sign-out closes is set away: a
+        desktop client or another browser still open means they still work there."""
         agent = self.floor.agents.get(event.user_id)
         if (
             agent is not None
             and agent.organisation_id == event.organisation_id
             and agent.presence is Presence.AVAILABLE
+            and agent.connections <= event.closing
         ):
             self._set_presence(agent, Presence.AWAY, SIGNED_OUT, now, effects)
 

@@ -254,25 +254,52 @@ def test_an_agent_who_went_away_during_an_offer_keeps_their_reason_when_it_expir
     assert not any(isinstance(e, SaveAgent) and e.user_id == ALICE for e in floor.effects)
 
 
-def test_signing_out_sets_an_available_agent_away_and_leaves_an_away_one_as_they_were() -> None:
+def test_a_sign_out_that_closes_every_connection_sets_an_available_agent_away() -> None:
     floor = Floor(config())
     floor.sign_in(ALICE, BOB)
-    floor.feed(AgentStateRequested(ORG, BOB, "away", "lunch"))
-    floor.feed(AgentSignedOut(ORG, ALICE))
-    assert any(isinstance(e, SaveAgent) and e.reason == "signed out" for e in floor.effects)
-    floor.feed(AgentSignedOut(ORG, BOB))
+    floor.feed(AgentConnected(ORG, BOB))  # Bob also has a desktop client open
+    floor.feed(AgentSignedOut(ORG + 1, ALICE, closing=1))  # another organisation's sign-out
     assert floor.effects == []
-    floor.feed(AgentSignedOut(ORG, CAROL))  # never connected: nothing to change
+    floor.feed(AgentSignedOut(ORG, BOB, closing=1))  # his browser: the desktop client stays
     assert floor.effects == []
-    for user in (ALICE, BOB):
-        floor.feed(AgentDisconnected(ORG, user))
-        floor.feed(AgentConnected(ORG, user))  # the next sign-in: no work until they say so
+    floor.feed(AgentSignedOut(ORG, CAROL, closing=0))  # never connected: nothing to change
+    assert floor.effects == []
+    floor.feed(AgentSignedOut(ORG, ALICE, closing=1))
+    assert [
+        (e.user_id, e.presence, e.reason) for e in floor.effects if isinstance(e, SaveAgent)
+    ] == [(ALICE, "away", "signed out")]
+    alice = floor.board.agent_view(ORG, ALICE)
+    assert (alice["state"], alice["reason"]) == ("away", "signed out")
+    assert floor.board.agent_view(ORG, BOB)["state"] == "available"
+
+
+def test_after_a_sign_out_the_next_sign_in_starts_away_and_the_ringing_offer_moves_on() -> None:
+    floor = Floor(config())
+    floor.sign_in(ALICE)
     interaction = floor.text()
+    assert floor.offers() == [(ALICE, interaction)]
+    floor.feed(AgentSignedOut(ORG, ALICE, closing=1))
+    floor.feed(AgentDisconnected(ORG, ALICE))  # her tab closes: the offer is withdrawn
+    assert floor.offered_to(interaction) is None
+    floor.sign_in(BOB)
+    assert floor.offers() == [(BOB, interaction)]
+    floor.feed(OfferDeclined(ORG, BOB, interaction))
+    floor.feed(AgentConnected(ORG, ALICE))  # her next sign-in: no work until she says so
     assert floor.offers() == []
-    views = [floor.board.agent_view(ORG, user) for user in (ALICE, BOB)]
-    assert [(v["state"], v["reason"]) for v in views] == [("away", "signed out"), ("away", "lunch")]
+    alice = floor.board.agent_view(ORG, ALICE)
+    assert (alice["state"], alice["reason"]) == ("away", "signed out")
     floor.feed(AgentStateRequested(ORG, ALICE, "available"))
     assert floor.offers() == [(ALICE, interaction)]
+
+
+def test_a_sign_out_leaves_an_away_agent_as_they_were() -> None:
+    floor = Floor(config())
+    floor.sign_in(ALICE)
+    floor.feed(AgentStateRequested(ORG, ALICE, "away", "lunch"))
+    floor.feed(AgentSignedOut(ORG, ALICE, closing=1))
+    assert floor.effects == []
+    alice = floor.board.agent_view(ORG, ALICE)
+    assert (alice["state"], alice["reason"]) == ("away", "lunch")
 
 
 def test_an_undelivered_offer_that_expires_is_not_a_missed_offer() -> None:

@@ -31,6 +31,7 @@ from tests.end_to_end.agents import (
     raw_frame,
     run,
     text_from_phone,
+    token_for,
     ws_url,
 )
 from tests.end_to_end.agents import agent_stack_fixture as agent_stack_fixture
@@ -447,44 +448,77 @@ def test_signing_out_with_nothing_else_open_sets_the_agent_away(
     agent_stack: Stack, admin: httpx2.Client
 ) -> None:
     """The next sign-in starts away ("signed out"), not offered work at once; a sign-out that
-    leaves a desktop client open leaves the agent as they were."""
+    leaves a desktop client or another browser open leaves the agent as they were. The state
+    is read from the store (the sign-out answers once it is committed), and each part starts
+    once the supervisor sees pia offline: no socket of an earlier part is still counted."""
     token = new_user(admin, "pia")
     alone, beside_desk = signed_in_browsers(agent_stack, "pia")
+    beside_browser, other_browser = signed_in_browsers(agent_stack, "pia")
+    [(pia, _)] = user_rows(agent_stack, "pia")
     states: list[tuple[str, str | None]] = []
 
-    async def state_now() -> tuple[str, str | None]:
-        look = await agent(agent_stack, token)
-        try:
-            assert look.snapshot is not None
-            return look.snapshot["agent"]["state"], look.snapshot["agent"]["reason"]
-        finally:
-            await look.close()
+    def presence() -> tuple[str, str | None]:
+        [(state, reason)] = agent_stack.rows(
+            "SELECT state, reason FROM agent_presence WHERE user_id = :u", u=pia
+        )
+        return str(state), reason
 
-    async def sign_out(browser: httpx2.Client, page: Any) -> None:
-        answer = await asyncio.to_thread(browser.post, "/auth/logout")
-        assert answer.status_code == 204, answer.text
-        assert await close_of(page) == (4001, "session ended: signed out")
+    async def page_of(browser: httpx2.Client) -> Any:
+        return await cookie_socket(agent_stack, browser.cookies["parley_session"])
 
-    async def scenario() -> None:
-        page = await cookie_socket(agent_stack, alone.cookies["parley_session"])
+    async def available(page: Any) -> None:
         await page.send(
             orjson.dumps({"type": "set_state", "id": "s", "state": "available"}).decode()
         )
         assert (await raw_frame(page, "command_ack"))["id"] == "s"
-        await sign_out(alone, page)  # her only socket: she is done
-        states.append(await state_now())
-        desk = await agent(agent_stack, token)
+
+    async def sign_out(browser: httpx2.Client, page: Any) -> None:
+        answer = await asyncio.to_thread(browser.post, "/auth/logout")
+        assert answer.status_code == 204, answer.text
+        states.append(presence())
+        assert await close_of(page) == (4001, "session ended: signed out")
+
+    async def scenario() -> None:
+        carol = await RecordingClient.connect(
+            ws_url(agent_stack),
+            token=token_for(agent_stack, ACME, "carol"),
+            supervise=True,
+            validate=True,
+            open_timeout=WAIT,
+        )
+
+        async def offline() -> None:
+            def pia_offline(picture: dict[str, Any]) -> bool:
+                return any(a["id"] == pia and a["state"] == "offline" for a in picture["agents"])
+
+            async with asyncio.timeout(WAIT):
+                await carol.wait_supervision(pia_offline)
+
         try:
-            await desk.set_state("available")
-            page = await cookie_socket(agent_stack, beside_desk.cookies["parley_session"])
-            await sign_out(beside_desk, page)  # the desktop client still works
-            states.append(await state_now())
+            page = await page_of(alone)
+            await available(page)
+            await sign_out(alone, page)  # her only socket: she is done
+            await offline()
+            desk = await agent(agent_stack, token)
+            try:
+                await desk.set_state("available")
+                await sign_out(beside_desk, await page_of(beside_desk))  # the desk stays open
+            finally:
+                await desk.close()
+            await offline()
+            other_page = await page_of(other_browser)
+            try:
+                await available(other_page)
+                await sign_out(beside_browser, await page_of(beside_browser))
+                assert await still_talks(other_page) == {"type": "pong"}  # another browser's
+            finally:
+                await other_page.close()
         finally:
-            await desk.close()
+            await carol.close()
 
     run(scenario)
-    assert states == [("away", "signed out"), ("available", None)]
-    for browser in (alone, beside_desk):
+    assert states == [("away", "signed out"), ("available", None), ("available", None)]
+    for browser in (alone, beside_desk, beside_browser, other_browser):
         browser.close()
 
 

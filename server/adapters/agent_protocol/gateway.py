@@ -73,9 +73,12 @@ BINARY_FRAME = "bad frame: binary; frames are JSON in text frames"
 
 
 async def _receive_text(websocket: WebSocket) -> str:
-    """The next frame's text. A binary frame is a bad frame (`_Close`): the protocol is JSON
-    in text frames (`receive_text` would fail on one with a KeyError, dropping the socket
-    without a close frame)."""
+    """The next frame's text, as Starlette's `receive_text` (RuntimeError once we closed the
+    socket), but a binary frame is a bad frame (`_Close`): the protocol is JSON in text
+    frames, and `receive_text` fails on one with a KeyError, dropping the socket without a
+    close frame."""
+    if websocket.application_state is not WebSocketState.CONNECTED:
+        raise RuntimeError("the socket was closed")
     message = await websocket.receive()
     if message["type"] == "websocket.disconnect":
         raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
@@ -127,16 +130,13 @@ class AgentHub:
         """Close the sockets opened with this API token (it was revoked)."""
         self._end(self._every_session(), lambda s: s.principal.token_id == token_id, reason)
 
-    def end_sockets_of_cookie(self, cookie: str, *, reason: str) -> None:
-        """Close the sockets opened with this session cookie, in any tab (it signed out)."""
+    def end_sockets_of_cookie(self, cookie: str, *, reason: str) -> int:
+        """Close the sockets opened with this session cookie, in any tab (it signed out);
+        return how many of them the core counts as the agent's connections."""
         ended = accounts.hash_token(cookie)
-        self._end(self._every_session(), lambda s: s.browser_session == ended, reason)
-
-    def serves_besides_cookie(self, user_id: int, cookie: str) -> bool:
-        """Whether the user has a socket open other than those of the session `cookie`: a
-        desktop client's, or another browser's."""
-        signed_out = accounts.hash_token(cookie)
-        return any(s.browser_session != signed_out for s in self._sessions.get(user_id, ()))
+        closing = [s for s in self._every_session() if s.browser_session == ended]
+        self._end(closing, lambda s: True, reason)
+        return sum(s.counted for s in closing)
 
     def _every_session(self) -> list[AgentSession]:
         return [session for sessions in self._sessions.values() for session in sessions]
@@ -282,6 +282,9 @@ class AgentSession:
         self._queues: set[tuple[str, int]] = set()
         self._last_heard = time.monotonic()
         self._signed_in_until = accounts.NO_END  # set by `run` from the store
+        # whether the core counts this socket in the agent's connections (`AgentConnected`
+        # is on its way to the writer, its `AgentDisconnected` not yet)
+        self.counted = False
 
     # -- from the hub ------------------------------------------------------------------------
 
@@ -327,6 +330,7 @@ class AgentSession:
         heartbeat = asyncio.get_running_loop().create_task(self._heartbeat())
         connected = False
         try:
+            self.counted = True  # the submit puts the input in the writer's queue at once
             await self._driver.submit([core.AgentConnected(self.organisation_id, self.user_id)])
             connected = True
             await self._open(hello)
@@ -455,7 +459,8 @@ class AgentSession:
             except (WebSocketDisconnect, RuntimeError):  # RuntimeError: we closed it (`end`)
                 return
             except _Close as close:
-                await self.websocket.close(close.code, close.reason)
+                with contextlib.suppress(RuntimeError, WebSocketDisconnect):  # closed meanwhile
+                    await self.websocket.close(close.code, close.reason)
                 return
             self._last_heard = time.monotonic()
             try:

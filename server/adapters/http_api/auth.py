@@ -198,10 +198,11 @@ async def _signed_out(cookie: str, owner: accounts.SessionOwner) -> None:
 @dataclass(frozen=True)
 class CredentialHooks:
     """Called once credentials ended, so that what was opened with them closes (the agent
-    hub's sockets): `signed_out` with the session's cookie and whose it was (awaited before
-    the sign-out is answered), `token_revoked` with the API token's id, `password_set` with a
-    user's id and the session cookie kept (an admin setting their own password from it),
-    after a new password ended the user's browser sessions."""
+    hub's sockets): `signed_out` with the session's cookie and whose it was, awaited before
+    the sign-out is answered (it also sets the agent away when nothing of theirs stays open),
+    `token_revoked` with the API token's id, `password_set` with a user's id and the session
+    cookie kept (an admin setting their own password from it), after a new password ended the
+    user's browser sessions."""
 
     signed_out: Callable[[str, accounts.SessionOwner], Awaitable[None]] = _signed_out
     token_revoked: Callable[[int], None] = lambda token_id: None

@@ -431,21 +431,28 @@ def credential_until(
     return expires_at
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SessionOwner:
+    """Whose browser session a sign-out ended."""
+
     organisation_id: int
     user_id: int
 
 
 def revoke_session(connection: sa.Connection, *, cookie: str, now: datetime) -> SessionOwner | None:
-    """End the session of `cookie`; return whose it was if a live one was ended."""
+    """End the session of `cookie`; return whose it was, or None when it was unknown or
+    already ended (a session past its expiry but never ended is ended, and returned)."""
     row = connection.execute(
         _session.update()
         .where(_session.c.token_hash == hash_token(cookie), _session.c.revoked_at.is_(None))
         .values(revoked_at=now)
         .returning(_session.c.organisation_id, _session.c.user_id)
     ).first()
-    return None if row is None else SessionOwner(row.organisation_id, row.user_id)
+    return (
+        None
+        if row is None
+        else SessionOwner(organisation_id=row.organisation_id, user_id=row.user_id)
+    )
 
 
 # API tokens

@@ -439,7 +439,9 @@ def test_a_revoked_or_unknown_session_is_nobody(store: sa.Engine, seeded: Seeded
         user = alice(connection)
         cookie = accounts.create_session(connection, user=user, now=NOW)
         owner = accounts.revoke_session(connection, cookie=cookie, now=NOW)
-        assert owner == accounts.SessionOwner(seeded.organisations["acme"], user.id)
+        assert owner == accounts.SessionOwner(
+            organisation_id=seeded.organisations["acme"], user_id=user.id
+        )
         assert accounts.revoke_session(connection, cookie=cookie, now=NOW) is None
         assert accounts.user_for_session(connection, cookie=cookie, now=NOW) is None
         assert accounts.user_for_session(connection, cookie="made-up", now=NOW) is None
